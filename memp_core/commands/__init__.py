@@ -1,0 +1,1 @@
+"""`memp` subcommands, one module per area; see memp_core.cli."""

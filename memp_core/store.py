@@ -1,0 +1,378 @@
+"""The repository: engine, sessions, transactions and the queries everyone shares.
+
+Every write goes through :meth:`Store.transaction`: a batch lands whole or not at all.
+SQLite runs in WAL mode with a busy timeout; lock and I/O failures surface as
+:class:`~memp_core.errors.StoreError` with a readable message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import event, func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from memp_core.config import Settings, get_settings
+from memp_core.errors import DatabaseLockedError, NotFoundError, StoreError
+from memp_core.models import (
+    AuditEvent,
+    Procedure,
+    ProcedureRevision,
+    Retrieval,
+    Run,
+    Step,
+    Trajectory,
+)
+
+T = TypeVar("T", bound=SQLModel)
+
+
+@dataclass(frozen=True)
+class Counts:
+    trajectories: int
+    succeeded: int
+    steps: int
+    procedures: int
+    revisions: int
+    runs: int
+    retrievals: int
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.trajectories if self.trajectories else None
+
+
+@dataclass(frozen=True)
+class TrajectoryFilter:
+    task_type: str | None = None
+    success: bool | None = None
+    run_id: int | None = None
+    agent_model: str | None = None
+    source: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Trajectory]
+    total: int
+    offset: int
+    limit: int
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, or None for other databases and memory."""
+    if not url.startswith("sqlite:///"):
+        return None
+    rel = url[len("sqlite:///") :].split("?", 1)[0]
+    return None if rel in ("", ":memory:") else Path(rel)
+
+
+def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
+    """Build the engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None and not path.parent.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of database {path}: {exc}") from exc
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": busy_timeout_s}
+        }
+        if path is None:
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if path is not None:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def translate(exc: SQLAlchemyError, url: str) -> StoreError:
+    """Turn a driver error into a one-line message that names the database."""
+    text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
+    where = sqlite_path(url) or url.split("@")[-1]
+    if "locked" in text or "busy" in text:
+        return DatabaseLockedError(
+            f"database {where} is locked by another process (waited for the busy timeout); "
+            "try again when the other writer has finished"
+        )
+    if "unable to open" in text or "disk I/O" in text or "readonly" in text:
+        return StoreError(f"cannot open database {where}: {text}")
+    if "no such table" in text or "does not exist" in text:
+        return StoreError(f"database {where} is not initialised ({text}); run `memp init`")
+    return StoreError(f"database error on {where}: {text}")
+
+
+class Store:
+    """Engine plus the shared queries. Create with :meth:`from_settings` or a URL."""
+
+    def __init__(self, url: str, *, busy_timeout_s: float = 10.0, create: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url, busy_timeout_s)
+        if create:
+            self.init()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, create: bool = True) -> Store:
+        settings = settings or get_settings()
+        return cls(
+            settings.resolved_database_url(),
+            busy_timeout_s=settings.sqlite_busy_timeout_s,
+            create=create,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def init(self) -> None:
+        """Create the tables (idempotent)."""
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise translate(exc, self.url) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- sessions -----------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read session; errors come out as StoreError."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as s:
+                yield s
+        except SQLAlchemyError as exc:
+            raise translate(exc, self.url) from exc
+
+    @contextmanager
+    def transaction(self, retries: int = 3) -> Iterator[Session]:
+        """A write session committed at the end, rolled back whole on any error.
+
+        A lock that outlasts the busy timeout at commit is retried with backoff, then
+        reported as DatabaseLockedError.
+        """
+        with self.session() as s:
+            try:
+                yield s
+                for attempt in range(retries + 1):
+                    try:
+                        s.commit()
+                        break
+                    except OperationalError as exc:
+                        if "locked" not in str(exc.orig) or attempt == retries:
+                            raise
+                        time.sleep(0.1 * 2**attempt)
+            except BaseException:
+                s.rollback()
+                raise
+
+    # -- generic ------------------------------------------------------------------------
+
+    def get(self, model: type[T], obj_id: int) -> T:
+        with self.session() as s:
+            obj = s.get(model, obj_id)
+        if obj is None:
+            raise NotFoundError(f"{model.__name__} {obj_id} not found")
+        return obj
+
+    def counts(self) -> Counts:
+        with self.session() as s:
+
+            def n(model: type[SQLModel]) -> int:
+                return int(s.exec(select(func.count()).select_from(model)).one())
+
+            succeeded = int(
+                s.exec(select(func.count()).where(col(Trajectory.success).is_(True))).one()
+            )
+            steps = s.exec(select(func.coalesce(func.sum(Trajectory.step_count), 0))).one()
+            by_status = {
+                status: int(c)
+                for status, c in s.exec(
+                    select(Procedure.status, func.count()).group_by(Procedure.status)
+                ).all()
+            }
+            return Counts(
+                trajectories=n(Trajectory),
+                succeeded=succeeded,
+                steps=int(steps),
+                procedures=n(Procedure),
+                revisions=n(ProcedureRevision),
+                runs=n(Run),
+                retrievals=n(Retrieval),
+                by_status=by_status,
+            )
+
+    # -- trajectories ---------------------------------------------------------------------
+
+    def add_trajectory(self, s: Session, traj: Trajectory, steps: Sequence[Step]) -> Trajectory:
+        """Add a trajectory and its steps inside the caller's transaction."""
+        traj.step_count = traj.step_count or len(steps)
+        s.add(traj)
+        s.flush()
+        for i, step in enumerate(steps):
+            step.trajectory_id = traj.id  # type: ignore[assignment]
+            step.index = i if step.index is None else step.index
+            s.add(step)
+        return traj
+
+    def existing_hashes(self, hashes: Sequence[str]) -> set[str]:
+        """Which of these content hashes are already stored (import dedupe)."""
+        found: set[str] = set()
+        with self.session() as s:
+            for i in range(0, len(hashes), 500):
+                chunk = list(hashes[i : i + 500])
+                found.update(
+                    h
+                    for h in s.exec(
+                        select(Trajectory.content_hash).where(
+                            col(Trajectory.content_hash).in_(chunk)
+                        )
+                    ).all()
+                    if h
+                )
+        return found
+
+    def list_trajectories(
+        self, flt: TrajectoryFilter | None = None, *, offset: int = 0, limit: int = 50
+    ) -> Page:
+        flt = flt or TrajectoryFilter()
+        conds: list[Any] = []
+        if flt.task_type:
+            conds.append(Trajectory.task_type == flt.task_type)
+        if flt.success is not None:
+            conds.append(col(Trajectory.success).is_(flt.success))
+        if flt.run_id is not None:
+            conds.append(Trajectory.run_id == flt.run_id)
+        if flt.agent_model:
+            conds.append(Trajectory.agent_model == flt.agent_model)
+        if flt.source:
+            conds.append(Trajectory.source == flt.source)
+        if flt.text:
+            conds.append(col(Trajectory.task).contains(flt.text))
+        with self.session() as s:
+            total = int(s.exec(select(func.count()).select_from(Trajectory).where(*conds)).one())
+            rows = s.exec(
+                select(Trajectory)
+                .where(*conds)
+                .order_by(col(Trajectory.id).desc())
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return Page(list(rows), total, offset, limit)
+
+    def steps_of(self, trajectory_id: int) -> list[Step]:
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(Step).where(Step.trajectory_id == trajectory_id).order_by(Step.index)
+                ).all()
+            )
+
+    def distinct_values(self, column: Any) -> list[str]:
+        """Distinct non-empty values of a Trajectory/Procedure column, for filter widgets."""
+        with self.session() as s:
+            return sorted(v for v in s.exec(select(column).distinct()).all() if v)
+
+    # -- procedures -----------------------------------------------------------------------
+
+    def procedures(
+        self, *, status: str | Sequence[str] | None = None, task_type: str | None = None
+    ) -> list[Procedure]:
+        conds: list[Any] = []
+        if isinstance(status, str):
+            conds.append(Procedure.status == status)
+        elif status:
+            conds.append(col(Procedure.status).in_(list(status)))
+        if task_type:
+            conds.append(Procedure.task_type == task_type)
+        with self.session() as s:
+            return list(
+                s.exec(select(Procedure).where(*conds).order_by(col(Procedure.id))).all()
+            )
+
+    def revisions_of(self, procedure_id: int) -> list[ProcedureRevision]:
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(ProcedureRevision)
+                    .where(ProcedureRevision.procedure_id == procedure_id)
+                    .order_by(col(ProcedureRevision.id))
+                ).all()
+            )
+
+    def current_revision(self, procedure: Procedure) -> ProcedureRevision:
+        if procedure.current_revision_id is None:
+            raise NotFoundError(f"procedure {procedure.id} has no revision")
+        return self.get(ProcedureRevision, procedure.current_revision_id)
+
+    # -- runs, retrievals, audit ----------------------------------------------------------
+
+    def runs(self, *, kind: str | None = None) -> list[Run]:
+        with self.session() as s:
+            q = select(Run).order_by(col(Run.id))
+            if kind:
+                q = q.where(Run.kind == kind)
+            return list(s.exec(q).all())
+
+    def retrievals_for(self, trajectory_id: int) -> list[Retrieval]:
+        with self.session() as s:
+            return list(
+                s.exec(select(Retrieval).where(Retrieval.trajectory_id == trajectory_id)).all()
+            )
+
+    @staticmethod
+    def audit(
+        s: Session,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: int | None,
+        **detail: Any,
+    ) -> AuditEvent:
+        """Record an audit event inside the caller's transaction."""
+        ev = AuditEvent(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            detail=detail,
+        )
+        s.add(ev)
+        return ev
+
+    def audit_events(
+        self, *, limit: int = 200, object_type: str | None = None, object_id: int | None = None
+    ) -> list[AuditEvent]:
+        with self.session() as s:
+            q = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+            if object_type:
+                q = q.where(AuditEvent.object_type == object_type)
+            if object_id is not None:
+                q = q.where(AuditEvent.object_id == object_id)
+            return list(s.exec(q).all())
