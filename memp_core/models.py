@@ -90,6 +90,10 @@ class Trajectory(SQLModel, table=True):
     # Natural-language reflections attached to this run (Reflexion memory, "New plan: ...").
     reflections: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     reference_answer: str | None = None
+    # The procedure revision the agent followed (top retrieved), for "which procedure failed".
+    procedure_revision_id: int | None = Field(
+        default=None, foreign_key="procedurerevision.id", index=True
+    )
     content_hash: str | None = Field(default=None, unique=True, index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
