@@ -54,7 +54,9 @@ app.add_typer(bench, name="bench")
 
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: MEMP_DATABASE_URL or sqlite:///data/memp.db)"),
+    typer.Option(
+        "--db", help="Database URL (default: MEMP_DATABASE_URL or sqlite:///data/memp.db)"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
 

@@ -47,8 +47,7 @@ class Settings(BaseSettings):
     llm_backend: str = Field(
         default="heuristic",
         validation_alias=AliasChoices("MEMP_LLM_BACKEND", "llm_backend"),
-        description="Backend that builds and reflects: 'heuristic' (offline, no model) "
-        "or 'openai'",
+        description="Backend that builds and reflects: 'heuristic' (offline, no model) or 'openai'",
     )
     llm_timeout_s: float = Field(
         default=60.0,

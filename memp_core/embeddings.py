@@ -52,9 +52,9 @@ class SentenceTransformerEmbedder(Embedder):
 
         self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         self.name = name
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        # sentence-transformers 6 renamed the method; older releases only have the long name
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        get_dim = get_dim or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if not dim:
             raise ConfigError(f"embedding model {name} does not report its dimension")

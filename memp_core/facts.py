@@ -16,18 +16,19 @@ TASK_TYPES = ("put", "clean", "heat", "cool", "examine", "puttwo")
 TOOL_OF_TYPE = {"clean": "sinkbasin", "heat": "microwave", "cool": "fridge", "examine": "desklamp"}
 
 _ART = r"(?:a |an |some |the )?"
+_IN = r"(?:in|on|in/on)"  # ALFWorld writes "in", "on" and literally "in/on"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("puttwo", re.compile(rf"^(?:put|place) two (?P<obj>.+?) (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("puttwo", re.compile(rf"^find two (?P<obj>.+?) and put them (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
+    ("puttwo", re.compile(rf"^(?:put|place) two (?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
+    ("puttwo", re.compile(rf"^find two (?P<obj>.+?) and put them {_IN} {_ART}(?P<rec>.+)$")),
     ("examine", re.compile(rf"^look at {_ART}(?P<obj>.+?) under {_ART}(?P<tool>.+)$")),
     ("examine", re.compile(rf"^examine {_ART}(?P<obj>.+?) with {_ART}(?P<tool>.+)$")),
-    ("clean", re.compile(rf"^clean {_ART}(?P<obj>.+?) and put it (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("heat", re.compile(rf"^heat {_ART}(?P<obj>.+?) and put it (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("cool", re.compile(rf"^cool {_ART}(?P<obj>.+?) and put it (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("clean", re.compile(rf"^put {_ART}clean (?P<obj>.+?) (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("heat", re.compile(rf"^put {_ART}hot (?P<obj>.+?) (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("cool", re.compile(rf"^put {_ART}(?:cool|cold) (?P<obj>.+?) (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
-    ("put", re.compile(rf"^(?:put|place) {_ART}(?P<obj>.+?) (?:in|on|in/on) {_ART}(?P<rec>.+)$")),
+    ("clean", re.compile(rf"^clean {_ART}(?P<obj>.+?) and put it {_IN} {_ART}(?P<rec>.+)$")),
+    ("heat", re.compile(rf"^heat {_ART}(?P<obj>.+?) and put it {_IN} {_ART}(?P<rec>.+)$")),
+    ("cool", re.compile(rf"^cool {_ART}(?P<obj>.+?) and put it {_IN} {_ART}(?P<rec>.+)$")),
+    ("clean", re.compile(rf"^put {_ART}clean (?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
+    ("heat", re.compile(rf"^put {_ART}hot (?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
+    ("cool", re.compile(rf"^put {_ART}(?:cool|cold) (?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
+    ("put", re.compile(rf"^(?:put|place) {_ART}(?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
 ]
 
 

@@ -73,9 +73,7 @@ class VectorIndex:
         k = min(k, self._size)
         top = np.argpartition(-scores, k - 1)[:k] if k < self._size else np.arange(self._size)
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [
-            Hit(int(self._keys[i]), float(scores[i])) for i in top if scores[i] >= threshold
-        ]
+        return [Hit(int(self._keys[i]), float(scores[i])) for i in top if scores[i] >= threshold]
 
     def _grow(self) -> None:
         cap = len(self._keys) * 2

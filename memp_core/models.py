@@ -136,7 +136,7 @@ class ProcedureRevision(SQLModel, table=True):
     kind: str = Kind.script.value
     task_text: str = ""  # the task the procedure was built for (part of the retrieval text)
     script: str = ""
-    # Verbatim steps for trajectory/proceduralization revisions: [{"thought","action","observation"}]
+    # Verbatim steps (trajectory/proceduralization): [{"thought", "action", "observation"}]
     steps: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     origin: str = Field(default=Origin.build.value, index=True)
     author: str = ""  # llm:<model> | heuristic | human:<name>

@@ -312,9 +312,7 @@ class Store:
         if task_type:
             conds.append(Procedure.task_type == task_type)
         with self.session() as s:
-            return list(
-                s.exec(select(Procedure).where(*conds).order_by(col(Procedure.id))).all()
-            )
+            return list(s.exec(select(Procedure).where(*conds).order_by(col(Procedure.id))).all())
 
     def revisions_of(self, procedure_id: int) -> list[ProcedureRevision]:
         with self.session() as s:
