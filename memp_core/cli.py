@@ -96,12 +96,16 @@ def print_json(obj: Any) -> None:
 @app.command()
 def init(db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Create the database and its tables (idempotent; upgrades an older schema)."""
-    store = open_store(db)
+    store = Store.from_settings(settings_for(db), create=False)
+    schema = store.init()
     counts = store.counts()
     if json_:
-        print_json({"database": store.url, "counts": counts})
+        print_json({"database": store.url, "schema": schema, "counts": counts})
     else:
-        out_console.print(f"Database ready: {store.url} ({counts.trajectories} trajectories)")
+        out_console.print(
+            f"Database {store.url}: schema {schema}; {counts.trajectories} trajectories, "
+            f"{counts.procedures} procedures"
+        )
 
 
 @app.command()

@@ -149,10 +149,12 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def init(self) -> None:
-        """Create the tables (idempotent)."""
+    def init(self) -> str:
+        """Create the tables or upgrade an older schema (idempotent); says which it did."""
+        from memp_core import migrate  # alembic loads only where a schema is checked
+
         try:
-            SQLModel.metadata.create_all(self.engine)
+            return migrate.upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise translate(exc, self.url) from exc
 
