@@ -44,3 +44,39 @@ def shared_data_fixture() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent (the shared agent data sits beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", name="pg_server")
+def pg_server_fixture(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real throw-away Postgres with pgvector from the PyPI package pgserver."""
+    try:
+        import pgserver
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    except Exception as exc:  # any start-up failure means "no Postgres here": skip, say why
+        pytest.skip(f"pgserver could not start a Postgres server: {exc}")
+    yield server
+    server.cleanup()
+
+
+_pg_counter = iter(range(1_000_000))
+
+
+@pytest.fixture(name="pg_url")
+def pg_url_fixture(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty Postgres database (with pgvector) for one test."""
+    name = f"memp_test_{next(_pg_counter)}"
+    pg_server.psql(f"CREATE DATABASE {name};")
+    pg_server.psql(f"\\c {name}\nCREATE EXTENSION IF NOT EXISTS vector;")
+    socket_dir = pg_server.get_uri().split("host=", 1)[1]
+    return f"postgresql+psycopg://postgres:@/{name}?host={socket_dir}"
+
+
+@pytest.fixture(name="any_store", params=["sqlite", "postgres"])
+def any_store_fixture(request: pytest.FixtureRequest, db_url: str) -> Iterator[Store]:
+    """The same test against SQLite and against Postgres + pgvector."""
+    url = db_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    yield store
+    store.dispose()
