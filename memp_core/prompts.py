@@ -1,0 +1,170 @@
+"""Every prompt Memp sends to a model: named constants plus small pure builders.
+
+Builders return chat ``messages`` (``list[dict]``) and never talk to a model; the engine never
+concatenates prompt strings inline. Answers are asked for in tagged sections
+(``<script>...</script>``) because numbered multi-line scripts survive tags better than JSON
+string escaping; the parser in :mod:`memp_core.llm_openai` accepts either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from memp_core.llm import RunView, StepView
+
+Message = dict[str, str]
+
+MAX_STEPS_SHOWN = 60  # longer runs keep their first and last steps (the failure is usually late)
+MAX_OBSERVATION_CHARS = 300
+
+SCRIPT_FORMAT_RULES = """\
+Write the procedure as numbered steps, one action per line: "1. ...", "2. ...", ...
+- Replace the task's own object and target place by the roles <object> and <receptacle>.
+- Keep fixed appliances concrete (microwave, fridge, sinkbasin, desklamp).
+- A step may carry a hint after a colon, e.g. "1. Find the <object>: check countertop, \
+cabinet, fridge".
+- No prose before or after the steps, no sub-bullets, at most 15 steps."""
+
+SCRIPT_SYSTEM_PROMPT = f"""\
+You distil procedural memory for a household agent. You read successful runs of one task \
+type and write a short, general procedure that would solve any task of that type.
+
+{SCRIPT_FORMAT_RULES}
+
+Answer in exactly this form:
+<script>
+1. ...
+2. ...
+</script>
+<rationale>one or two sentences: what the runs had in common</rationale>"""
+
+SCRIPT_USER_TEMPLATE = """\
+Task type: {task_type}
+Successful runs ({n_runs}):
+
+{runs}
+
+Write the general procedure for "{task_type}" tasks."""
+
+REFLECT_SYSTEM_PROMPT = f"""\
+You revise procedural memory after a failure. An agent followed a procedure and failed. \
+Find the first step where the run went wrong (an invalid action, a loop, a wrong place or \
+a missing precondition such as opening a closed receptacle) and rewrite the procedure so \
+that the next agent avoids it. Keep what worked.
+
+{SCRIPT_FORMAT_RULES}
+
+Answer in exactly this form:
+<analysis>what went wrong, at which step, and how the revision fixes it</analysis>
+<failing_step>the 0-based index of the first failing step of the run, or none</failing_step>
+<script>
+1. ...
+</script>"""
+
+REFLECT_USER_TEMPLATE = """\
+Procedure the agent followed:
+{script}
+
+Failed run:
+{run}
+
+Revise the procedure."""
+
+REPAIR_TEMPLATE = """\
+Your answer could not be used: {problem}
+Answer again in exactly the requested form (tagged sections, numbered steps "1. ...")."""
+
+REACT_SYSTEM_PROMPT = """\
+You are an agent in a household text world. Each turn, answer with exactly one line:
+either an action from the grammar, or "think: <reasoning>".
+Actions: go to X, open X, close X, take O from R, put O in/on R, clean O with R, \
+heat O with R, cool O with R, use X, examine X, look, inventory."""
+
+REACT_MEMORY_TEMPLATE = """\
+Procedures that solved similar tasks before (adapt them to this task's objects and places):
+{procedures}"""
+
+
+def render_steps(steps: Sequence[StepView], limit: int = MAX_STEPS_SHOWN) -> str:
+    """Numbered ``[i] > action`` lines with thoughts and (shortened) observations."""
+    indexed = list(enumerate(steps))
+    skipped = 0
+    if len(indexed) > limit:
+        head = limit // 3
+        skipped = len(indexed) - limit
+        indexed = indexed[:head] + indexed[head + skipped :]
+    lines: list[str] = []
+    for pos, (i, step) in enumerate(indexed):
+        if skipped and pos == limit // 3:
+            lines.append(f"... ({skipped} steps omitted) ...")
+        if step.thought:
+            lines.append(f"[{i}] think: {step.thought}")
+        if step.action:
+            lines.append(f"[{i}] > {step.action}")
+        if step.observation:
+            lines.append(f"    {_shorten(step.observation)}")
+    return "\n".join(lines)
+
+
+def render_run(run: RunView) -> str:
+    outcome = "success" if run.success else "failure"
+    return f"Task: {run.task}\nOutcome: {outcome}\n{render_steps(run.steps)}"
+
+
+def script_messages(task_type: str, runs: Sequence[RunView]) -> list[Message]:
+    """Ask for one general script distilled from ``runs`` of ``task_type``."""
+    body = "\n\n".join(f"Run {i + 1}:\n{render_run(r)}" for i, r in enumerate(runs))
+    user = SCRIPT_USER_TEMPLATE.format(task_type=task_type, n_runs=len(runs), runs=body)
+    return [
+        {"role": "system", "content": SCRIPT_SYSTEM_PROMPT},
+        {"role": "user", "content": user},
+    ]
+
+
+def reflect_messages(failed: RunView, script: str) -> list[Message]:
+    """Ask for a revised script after the failed run that followed ``script``."""
+    user = REFLECT_USER_TEMPLATE.format(script=script.strip() or "(empty)", run=render_run(failed))
+    return [
+        {"role": "system", "content": REFLECT_SYSTEM_PROMPT},
+        {"role": "user", "content": user},
+    ]
+
+
+def repair_messages(messages: Sequence[Message], raw: str, problem: str) -> list[Message]:
+    """The original conversation plus the bad answer and a request to answer in format."""
+    return [
+        *messages,
+        {"role": "assistant", "content": raw},
+        {"role": "user", "content": REPAIR_TEMPLATE.format(problem=problem)},
+    ]
+
+
+def react_messages(
+    task: str,
+    observation: str,
+    history: Sequence[StepView] = (),
+    procedures: Sequence[str] = (),
+) -> list[Message]:
+    """A ReAct turn: the system prompt, retrieved procedures, the task and the steps so far.
+
+    ``observation`` is the world's opening description; each step of ``history`` becomes an
+    assistant action followed by a user observation, as the paper's agents were prompted.
+    """
+    system = REACT_SYSTEM_PROMPT
+    if procedures:
+        shown = "\n\n".join(f"Procedure {i + 1}:\n{p.strip()}" for i, p in enumerate(procedures))
+        system += "\n\n" + REACT_MEMORY_TEMPLATE.format(procedures=shown)
+    messages: list[Message] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"{observation.strip()}\nYour task is to: {task.strip()}"},
+    ]
+    for step in history:
+        said = f"think: {step.thought}" if step.thought and not step.action else step.action
+        messages.append({"role": "assistant", "content": said})
+        messages.append({"role": "user", "content": step.observation or "OK."})
+    return messages
+
+
+def _shorten(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
