@@ -1,0 +1,296 @@
+"""The offline backend: deterministic scripts and reflections without any model.
+
+Labelled ``heuristic`` wherever it appears (author and model of what it writes). It reads
+runs through :mod:`memp_core.sim.transcript`, so it works on household-sim runs and on real
+ALFWorld transcripts alike; ``think:`` steps are thoughts, never actions.
+
+Script lines it writes (one action per line, hints after a colon)::
+
+    1. find <object>: check fridge, countertop, diningtable
+    2. take <object>
+    3. go to microwave
+    4. heat <object> with microwave
+    5. go to <receptacle>
+    6. put <object> in/on <receptacle>
+
+``<object>`` and ``<receptacle>`` are the task's object and target; appliances, lamps and the
+places in search hints stay concrete, because they are the reusable knowledge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from memp_core.config import Settings
+from memp_core.errors import MempError
+from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
+from memp_core.sim.grammar import TRANSFORMS
+from memp_core.sim.transcript import RunFacts, analyse
+
+OBJ, REC = "<object>", "<receptacle>"
+OPEN_NOTE = "open closed ones"
+NO_REPEAT = "if it does nothing, do not repeat it"
+_NUM = re.compile(r"^\s*\d+[.)]\s*")
+
+
+class HeuristicBackend(Backend):
+    """Generalises successful runs into scripts; repairs scripts from failed runs."""
+
+    name = "heuristic"
+    model = "heuristic"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    def write_script(self, task_type: str, runs: list[RunView]) -> ScriptDraft:
+        if not runs:
+            raise MempError("write_script needs at least one run")
+        good = [r for r in runs if r.success]
+        used = good or list(runs)
+        facts = [analyse(r) for r in used]
+        best = min(facts, key=lambda f: (len(f.events), f.first_problem is not None))
+        lines = generalise(best, task_type or best.task_type, facts)
+        ids = ", ".join(f"#{r.trajectory_id}" for r in used if r.trajectory_id is not None)
+        kind = "successful" if good else "unsuccessful (no successful run given)"
+        rationale = f"Generalised by the offline heuristic from {len(used)} {kind} run(s)"
+        rationale += f" {ids}." if ids else "."
+        found = Counter(p for f in facts for p in f.found[:1])
+        if found:
+            rationale += " Object found in " + ", ".join(f"{p} ({n})" for p, n in found.items())
+        tools = {v: t for f in facts for v, t in f.tools_ok.items()}
+        if tools:
+            rationale += "; " + ", ".join(f"{v} with {t}" for v, t in tools.items())
+        return ScriptDraft(number(lines), rationale + ".")
+
+    def reflect(self, failed: RunView, script: str) -> Reflection:
+        rf = analyse(failed)
+        lines = unnumber(script) or generalise(rf, rf.task_type or failed.task_type, [rf])
+        notes: list[str] = []
+        lines = _repair_tool(lines, rf, notes)
+        lines = _repair_hints(lines, rf, notes)
+        lines = _repair_target(lines, rf, notes)
+        lines = _repair_loop(lines, rf, notes)
+        lines = _repair_lamp(lines, rf, notes)
+        where = rf.first_problem
+        head = "The run failed"
+        if where is not None:
+            step = failed.steps[where]
+            obs = (step.observation or "").strip()
+            head += f" at step {where + 1} (`{step.action.strip()}` -> {obs!r})"
+        elif rf.events:
+            where = rf.events[-1].index
+            head += " without a failing action: it ran out of steps"
+        if not notes:
+            notes.append("No single step explains it; the script is kept and re-checked.")
+        return Reflection(number(lines), head + ". " + " ".join(notes), where)
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def number(lines: list[str]) -> str:
+    return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+
+
+def unnumber(script: str) -> list[str]:
+    return [_NUM.sub("", ln).strip() for ln in script.splitlines() if ln.strip()]
+
+
+def _merged(values: list[list[str]]) -> list[str]:
+    """Places by how many runs name them, then by first appearance."""
+    counts: Counter[str] = Counter()
+    order: list[str] = []
+    for vals in values:
+        for v in dict.fromkeys(vals):
+            counts[v] += 1
+            if v not in order:
+                order.append(v)
+    return sorted(order, key=lambda v: (-counts[v], order.index(v)))
+
+
+def find_line(what: str, hints: list[str], open_closed: bool) -> str:
+    line = f"find {what}: check " + (", ".join(hints) if hints else "every place in turn")
+    return line + (f"; {OPEN_NOTE}" if open_closed else "")
+
+
+def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str]:
+    """Lines from the effective actions of ``best``; hints merged over ``runs``."""
+    first = _merged([f.found[:1] or f.seen_at[:1] or f.checked for f in runs])
+    second = _merged([f.found[1:2] for f in runs]) or first
+    opens = any(f.found_closed for f in runs)
+    lamp = best.lamp or "desklamp"
+    lamp_hints = _merged([f.lamp_at for f in runs])
+    lines: list[str] = []
+    takes = 0
+    holding = False
+    for ev in best.events:
+        act = ev.action
+        if act is None or not ev.ok:
+            continue
+        if act.verb == "take" and act.obj == best.obj:
+            what = f"the second {OBJ}" if takes else OBJ
+            lines += [find_line(what, second if takes else first, opens), f"take {OBJ}"]
+            takes += 1
+            holding = True
+        elif act.verb in TRANSFORMS and holding:
+            lines += [f"go to {act.place}", f"{act.verb} {OBJ} with {act.place}"]
+        elif act.verb == "put" and act.place == best.target and holding:
+            lines.append(f"go to {REC}")
+            if best.target_closed:
+                lines.append(f"open {REC}")
+            lines.append(f"put {OBJ} in/on {REC}")
+            holding = False
+        elif act.verb == "use" and holding:
+            lines += [find_line(lamp, lamp_hints, False), f"use {lamp}"]
+    return _complete(lines, task_type, first, lamp, lamp_hints, opens)
+
+
+def _complete(
+    lines: list[str], task_type: str, hints: list[str], lamp: str, lamp_hints: list[str],
+    opens: bool,
+) -> list[str]:  # fmt: skip
+    """Add the parts a run never reached, without knowledge it did not show."""
+    if not any(ln.startswith("take") for ln in lines):
+        lines = [find_line(OBJ, hints, opens), f"take {OBJ}"] + lines
+    if task_type in TRANSFORMS and not any(ln.startswith(task_type) for ln in lines):
+        at = next((i + 1 for i, ln in enumerate(lines) if ln.startswith("take")), len(lines))
+        lines.insert(at, f"{task_type} {OBJ}: try the appliances one by one")
+    if task_type == "examine" and not any(ln.startswith("use") for ln in lines):
+        lines += [find_line(lamp, lamp_hints, False), f"use {lamp}"]
+    if task_type != "examine" and not any(ln.startswith("put") for ln in lines):
+        lines += [f"go to {REC}", f"put {OBJ} in/on {REC}"]
+    if task_type == "puttwo" and sum(ln.startswith("put") for ln in lines) < 2:
+        lines += [find_line(f"the second {OBJ}", hints, opens), f"take {OBJ}"]
+        lines += [f"go to {REC}", f"put {OBJ} in/on {REC}"]
+    return lines
+
+
+# -- reflecting ---------------------------------------------------------------------------
+
+
+def _index(lines: list[str], pred: re.Pattern[str]) -> int | None:
+    return next((i for i, ln in enumerate(lines) if pred.search(ln)), None)
+
+
+def _repair_tool(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    verb = rf.task_type
+    if verb not in TRANSFORMS:
+        return lines
+    at = _index(lines, re.compile(rf"^{verb}\b"))
+    good, bad = rf.tools_ok.get(verb), rf.tools_bad.get(verb, [])
+    if good:
+        new = [f"go to {good}", f"{verb} {OBJ} with {good}"]
+        if at is not None and lines[at] == new[1]:
+            return lines
+        notes.append(f"The {verb} step needs the {good}; the script now goes there.")
+    elif bad:
+        new = [f"{verb} {OBJ}: try the appliances one by one, not {', '.join(bad)}"]
+        notes.append(f"{', '.join(bad)} did not {verb} the {rf.obj or 'object'}; excluded.")
+    else:
+        return lines
+    if at is None:
+        take = _index(lines, re.compile(r"^take\b"))
+        at = len(lines) if take is None else take + 1
+        return lines[:at] + new + lines[at:]
+    start = at - 1 if at > 0 and lines[at - 1].startswith("go to") else at
+    return lines[:start] + new + lines[at + 1 :]
+
+
+def _hints_of(line: str) -> list[str]:
+    _, _, tail = line.partition(": check ")
+    tail = tail.split(";")[0]
+    return [h.strip() for h in tail.split(",") if h.strip() and h.strip() != "every place in turn"]
+
+
+def _repair_hints(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    at = _index(lines, re.compile(r"^find (?!the second)<object>", re.I))
+    if at is None:
+        return lines
+    old = _hints_of(lines[at])
+    where = list(dict.fromkeys(rf.found[:1] + rf.seen_at))
+    rest = [h for h in old if h not in where]
+    kept = [h for h in rest if h not in rf.checked] + [h for h in rest if h in rf.checked]
+    hints = where + kept
+    opens = OPEN_NOTE in lines[at] or rf.found_closed
+    new = find_line(OBJ, hints, opens)
+    if new == lines[at]:
+        return lines
+    if where and where[0] not in old[:1]:
+        notes.append(f"The {rf.obj or 'object'} was in the {where[0]}; it is now checked first.")
+    empty = [h for h in old if h in rf.checked and h not in where]
+    if empty:
+        notes.append(f"It was not in the {', '.join(empty)}; those are checked last.")
+    if opens and OPEN_NOTE not in lines[at]:
+        notes.append("It was inside a closed place; closed places are now opened.")
+    return lines[:at] + [new] + lines[at + 1 :]
+
+
+def _repair_target(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    if not rf.target_closed or f"open {REC}" in lines:
+        return lines
+    out: list[str] = []
+    for ln in lines:
+        if ln.startswith("put "):
+            out.append(f"open {REC}")
+        out.append(ln)
+    notes.append(f"The {rf.target or 'target'} was closed; the script opens it before putting.")
+    return out
+
+
+def _repair_loop(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    if rf.first_loop is None:
+        return lines
+    ev = next(e for e in rf.events if e.index == rf.first_loop)
+    at = _phase_line(lines, rf, ev.index)
+    what = f"`{ev.text}`" if ev.text else "an empty action"
+    if at is None:
+        notes.append(f"It was stuck repeating {what}.")
+        return lines
+    notes.append(f"It was stuck repeating {what} at step '{lines[at]}'; that step now says")
+    notes.append("not to repeat an action that does nothing.")
+    if NO_REPEAT not in lines[at]:
+        sep = "; " if ":" in lines[at] else ": "
+        lines = lines[:at] + [lines[at] + sep + NO_REPEAT] + lines[at + 1 :]
+    return lines
+
+
+def _phase_line(lines: list[str], rf: RunFacts, index: int) -> int | None:
+    """The script line the run was working on at step ``index`` (by progress made so far)."""
+    took = transformed = False
+    for ev in rf.events:
+        if ev.index >= index or ev.action is None or not ev.ok:
+            continue
+        took |= ev.action.verb == "take" and ev.action.obj == rf.obj
+        transformed |= ev.action.verb in TRANSFORMS
+    if not took:
+        pattern = r"^find (?!the second)"
+    elif rf.task_type in TRANSFORMS and not transformed:
+        pattern = rf"^{rf.task_type}\b"
+    elif rf.task_type == "examine":
+        pattern = r"^use\b"
+    else:
+        pattern = r"^put\b"
+    return _index(lines, re.compile(pattern, re.I))
+
+
+def _repair_lamp(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    if rf.task_type != "examine":
+        return lines
+    lamp = rf.lamp or "desklamp"
+    find = _index(lines, re.compile(rf"^find {lamp}\b"))
+    use = _index(lines, re.compile(rf"^use {lamp}\b"))
+    take = _index(lines, re.compile(r"^take\b"))
+    if rf.lamp_at and find is not None:
+        old = _hints_of(lines[find])
+        hints = list(dict.fromkeys(rf.lamp_at + old))
+        if hints != old:
+            lines = lines[:find] + [find_line(lamp, hints, False)] + lines[find + 1 :]
+            notes.append(f"The {lamp} was on the {rf.lamp_at[0]}; it is now checked first.")
+    if rf.lamp_before_object and use is not None and take is not None:
+        if use < take:
+            lamp_lines = [ln for ln in lines if re.match(rf"^(find|use) {lamp}\b", ln)]
+            lines = [ln for ln in lines if ln not in lamp_lines] + lamp_lines
+        obj = rf.obj or "object"
+        notes.append(f"The {lamp} was used before holding the {obj}: take the {obj} first.")
+    return lines
