@@ -1,31 +1,131 @@
-"""Memp Studio dashboard: overview page (Streamlit entry point; pages/ are auto-discovered)."""
+"""Memp Studio dashboard: the Overview page (Streamlit entry point; pages/ are auto-discovered)."""
 
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-from memp_core.config import get_settings
-from memp_core.errors import MempError
-from memp_core.store import Store
+from memp_core.models import Status
+from memp_core.overview import overview
+from ui.common import errors_shown, link, page, pct
 
-st.set_page_config(page_title="Memp Studio", layout="wide")
+ctx = page(
+    "Memp Studio",
+    caption="Procedural memory for LLM agents: build, retrieve, update, review.",
+)
+st.session_state.setdefault("overview_runs", 8)
 
+with errors_shown():
+    ov = overview(ctx.store, ctx.settings, runs=st.session_state["overview_runs"])
+c = ov.counts
 
-@st.cache_resource
-def get_store(url: str) -> Store:
-    return Store(url)
+cols = st.columns(6)
+cols[0].metric("Trajectories", f"{c.trajectories:,}", border=True)
+cols[1].metric("Success rate", pct(c.success_rate), border=True)
+cols[2].metric("Procedures", f"{c.procedures:,}", border=True)
+cols[3].metric("Approved", f"{c.by_status.get(Status.approved.value, 0):,}", border=True)
+cols[4].metric("Pending review", f"{ov.pending_total:,}", border=True)
+cols[5].metric("Runs", f"{c.runs:,}", border=True)
 
+if c.trajectories == 0 and c.procedures == 0:
+    st.info(
+        "The database is empty. Fill it with `memp demo` (real runs of the household "
+        "simulator), or import agent logs with `memp import PATH --format ...` or the "
+        "Import / Export page."
+    )
 
-st.title("Memp Studio")
-st.caption("Procedural memory for LLM agents: build, retrieve, update, review.")
-try:
-    settings = get_settings()
-    counts = get_store(settings.resolved_database_url()).counts()
-except MempError as exc:
-    st.error(str(exc))
-    st.stop()
+left, right = st.columns([1, 2])
+with left:
+    st.subheader("Procedures by status")
+    statuses = [s.value for s in Status]
+    frame = pd.DataFrame(
+        {"status": statuses, "procedures": [c.by_status.get(s, 0) for s in statuses]}
+    )
+    fig = px.bar(frame, x="procedures", y="status", orientation="h", height=260)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
-cols = st.columns(4)
-cols[0].metric("Trajectories", counts.trajectories, border=True)
-rate = counts.success_rate
-cols[1].metric("Success rate", f"{rate:.0%}" if rate is not None else "–", border=True)
-cols[2].metric("Procedures", counts.procedures, border=True)
-cols[3].metric("Runs", counts.runs, border=True)
+with right:
+    st.subheader(f"Pending reviews ({ov.pending_total:,})")
+    if ov.pending:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "id": p.id,
+                        "title": p.title,
+                        "task type": p.task_type,
+                        "uses": p.use_count,
+                        "updated": p.updated_at,
+                    }
+                    for p in ov.pending
+                ]
+            ),  # fmt: skip
+            hide_index=True,
+            width="stretch",
+            column_config={"updated": st.column_config.DatetimeColumn(format="distance")},
+        )
+        link("pages/2_Procedures.py", "Review them on the Procedures page", "✅")
+    else:
+        st.caption("Nothing waits for review.")
+
+st.subheader("Latest runs")
+if ov.latest_runs:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run": card.label,
+                    "kind": card.run.kind,
+                    "status": card.run.status,
+                    "source": card.run.source,
+                    "groups": len(card.success),
+                    "last success": card.last_success,
+                    "success per group": card.success,
+                    "steps per group": card.steps,
+                }
+                for card in ov.latest_runs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "last success": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                            max_value=1),
+            "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1),
+            "steps per group": st.column_config.LineChartColumn(y_min=0),
+        },
+    )  # fmt: skip
+    link("pages/4_Learning_curves.py", "Compare them in Learning curves", "📈")
+else:
+    st.caption("No runs yet: start one on the Experiments page or with `memp run`.")
+
+st.subheader("Alerts")
+if not ov.procedure_alerts and not ov.run_alerts:
+    st.success("No procedure is trending toward deprecation and no run's success is falling.")
+if ov.procedure_alerts:
+    st.warning(f"{len(ov.procedure_alerts)} procedure(s) trending toward deprecation")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "id": a.procedure.id,
+                    "title": a.procedure.title,
+                    "status": a.procedure.status,
+                    "uses": a.procedure.use_count,
+                    "success": a.success_rate,
+                    "why": a.reason,
+                }
+                for a in ov.procedure_alerts
+            ]
+        ),  # fmt: skip
+        hide_index=True,
+        width="stretch",
+        column_config={"success": st.column_config.NumberColumn(format="percent")},
+    )
+if ov.run_alerts:
+    st.warning(f"{len(ov.run_alerts)} run(s) whose success is falling")
+    st.dataframe(
+        pd.DataFrame([{"run": a.label, "why": a.reason} for a in ov.run_alerts]),
+        hide_index=True,
+        width="stretch",
+    )

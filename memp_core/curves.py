@@ -1,0 +1,389 @@
+"""Learning curves: success and steps per group of tasks, bands across seeds, memory markers.
+
+A curve point is one group of one run. Runs that differ only by seed form one *condition*;
+where a condition has several seeds the curve gets a band (min..max across seeds). Memory
+changes (a revision added, approved, rolled back, deprecated ...) are placed on the same group
+axis from their timestamps, so a drop in success can be traced to the change behind it.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from sqlalchemy import case, func
+from sqlmodel import col, select
+
+from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Trajectory
+from memp_core.store import Store
+
+MAX_MARKER_NAMES = 5
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#7f7f7f"]  # fmt: skip
+MARKER_COLORS = {"revision added": "#ff7f0e", "approved": "#2ca02c", "rolled back": "#d62728",
+                 "deprecated": "#7f7f7f", "rejected": "#9467bd", "edited": "#17becf"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    run_id: int
+    run: str
+    condition: str
+    policy: str
+    model: str
+    seed: int | None
+    group: int
+    tasks: int
+    success_rate: float | None
+    mean_steps: float | None
+
+
+@dataclass(frozen=True)
+class BandPoint:
+    condition: str
+    group: int
+    seeds: int
+    success_mean: float
+    success_lo: float
+    success_hi: float
+    steps_mean: float | None
+    steps_lo: float | None
+    steps_hi: float | None
+
+
+@dataclass(frozen=True)
+class MemoryMarker:
+    """Memory changes of one kind during one group of one run (aggregated for readability)."""
+
+    run_id: int
+    position: float  # on the group axis; x.5 means "after group x, before the next"
+    kind: str  # revision added | approved | rejected | rolled back | deprecated | edited ...
+    count: int
+    names: list[str] = field(default_factory=list)
+    at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        more = f" (+{self.count - len(self.names)} more)" if self.count > len(self.names) else ""
+        return f"{self.count} × {self.kind}: " + "; ".join(self.names) + more
+
+
+@dataclass(frozen=True)
+class GroupSpan:
+    group: int
+    start: datetime
+    end: datetime
+    tasks: int
+    successes: int
+    mean_steps: float | None
+
+
+def aware(dt: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def condition_of(run: Run) -> str:
+    """What a run measured, without its seed (runs sharing it form one band)."""
+    if run.kind == "import":
+        return run.name or run.source or f"import #{run.id}"
+    memory = run.update_policy or "none"
+    retrieve = run.retrieve_policy or "-"
+    return f"{memory} · {retrieve} · {run.agent_model or run.agent or '?'}"
+
+
+def run_label(run: Run) -> str:
+    seed = f" · seed {run.seed}" if run.seed is not None else ""
+    return f"#{run.id} {condition_of(run)}{seed}"
+
+
+def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpan]]:
+    """Per run, per group: time span, tasks, successes and mean steps, from trajectories."""
+    ok = func.sum(case((col(Trajectory.success).is_(True), 1), else_=0))
+    out: dict[int, list[GroupSpan]] = defaultdict(list)
+    with store.session() as s:
+        rows = s.exec(
+            select(
+                Trajectory.run_id,
+                Trajectory.group_index,
+                func.min(Trajectory.created_at),
+                func.max(Trajectory.created_at),
+                func.count(),
+                ok,
+                func.avg(Trajectory.step_count),
+            )
+            .where(col(Trajectory.run_id).in_(list(run_ids)))
+            .group_by(Trajectory.run_id, Trajectory.group_index)
+            .order_by(Trajectory.run_id, Trajectory.group_index)
+        ).all()
+    for run_id, group, start, end, n, succ, steps in rows:
+        out[int(run_id)].append(
+            GroupSpan(
+                group=int(group or 0),
+                start=aware(start),
+                end=aware(end),
+                tasks=int(n),
+                successes=int(succ or 0),
+                mean_steps=float(steps) if steps is not None else None,
+            )
+        )
+    return dict(out)
+
+
+def curve_points(store: Store, runs: Sequence[Run]) -> list[CurvePoint]:
+    """One point per run and group: the run's recorded metrics, else its trajectories."""
+    spans = group_spans(store, [r.id for r in runs if r.id is not None and not r.metrics])
+    points: list[CurvePoint] = []
+    for run in runs:
+        base = {
+            "run_id": run.id or 0,
+            "run": run_label(run),
+            "condition": condition_of(run),
+            "policy": run.update_policy or ("import" if run.kind == "import" else "none"),
+            "model": run.agent_model or run.agent,
+            "seed": run.seed,
+        }
+        if run.metrics:
+            for i, m in enumerate(run.metrics):
+                rate, steps = m.get("success_rate"), m.get("mean_steps")
+                points.append(
+                    CurvePoint(
+                        **base,
+                        group=int(m.get("index", i)),
+                        tasks=int(m.get("tasks") or 0),
+                        success_rate=float(rate) if rate is not None else None,
+                        mean_steps=float(steps) if steps is not None else None,
+                    )
+                )
+            continue
+        for span in spans.get(run.id or 0, []):
+            points.append(
+                CurvePoint(
+                    **base,
+                    group=span.group,
+                    tasks=span.tasks,
+                    success_rate=span.successes / span.tasks if span.tasks else None,
+                    mean_steps=span.mean_steps,
+                )
+            )
+    return points
+
+
+def bands(points: Sequence[CurvePoint]) -> list[BandPoint]:
+    """Min..max across runs of the same condition, where a condition has several runs."""
+    cell: dict[tuple[str, int], list[CurvePoint]] = defaultdict(list)
+    for p in points:
+        if p.success_rate is not None:
+            cell[(p.condition, p.group)].append(p)
+    out: list[BandPoint] = []
+    for (cond, group), ps in sorted(cell.items()):
+        if len({p.run_id for p in ps}) < 2:
+            continue
+        rates = [p.success_rate for p in ps if p.success_rate is not None]
+        steps = [p.mean_steps for p in ps if p.mean_steps is not None]
+        out.append(
+            BandPoint(
+                condition=cond,
+                group=group,
+                seeds=len(ps),
+                success_mean=sum(rates) / len(rates),
+                success_lo=min(rates),
+                success_hi=max(rates),
+                steps_mean=sum(steps) / len(steps) if steps else None,
+                steps_lo=min(steps) if steps else None,
+                steps_hi=max(steps) if steps else None,
+            )
+        )
+    return out
+
+
+def position_of(at: datetime, spans: list[GroupSpan]) -> float:
+    """Where a moment falls on the group axis: inside a group, or half-way between two."""
+    at = aware(at)
+    for i, span in enumerate(spans):
+        if at <= span.end:
+            if at >= span.start or i == 0:
+                return float(span.group) if at >= span.start else span.group - 0.5
+            return (spans[i - 1].group + span.group) / 2.0
+    return spans[-1].group + 0.5
+
+
+def _audit_kind(action: str) -> str | None:
+    a = action.lower()
+    for word, kind in (
+        ("approv", "approved"),
+        ("reject", "rejected"),
+        ("rollback", "rolled back"),
+        ("roll_back", "rolled back"),
+        ("deprecat", "deprecated"),
+        ("edit", "edited"),
+    ):
+        if word in a:
+            return kind
+    return None
+
+
+def memory_markers(
+    store: Store, runs: Sequence[Run], *, slack: timedelta = timedelta(seconds=1)
+) -> list[MemoryMarker]:
+    """Memory changes during each run, aggregated per run, group position and kind."""
+    spans_by_run = group_spans(store, [r.id for r in runs if r.id is not None])
+    markers: list[MemoryMarker] = []
+    for run in runs:
+        spans = spans_by_run.get(run.id or 0)
+        if not spans:
+            continue
+        start = min(s.start for s in spans) - slack
+        end = max([s.end for s in spans] + ([aware(run.finished_at)] if run.finished_at else []))
+        end += slack
+        cells: dict[tuple[float, str], list[tuple[datetime, str]]] = defaultdict(list)
+        for at, kind, name in _changes_between(store, start, end):
+            cells[(position_of(at, spans), kind)].append((at, name))
+        for (pos, kind), items in sorted(cells.items()):
+            names = [n for _, n in items[:MAX_MARKER_NAMES]]
+            markers.append(MemoryMarker(run.id or 0, pos, kind, len(items), names, items[0][0]))
+    return markers
+
+
+def _changes_between(
+    store: Store, start: datetime, end: datetime, limit: int = 5000
+) -> list[tuple[datetime, str, str]]:
+    """(when, kind, name) of every revision and reviewer action in a time window."""
+    out: list[tuple[datetime, str, str]] = []
+    with store.session() as s:
+        revs = s.exec(
+            select(ProcedureRevision.created_at, ProcedureRevision.origin, ProcedureRevision.id,
+                   Procedure.title)
+            .join(Procedure, col(Procedure.id) == col(ProcedureRevision.procedure_id))
+            .where(ProcedureRevision.created_at >= start, ProcedureRevision.created_at <= end)
+            .order_by(ProcedureRevision.created_at)
+            .limit(limit)
+        ).all()  # fmt: skip
+        events = s.exec(
+            select(AuditEvent)
+            .where(AuditEvent.created_at >= start, AuditEvent.created_at <= end)
+            .order_by(AuditEvent.created_at)
+            .limit(limit)
+        ).all()
+    for at, origin, rid, title in revs:
+        kind = "rolled back" if origin == "rollback" else "revision added"
+        out.append((aware(at), kind, f"{title} (rev {rid}, {origin})"))
+    for ev in events:
+        kind = _audit_kind(ev.action)
+        if kind and kind != "rolled back":  # a rollback is already shown by its revision
+            out.append(
+                (aware(ev.created_at), kind, f"{ev.object_type} {ev.object_id} by {ev.actor}")
+            )
+    return out
+
+
+def to_frame(points: Sequence[CurvePoint]) -> pd.DataFrame:
+    cols = list(CurvePoint.__dataclass_fields__)
+    return pd.DataFrame([asdict(p) for p in points], columns=cols)
+
+
+def to_csv(points: Sequence[CurvePoint]) -> str:
+    """The curve points as CSV (one row per run and group)."""
+    return to_frame(points).to_csv(index=False)
+
+
+def to_png(
+    points: Sequence[CurvePoint], markers: Sequence[MemoryMarker] = (), *, dpi: int = 110
+) -> bytes:
+    """Success and steps curves as a PNG (matplotlib, no browser needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    frame = to_frame(points)
+    for run, df in frame.groupby("run", sort=False):
+        ax1.plot(df["group"], df["success_rate"], marker="o", label=str(run))
+        ax2.plot(df["group"], df["mean_steps"], marker="o")
+    for m in markers:
+        for ax in (ax1, ax2):
+            ax.axvline(m.position, color="grey", linestyle=":", linewidth=0.8)
+    ax1.set_ylabel("success rate")
+    ax1.set_ylim(-0.02, 1.02)
+    ax2.set_ylabel("mean steps")
+    ax2.set_xlabel("group of tasks")
+    if len(frame):
+        ax1.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def figure(
+    points: Sequence[CurvePoint],
+    band_points: Sequence[BandPoint] = (),
+    markers: Sequence[MemoryMarker] = (),
+    *,
+    color_by: str = "run",
+) -> go.Figure:
+    """Success (top) and mean steps (bottom) per group; bands across seeds; memory markers.
+
+    ``color_by`` is ``run``, ``condition``, ``policy`` or ``model``: runs sharing that value
+    share a colour, so policies or models can be compared at a glance.
+    """
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("success rate", "mean steps"))  # fmt: skip
+    frame = to_frame(points)
+    keys = list(dict.fromkeys(frame[color_by])) if len(frame) else []
+    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
+    shown: set[str] = set()
+    for run, df in frame.groupby("run", sort=False):
+        key = str(df[color_by].iloc[0])
+        for row, col_name in ((1, "success_rate"), (2, "mean_steps")):
+            fig.add_trace(
+                go.Scatter(
+                    x=df["group"], y=df[col_name], mode="lines+markers", name=key,
+                    legendgroup=key, showlegend=row == 1 and key not in shown,
+                    line={"color": colors[key]},
+                    hovertemplate=f"{html.escape(str(run))}<br>group %{{x}}: %{{y:.2f}}"
+                    "<extra></extra>",
+                ),
+                row=row, col=1,
+            )  # fmt: skip
+        shown.add(key)
+    band_frame = pd.DataFrame(
+        [asdict(b) for b in band_points], columns=list(BandPoint.__dataclass_fields__)
+    )
+    for cond, bf in band_frame.groupby("condition"):
+        for row, lo, hi in ((1, "success_lo", "success_hi"), (2, "steps_lo", "steps_hi")):
+            fig.add_trace(
+                go.Scatter(
+                    x=list(bf["group"]) + list(bf["group"])[::-1],
+                    y=list(bf[hi]) + list(bf[lo])[::-1],
+                    fill="toself", mode="lines", line={"width": 0}, opacity=0.2,
+                    fillcolor="#888888", hoverinfo="skip",
+                    name=f"{cond} (range across seeds)", showlegend=row == 1,
+                ),
+                row=row, col=1,
+            )  # fmt: skip
+    if markers:
+        fig.add_trace(
+            go.Scatter(
+                x=[m.position for m in markers], y=[1.05] * len(markers), mode="markers",
+                marker={"symbol": "triangle-down", "size": 11,
+                        "color": [MARKER_COLORS.get(m.kind, "#555555") for m in markers]},
+                hovertext=[html.escape(m.label, quote=False) for m in markers],
+                hoverinfo="text", name="memory changed",
+            ),
+            row=1, col=1,
+        )  # fmt: skip
+    fig.update_yaxes(range=[-0.02, 1.1], row=1, col=1)
+    fig.update_xaxes(title_text="group of tasks", row=2, col=1)
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.12})  # fmt: skip
+    return fig

@@ -1,0 +1,230 @@
+"""The revision graph of procedures: a networkx DAG, a plotly figure and diffs.
+
+Revisions are append-only and point to their parent, so a procedure's history is a tree
+(a DAG in general, should merges appear). Each node carries how often the agents used that
+revision and how often they succeeded with it, counted from the trajectories that followed it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import networkx as nx
+import plotly.graph_objects as go
+from sqlalchemy import case, func
+from sqlmodel import col, select
+
+from memp_core.models import Origin, Procedure, ProcedureRevision, Trajectory
+from memp_core.store import Store
+
+ORIGIN_COLORS: dict[str, str] = {
+    Origin.build.value: "#1f77b4",
+    Origin.reflection.value: "#ff7f0e",
+    Origin.human_edit.value: "#2ca02c",
+    Origin.rollback.value: "#d62728",
+    Origin.import_.value: "#9467bd",
+    Origin.merge.value: "#8c564b",
+}
+OTHER_COLOR = "#7f7f7f"
+
+
+@dataclass(frozen=True)
+class RevisionUse:
+    uses: int = 0
+    successes: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.uses if self.uses else None
+
+
+def revision_uses(store: Store, revision_ids: Iterable[int]) -> dict[int, RevisionUse]:
+    """Uses and successes per revision, from the trajectories that followed each one."""
+    ids = list(revision_ids)
+    out: dict[int, RevisionUse] = {}
+    with store.session() as s:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = s.exec(
+                select(
+                    Trajectory.procedure_revision_id,
+                    func.count(),
+                    func.sum(case((col(Trajectory.success).is_(True), 1), else_=0)),
+                )
+                .where(col(Trajectory.procedure_revision_id).in_(chunk))
+                .group_by(Trajectory.procedure_revision_id)
+            ).all()
+            for rid, n, ok in rows:
+                out[int(rid)] = RevisionUse(int(n), int(ok or 0))
+    return out
+
+
+def build_graph(
+    revisions: list[ProcedureRevision],
+    uses: dict[int, RevisionUse],
+    procedures: dict[int, Procedure] | None = None,
+) -> nx.DiGraph:
+    """A DAG with one node per revision (attributes ``revision``, ``use``, ``current``)."""
+    procedures = procedures or {}
+    current = {p.current_revision_id for p in procedures.values()}
+    g: nx.DiGraph = nx.DiGraph()
+    for rev in revisions:
+        g.add_node(
+            rev.id,
+            revision=rev,
+            use=uses.get(rev.id or 0, RevisionUse()),
+            current=rev.id in current,
+            procedure=procedures.get(rev.procedure_id),
+        )
+    for rev in revisions:
+        if rev.parent_revision_id is not None and rev.parent_revision_id in g:
+            g.add_edge(rev.parent_revision_id, rev.id)
+    return g
+
+
+def procedure_graph(store: Store, procedure_id: int) -> nx.DiGraph:
+    procedure = store.get(Procedure, procedure_id)
+    revisions = store.revisions_of(procedure_id)
+    uses = revision_uses(store, [r.id for r in revisions if r.id is not None])
+    return build_graph(revisions, uses, {procedure_id: procedure})
+
+
+def task_type_graph(store: Store, task_type: str, *, limit: int = 400) -> nx.DiGraph:
+    """All procedures of one task type as a forest (newest ``limit`` revisions at most)."""
+    procedures = {p.id: p for p in store.procedures(task_type=task_type) if p.id is not None}
+    with store.session() as s:
+        revisions = list(
+            s.exec(
+                select(ProcedureRevision)
+                .where(col(ProcedureRevision.procedure_id).in_(list(procedures)))
+                .order_by(col(ProcedureRevision.id).desc())
+                .limit(limit)
+            ).all()
+        )
+    revisions.reverse()
+    uses = revision_uses(store, [r.id for r in revisions if r.id is not None])
+    return build_graph(revisions, uses, procedures)
+
+
+def layout(g: nx.DiGraph) -> dict[int, tuple[float, float]]:
+    """Generations left to right (depth from the root), siblings spread vertically."""
+    pos: dict[int, tuple[float, float]] = {}
+    for depth, layer in enumerate(nx.topological_generations(g)):
+        ordered = sorted(layer)
+        for i, node in enumerate(ordered):
+            pos[node] = (float(depth), (len(ordered) - 1) / 2.0 - i)
+    return pos
+
+
+def _clip(text: str, n: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def hover_text(rev: ProcedureRevision, use: RevisionUse, procedure: Procedure | None) -> str:
+    """Plotly hover text; stored text is HTML-escaped because plotly renders a few tags."""
+    rate = f"{use.success_rate:.0%}" if use.success_rate is not None else "–"
+    parts = [
+        f"revision {rev.id} ({rev.origin})",
+        f"procedure: {procedure.title if procedure else rev.procedure_id}",
+        f"author: {rev.author or '–'}",
+        f"model: {rev.model or '–'}",
+        f"used {use.uses}× · success {rate}",
+        f"rationale: {_clip(rev.rationale) or '–'}",
+    ]
+    return "<br>".join(html.escape(p, quote=False) for p in parts)
+
+
+def figure(g: nx.DiGraph, *, selected: int | None = None, title: str = "") -> go.Figure:
+    """The DAG drawn with plotly: colour = origin, size = uses, hover = who/why/how well."""
+    pos = layout(g)
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for a, b in g.edges:
+        edge_x += [pos[a][0], pos[b][0], None]
+        edge_y += [pos[a][1], pos[b][1], None]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=edge_x,
+            y=edge_y,
+            mode="lines",
+            hoverinfo="skip",
+            showlegend=False,
+            line={"color": "#aaaaaa", "width": 1.5},
+        )  # fmt: skip
+    )
+    by_origin: dict[str, list[int]] = {}
+    for node, data in g.nodes(data=True):
+        by_origin.setdefault(data["revision"].origin, []).append(node)
+    for origin, nodes in sorted(by_origin.items()):
+        data = [g.nodes[n] for n in nodes]
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in nodes],
+                y=[pos[n][1] for n in nodes],
+                mode="markers+text",
+                name=origin,
+                text=[str(n) for n in nodes],
+                textposition="top center",
+                customdata=nodes,
+                hovertext=[hover_text(d["revision"], d["use"], d["procedure"]) for d in data],
+                hoverinfo="text",
+                marker={
+                    "size": [12 + 6 * math.sqrt(d["use"].uses) for d in data],
+                    "color": ORIGIN_COLORS.get(origin, OTHER_COLOR),
+                    "line": {
+                        "width": [
+                            4 if n == selected else (2 if d["current"] else 0)
+                            for n, d in zip(nodes, data, strict=True)
+                        ],
+                        "color": "#111111",
+                    },
+                },
+            )  # fmt: skip
+        )
+    fig.update_layout(
+        title=title or None,
+        xaxis={"title": "generation (parent → child)", "showgrid": False, "zeroline": False,
+               "dtick": 1},
+        yaxis={"visible": False},
+        legend_title_text="origin",
+        height=420,
+        margin={"l": 20, "r": 20, "t": 40 if title else 10, "b": 40},
+    )  # fmt: skip
+    return fig
+
+
+def revision_text(rev: ProcedureRevision) -> str:
+    """The text a reviewer reads and diffs: the script, then any verbatim steps."""
+    parts = [rev.script.rstrip()] if rev.script.strip() else []
+    if rev.steps:
+        lines = [f"> {st.get('action', '')}\n  {st.get('observation', '')}" for st in rev.steps]
+        parts.append("Example trajectory:\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def unified_diff(
+    old: str, new: str, *, old_label: str = "parent", new_label: str = "revision"
+) -> str:
+    diff = difflib.unified_diff(
+        old.splitlines(), new.splitlines(), fromfile=old_label, tofile=new_label, lineterm=""
+    )
+    return "\n".join(diff)
+
+
+def diff_to_parent(store: Store, revision: ProcedureRevision) -> str | None:
+    """Unified diff between a revision and its parent; None for a root revision."""
+    if revision.parent_revision_id is None:
+        return None
+    parent = store.get(ProcedureRevision, revision.parent_revision_id)
+    return unified_diff(
+        revision_text(parent),
+        revision_text(revision),
+        old_label=f"revision {parent.id}",
+        new_label=f"revision {revision.id}",
+    )

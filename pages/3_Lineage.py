@@ -1,0 +1,125 @@
+"""Lineage: the revision graph of a procedure, or of all procedures of a task type."""
+
+import pandas as pd
+import streamlit as st
+
+from memp_core import lineage
+from memp_core.models import Procedure, ProcedureRevision
+from memp_core.queue import list_procedures
+from ui.common import errors_shown, page, params_int, pct
+
+ctx = page(
+    "Lineage",
+    "🌳",
+    "Every revision is kept: builds, reflections, human edits and rollbacks, parent → child.",
+)
+store = ctx.store
+
+mode = st.radio(
+    "Show", ["One procedure", "All procedures of a task type"], horizontal=True, key="lin_mode"
+)
+with errors_shown():
+    types = store.distinct_values(Procedure.task_type)
+
+
+def chart(fig, key: str) -> int | None:  # noqa: ANN001 (plotly figure)
+    """Draw the graph; return the revision id of a clicked node, if any."""
+    state = st.plotly_chart(
+        fig, width="stretch", key=key, on_select="rerun", selection_mode="points",
+        config={"displaylogo": False},
+    )  # fmt: skip
+    points = state.selection.points if state is not None else []
+    for p in points:
+        if p.get("customdata") is not None:
+            return int(p["customdata"])
+    return None
+
+
+def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx graph)
+    use = g.nodes[rev.id]["use"] if rev.id in g else lineage.RevisionUse()
+    cols = st.columns(4)
+    cols[0].metric("Origin", rev.origin, border=True)
+    cols[1].metric("Author", rev.author or "–", border=True)
+    cols[2].metric("Used", use.uses, border=True)
+    cols[3].metric("Success", pct(use.success_rate), border=True)
+    st.caption(
+        f"Revision {rev.id} of procedure {rev.procedure_id} · parent "
+        f"{rev.parent_revision_id or '(root)'} · model {rev.model or '–'} · "
+        f"{rev.created_at:%Y-%m-%d %H:%M}"
+    )
+    if rev.author == "heuristic":
+        st.caption("Written by the offline heuristic backend (deterministic, no model).")
+    if rev.rationale:
+        st.caption("Rationale")
+        st.text(rev.rationale)
+    left, right = st.columns(2)
+    with left:
+        st.caption("This revision")
+        st.code(lineage.revision_text(rev) or "(empty)", language=None, wrap_lines=True)
+    with right:
+        st.caption("Diff to its parent")
+        with errors_shown():
+            diff = lineage.diff_to_parent(store, rev)
+        st.code(diff if diff is not None else "(root revision: no parent)", language="diff")
+
+
+if mode == "One procedure":
+    with errors_shown():
+        recent = list_procedures(store, limit=300).rows
+    options = {f"{p.id}: {p.title} [{p.status}]": p.id for p in recent}
+    wanted = params_int("procedure")
+    if wanted is not None and wanted not in options.values():
+        with errors_shown():
+            p = store.get(Procedure, wanted)
+        options = {f"{p.id}: {p.title} [{p.status}]": p.id, **options}
+    if not options:
+        st.info("No procedures yet. Build some with `memp build` or import agent logs.")
+        st.stop()
+    labels = list(options)
+    default = next((i for i, k in enumerate(labels) if options[k] == wanted), 0)
+    chosen = st.selectbox("Procedure (most recently changed first)", labels, index=default,
+                          key="lin_procedure")  # fmt: skip
+    pid = options[chosen]
+    with errors_shown():
+        g = lineage.procedure_graph(store, pid)
+        proc = store.get(Procedure, pid)
+    clicked = chart(lineage.figure(g, selected=proc.current_revision_id), key=f"lin_chart_{pid}")
+    st.caption(
+        "Colour: origin · size: how often agents used the revision · thick outline: the "
+        "current revision. Click a node to open it."
+    )
+    revs: list[ProcedureRevision] = [g.nodes[n]["revision"] for n in sorted(g.nodes)]
+    by_label = {f"revision {r.id} · {r.origin} · {r.author}": r for r in reversed(revs)}
+    if clicked is not None:
+        st.session_state[f"lin_rev_{pid}"] = next(
+            (k for k, r in by_label.items() if r.id == clicked), None
+        )
+    pick = st.selectbox("Revision", list(by_label), key=f"lin_rev_{pid}")
+    if pick:
+        show_revision(by_label[pick], g)
+else:
+    if not types:
+        st.info("No procedures yet.")
+        st.stop()
+    task_type = st.selectbox("Task type", types, key="lin_type")
+    with errors_shown():
+        g = lineage.task_type_graph(store, task_type)
+    st.caption(
+        f"{g.number_of_nodes()} revisions of the procedures of type {task_type} (the newest "
+        "400 at most); each tree is one procedure."
+    )
+    clicked = chart(lineage.figure(g), key=f"lin_type_chart_{task_type}")
+    rows = [
+        {"revision": n, "procedure": d["revision"].procedure_id,
+         "title": d["procedure"].title if d["procedure"] else "", "origin": d["revision"].origin,
+         "author": d["revision"].author, "uses": d["use"].uses,
+         "success": d["use"].success_rate}
+        for n, d in sorted(g.nodes(data=True))
+    ]  # fmt: skip
+    st.dataframe(
+        pd.DataFrame(rows), hide_index=True, width="stretch",
+        column_config={"success": st.column_config.NumberColumn(format="percent")},
+    )  # fmt: skip
+    if clicked is not None and clicked in g:
+        st.subheader(f"Revision {clicked}")
+        show_revision(g.nodes[clicked]["revision"], g)

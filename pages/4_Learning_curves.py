@@ -1,0 +1,113 @@
+"""Learning curves: success and steps per group of tasks, compared across runs."""
+
+import pandas as pd
+import streamlit as st
+
+from memp_core import curves
+from ui.common import errors_shown, page
+
+ctx = page(
+    "Learning curves",
+    "📈",
+    "Success rate and mean steps per group of tasks, as memory grows. Triangles mark memory "
+    "changes; hover them to see which.",
+)
+store = ctx.store
+
+with errors_shown():
+    runs = list(reversed(store.runs()))  # newest first
+if not runs:
+    st.info(
+        "No runs yet. Start one on the Experiments page, run `memp run ...`, or import a "
+        "multi-trial log (Reflexion) on the Import / Export page."
+    )
+    st.stop()
+
+labels = {curves.run_label(r): r for r in runs}
+st.session_state.setdefault("curves_runs", list(labels)[:6])
+st.session_state["curves_runs"] = [x for x in st.session_state["curves_runs"] if x in labels]
+chosen = st.multiselect("Runs", list(labels), key="curves_runs")
+c1, c2, c3 = st.columns([2, 1, 1])
+color_by = c1.radio(
+    "Colour by", ["run", "condition", "policy", "model"], horizontal=True, key="curves_color"
+)
+show_bands = c2.checkbox("Bands across seeds", value=True, key="curves_bands")
+show_markers = c3.checkbox("Memory-change markers", value=True, key="curves_markers")
+if not chosen:
+    st.info("Pick one or more runs.")
+    st.stop()
+
+selected = [labels[x] for x in chosen]
+with errors_shown():
+    points = curves.curve_points(store, selected)
+    markers = curves.memory_markers(store, selected) if show_markers else []
+band_points = curves.bands(points) if show_bands else []
+if any(r.source == "simulator" or r.environment == "household-sim" for r in selected):
+    st.caption(
+        "Simulator runs: measured in Memp Studio's seeded household world (synthetic, "
+        "ALFWorld-compatible), not in ALFWorld itself."
+    )
+if not points:
+    st.warning("These runs have no per-group metrics and no trajectories yet.")
+    st.stop()
+
+st.plotly_chart(
+    curves.figure(points, band_points, markers, color_by=color_by),
+    width="stretch",
+    config={"displaylogo": False},
+)
+frame = curves.to_frame(points)
+d1, d2 = st.columns(2)
+d1.download_button(
+    "Download CSV", curves.to_csv(points), file_name="learning_curves.csv", mime="text/csv",
+    key="curves_csv",
+)  # fmt: skip
+
+
+@st.cache_data(ttl=300, max_entries=8, show_spinner="Drawing the PNG…")
+def png(csv: str, marker_positions: tuple[float, ...]) -> bytes:
+    """PNG of the curves; keyed by the data itself so a cached image is never stale."""
+    return curves.to_png(points, markers)
+
+
+d2.download_button(
+    "Download PNG",
+    png(curves.to_csv(points), tuple(m.position for m in markers)),
+    file_name="learning_curves.png",
+    mime="image/png",
+    key="curves_png",
+)
+
+summary = (
+    frame.groupby(["run", "condition"], sort=False)
+    .agg(groups=("group", "count"), first=("success_rate", "first"),
+         last=("success_rate", "last"), steps_first=("mean_steps", "first"),
+         steps_last=("mean_steps", "last"))
+    .reset_index()
+)  # fmt: skip
+st.subheader("Per run")
+st.dataframe(
+    summary, hide_index=True, width="stretch",
+    column_config={
+        "first": st.column_config.NumberColumn("success, first group", format="percent"),
+        "last": st.column_config.NumberColumn("success, last group", format="percent"),
+        "steps_first": st.column_config.NumberColumn("steps, first group", format="%.1f"),
+        "steps_last": st.column_config.NumberColumn("steps, last group", format="%.1f"),
+    },
+)  # fmt: skip
+
+if markers:
+    st.subheader("Memory changes during these runs")
+    st.dataframe(
+        pd.DataFrame(
+            [{"run": m.run_id, "at group": m.position, "change": m.kind, "count": m.count,
+              "what": "; ".join(m.names), "when": m.at} for m in markers]
+        ),
+        hide_index=True, width="stretch",
+    )  # fmt: skip
+
+with st.expander("All points"):
+    st.dataframe(
+        frame, hide_index=True, width="stretch",
+        column_config={"success_rate": st.column_config.NumberColumn(format="percent")},
+    )  # fmt: skip

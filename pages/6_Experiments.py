@@ -1,0 +1,91 @@
+"""Experiments: start a household-simulator run from the page; results land in Learning curves."""
+
+import pandas as pd
+import streamlit as st
+
+from ui.common import changed, errors_shown, link, optional_module, page
+
+ctx = page(
+    "Experiments",
+    "🧪",
+    "Run an agent on seeded tasks of the household simulator (Memp Studio's synthetic, "
+    "ALFWorld-compatible text world) with a memory policy, and measure it.",
+)
+store = ctx.store
+loop = optional_module("memp_core.loop")
+start_run = getattr(loop, "start_run", None) if loop is not None else None
+
+if flash := st.session_state.pop("exp_flash", None):
+    st.success(flash)
+
+with st.form("exp_form"):
+    c1, c2, c3 = st.columns(3)
+    agent = c1.selectbox(
+        "Agent", ["heuristic", "llm"], key="exp_agent",
+        help="heuristic: a non-LLM agent that knows only the action grammar and what memory "
+        "gives it. llm: a ReAct agent through the configured OpenAI-compatible endpoint.",
+    )  # fmt: skip
+    memory_policy = c2.selectbox(
+        "Memory (update policy)", ["reflect", "validation", "vanilla", "none"], key="exp_memory"
+    )
+    retrieve = c3.selectbox(
+        "Retrieval policy", ["query", "facts", "hybrid", "random"], key="exp_retrieve"
+    )
+    c4, c5, c6, c7 = st.columns(4)
+    build = c4.selectbox(
+        "Build policy", ["script", "proceduralization", "trajectory"], key="exp_build"
+    )
+    k = c5.number_input("k", 1, 10, 3, key="exp_k")
+    tasks = c6.number_input("Tasks", 1, 2000, 60, key="exp_tasks")
+    groups = c7.number_input("Groups", 1, 100, 6, key="exp_groups")
+    seed = st.number_input("Seed", 0, 1_000_000, 0, key="exp_seed")
+    submitted = st.form_submit_button(
+        "Start run", type="primary", disabled=start_run is None or not ctx.person.can_review
+    )
+
+if ctx.settings.llm_backend == "heuristic":
+    st.caption(
+        "Reflections are written by the offline heuristic backend (deterministic, no model)."
+    )
+if not ctx.person.can_review:
+    st.caption(f"Signed in as a {ctx.person.role}: starting runs needs reviewer or admin.")
+if start_run is None:
+    st.info(
+        "Starting runs from the page is not available yet: memp_core.loop has not landed. "
+        "Meanwhile: `memp run --agent heuristic --memory reflect --tasks 60 --groups 6 --seed 0`."
+    )
+
+if submitted and start_run is not None:
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{done} / {total} tasks")
+
+    with errors_shown():
+        run = start_run(
+            store, agent=agent, memory=memory_policy, retrieve=retrieve, build=build,
+            k=int(k), tasks=int(tasks), groups=int(groups), seed=int(seed),
+            progress=progress,
+        )  # fmt: skip
+    changed()
+    st.session_state["exp_flash"] = f"Run #{run.id} finished: see it in Learning curves."
+    st.rerun()
+
+st.subheader("Recent runs")
+with errors_shown():
+    runs = list(reversed(store.runs()))[:20]
+if not runs:
+    st.caption("No runs yet.")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [{"id": r.id, "name": r.name, "kind": r.kind, "agent": r.agent_model or r.agent,
+              "memory": r.update_policy, "retrieve": r.retrieve_policy, "k": r.k, "seed": r.seed,
+              "tasks": r.n_tasks, "groups": r.n_groups, "status": r.status, "source": r.source,
+              "success per group": [g.get("success_rate") or 0.0 for g in r.metrics]}
+             for r in runs]
+        ),
+        hide_index=True, width="stretch",
+        column_config={"success per group": st.column_config.LineChartColumn(y_min=0, y_max=1)},
+    )  # fmt: skip
+    link("pages/4_Learning_curves.py", "Open Learning curves", "📈")

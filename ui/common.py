@@ -1,0 +1,181 @@
+"""What every page shares: cached resources, the sidebar, sign-in and error display.
+
+Pages call :func:`page` first; it returns the settings, the store and the signed-in person,
+or stops the script with one readable message when the database cannot be opened.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from streamlit.errors import StreamlitPageNotFoundError
+
+from memp_core.config import Settings, get_settings
+from memp_core.errors import MempError
+from memp_core.models import Trajectory
+from memp_core.store import Store
+from ui.auth import Person, signed_in
+
+if TYPE_CHECKING:
+    from memp_core.memory import ProceduralMemory
+
+    from memp_core.review import Actor
+
+SIMULATOR_NOTE = (
+    "Simulator data: trajectories from Memp Studio's seeded household world "
+    "(ALFWorld-compatible text world), not from real ALFWorld games."
+)
+HEURISTIC_NOTE = (
+    "Heuristic backend: a deterministic offline builder/reflector, no language model. "
+    "Revisions it writes have the author `heuristic`."
+)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    settings: Settings
+    store: Store
+    person: Person
+
+    @property
+    def url(self) -> str:
+        return self.settings.resolved_database_url()
+
+    def actor(self) -> Actor:
+        """The person as memp_core.review's Actor (the core enforces the role)."""
+        from memp_core.review import Actor
+
+        return Actor(name=self.person.username or self.person.name, role=self.person.role)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def get_store(url: str, busy_timeout_s: float) -> Store:
+    """One Store (engine and connection pool) per database URL, shared by all sessions."""
+    return Store(url, busy_timeout_s=busy_timeout_s)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the embedding model…")
+def get_memory(url: str, busy_timeout_s: float) -> ProceduralMemory:
+    """The engine (embedder and vector index) per database, loaded once per process."""
+    from memp_core.memory import ProceduralMemory
+
+    return ProceduralMemory(get_store(url, busy_timeout_s), settings=get_settings())
+
+
+@st.cache_data(ttl=30, max_entries=16, show_spinner=False)
+def data_sources(url: str, busy_timeout_s: float) -> list[str]:
+    return get_store(url, busy_timeout_s).distinct_values(Trajectory.source)
+
+
+def safe_url(url: str) -> str:
+    """The database URL with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy can parse: show it as given
+        return url
+
+
+def memory(ctx: PageContext) -> ProceduralMemory:
+    return get_memory(ctx.url, ctx.settings.sqlite_busy_timeout_s)
+
+
+def backend_label(settings: Settings) -> str:
+    if settings.llm_backend == "heuristic":
+        return "heuristic (offline, no model)"
+    return f"{settings.llm_backend}: {settings.llm_model}"
+
+
+def sidebar(ctx: PageContext) -> None:
+    with st.sidebar:
+        p = ctx.person
+        if p.local:
+            st.markdown("**Single local admin**")
+            st.caption("No credentials configured (set MEMP_AUTH_FILE to require sign-in).")
+        else:
+            st.markdown("**Signed in**")
+            st.text(f"{p.name} ({p.username}) · role: {p.role}")
+        st.caption("Database")
+        st.code(safe_url(ctx.url), language=None, wrap_lines=True)
+        st.caption(f"LLM backend: {backend_label(ctx.settings)}")
+        if ctx.settings.llm_backend == "heuristic":
+            st.caption(HEURISTIC_NOTE)
+        sources = data_sources(ctx.url, ctx.settings.sqlite_busy_timeout_s)
+        if sources:
+            st.caption("Data sources: " + ", ".join(sources))
+        if "simulator" in sources:
+            st.caption(SIMULATOR_NOTE)
+
+
+def page(title: str, icon: str = "🧠", caption: str = "") -> PageContext:
+    """Set up a page: config, store, sign-in, sidebar and title."""
+    st.set_page_config(page_title=f"{title} · Memp Studio", page_icon=icon, layout="wide")
+    settings = get_settings()
+    try:
+        store = get_store(settings.resolved_database_url(), settings.sqlite_busy_timeout_s)
+    except MempError as exc:
+        st.error(str(exc))
+        st.stop()
+    person = signed_in(settings)
+    ctx = PageContext(settings, store, person)
+    with errors_shown():
+        sidebar(ctx)
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    return ctx
+
+
+@contextmanager
+def errors_shown() -> Iterator[None]:
+    """Show a MempError as one message and stop the script (no traceback for users)."""
+    try:
+        yield
+    except MempError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """A core module another part of the project provides, or None while it is absent."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # the module exists but one of *its* imports is missing
+            raise
+        return None
+
+
+def link(path: str, label: str, icon: str, **query: str) -> None:
+    """A link to another page (``pages/...``), with query parameters for what to open."""
+    try:
+        st.page_link(path, label=label, icon=icon, query_params=query or None)
+    except StreamlitPageNotFoundError:
+        # Only when a page runs as its own entry point (AppTest.from_file on a page):
+        # there is no app.py navigation to link into, so say where to go instead.
+        st.caption(f"{label}: see {path}")
+
+
+def changed() -> None:
+    """After a write: drop cached reads so every page shows the new state."""
+    st.cache_data.clear()
+
+
+def pct(x: float | None) -> str:
+    return f"{x:.0%}" if x is not None else "–"
+
+
+def params_int(name: str) -> int | None:
+    """An integer from the URL's query string (links between pages), or None."""
+    raw: Any = st.query_params.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
