@@ -11,6 +11,7 @@ from ui.common import (
     changed,
     errors_shown,
     link,
+    memory,
     optional_module,
     page,
     params_int,
@@ -83,6 +84,7 @@ if not pid:
 with errors_shown():
     d: ProcedureDetail = procedure_detail(store, pid)
 proc, cur = d.procedure, d.current
+cur_id = cur.id if cur is not None else None  # approving names what was read: no stale approvals
 
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
@@ -148,12 +150,12 @@ with tab_review:
         reason = st.text_input("Reason for rejecting", key=f"procs_reason_{pid}")
         b1, b2 = st.columns(2)
         if b1.button("Approve", type="primary", disabled=not can_review, key="procs_approve"):
-            act("Approved", review.approve, comment=comment)
+            act("Approved", review.approve, comment=comment, revision_id=cur_id)
         if b2.button("Reject", disabled=not can_review, key="procs_reject"):
             if not reason.strip():
                 st.error("Give a reason for rejecting.")
             else:
-                act("Rejected", review.reject, reason=reason)
+                act("Rejected", review.reject, reason=reason, revision_id=cur_id)
 
 with tab_edit:
     text_key, base_key, comment_key = editor_keys()
@@ -185,10 +187,11 @@ with tab_edit:
                 script=st.session_state[text_key],
                 comment=st.session_state.get(comment_key, ""),
                 base_revision_id=base,
+                embedder=memory(ctx).embedder,
             )
         except ConflictError as exc:
-            st.error(f"Not saved: {exc} Your text is kept below the message; copy it, then "
-                     "reload the current revision and merge.")  # fmt: skip
+            st.error(f"Not saved: {exc} Your text is kept in the editor above: copy it, "
+                     "reload the current revision, and apply your change again.")  # fmt: skip
         except MempError as exc:
             st.error(str(exc))
         else:
@@ -215,7 +218,7 @@ with tab_rollback:
         if st.button("Roll back (adds a new revision)", disabled=not can_review,
                      key="procs_rollback"):  # fmt: skip
             act("Rolled back", review.rollback, to_revision_id=labels[target],
-                comment=rb_comment)  # fmt: skip
+                comment=rb_comment, base_revision_id=cur_id)  # fmt: skip
 
 with tab_replay:
     st.caption("Replay a revision against its parent on N seeded tasks of the household "

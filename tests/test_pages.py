@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from memp_core.build import embed_revisions
+from memp_core.embeddings import Embedder
 from memp_core.models import (
     AuditEvent,
     Procedure,
@@ -65,6 +67,11 @@ def _steps(success: bool, task_type: str, loop: bool) -> list[Step]:
     return steps
 
 
+def _succeeds(task: int, group: int, seed: int | None) -> bool:
+    """Success grows with the group index, differently per seed (so bands have width)."""
+    return task < 2 + group - (seed or 0) % 2
+
+
 def _revision(pid: int, parent: int | None, origin: str, script: str, at: datetime,
               **kw: object) -> ProcedureRevision:  # fmt: skip
     return ProcedureRevision(
@@ -74,8 +81,11 @@ def _revision(pid: int, parent: int | None, origin: str, script: str, at: dateti
     )  # fmt: skip
 
 
-def fill_database(store: Store) -> dict[str, int]:
-    """A small database with every kind of row the pages show; returns ids tests use."""
+def fill_database(store: Store, embedder: Embedder | None = None) -> dict[str, int]:
+    """A small database with every kind of row the pages show; returns ids tests use.
+
+    With an embedder, revisions get real embeddings so retrieval by query finds them.
+    """
     ids: dict[str, int] = {}
     with store.transaction() as s:
         runs = [
@@ -123,6 +133,8 @@ def fill_database(store: Store) -> dict[str, int]:
         s.add(child)
         s.flush()
         put.current_revision_id = child.id
+        if embedder is not None:
+            embed_revisions(embedder, [*revs, child])
         ids.update(approved=put.id, pending=procs[1].id, rev_root=revs[0].id, rev_child=child.id)
         # Trajectories: 2 simulator runs x 4 groups x 6 tasks, 1 import run x 3 trials x 6.
         n = 0
@@ -130,7 +142,7 @@ def fill_database(store: Store) -> dict[str, int]:
             sim = run.kind != "import"
             for g in range(4 if sim else 3):
                 for j, t in enumerate(TYPES):
-                    success = (j + g + (run.seed or 0)) % 3 != 0 if sim else j < 2 + g
+                    success = _succeeds(j, g, run.seed) if sim else j < 2 + g
                     at = run.created_at + timedelta(minutes=g, seconds=j)
                     traj = Trajectory(
                         task=TASKS[t], task_type=t, environment=run.environment,
@@ -149,11 +161,10 @@ def fill_database(store: Store) -> dict[str, int]:
                                         ]))  # fmt: skip
             if sim:
                 run.metrics = [
-                    {"index": g, "tasks": 6, "successes": sum(
-                        (j + g + (run.seed or 0)) % 3 != 0 for j in range(6)),
-                     "success_rate": sum((j + g + (run.seed or 0)) % 3 != 0
-                                         for j in range(6)) / 6,
-                     "mean_steps": 4.0 - 0.3 * g}
+                    {"index": g, "tasks": 6,
+                     "successes": sum(_succeeds(j, g, run.seed) for j in range(6)),
+                     "success_rate": sum(_succeeds(j, g, run.seed) for j in range(6)) / 6,
+                     "mean_steps": 9.0 - 1.2 * g + (run.seed or 0)}
                     for g in range(4)
                 ]  # fmt: skip
                 run.finished_at = run.created_at + timedelta(minutes=4)
@@ -233,3 +244,176 @@ def test_page_renders_on_a_filled_database(path: str, filled: dict[str, int]) ->
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == TITLES[path]
+
+
+# -- review actions change the database -------------------------------------------------------
+
+PROCS = "pages/2_Procedures.py"
+
+
+@pytest.fixture(name="memory_filled")
+def memory_filled_fixture(store: Store, embedder: Embedder) -> dict[str, int]:
+    """The filled database with real embeddings (edits embed their new revision)."""
+    return fill_database(store, embedder)
+
+
+def open_procedure(pid: int) -> AppTest:
+    at = run_page(PROCS)
+    at.selectbox(key="procs_status").set_value("(all)").run()
+    at.number_input(key="procs_open").set_value(pid).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_approve_button_approves_the_pending_procedure(
+    store: Store, filled: dict[str, int]
+) -> None:
+    at = open_procedure(filled["pending"])
+    at.text_input(key=f"procs_comment_{filled['pending']}").set_value("looks right")
+    at.button(key="procs_approve").click().run()
+    assert not at.exception, at.exception
+    assert store.get(Procedure, filled["pending"]).status == "approved"
+    event = store.audit_events(limit=1)[0]
+    assert (event.action, event.object_id, event.actor) == ("approve", filled["pending"],
+                                                           "human:local")  # fmt: skip
+    assert any("Approved" in s.value for s in at.success)
+
+
+def test_reject_needs_a_reason_and_then_rejects(store: Store, filled: dict[str, int]) -> None:
+    pid = filled["pending"]
+    at = open_procedure(pid)
+    at.button(key="procs_reject").click().run()
+    assert any("reason" in e.value for e in at.error)
+    assert store.get(Procedure, pid).status == "pending_review"
+    at.text_input(key=f"procs_reason_{pid}").set_value("too vague to follow")
+    at.button(key="procs_reject").click().run()
+    assert store.get(Procedure, pid).status == "rejected"
+    assert store.audit_events(limit=1)[0].detail["comment"] == "too vague to follow"
+
+
+def test_edit_saves_a_child_revision_with_the_comment(
+    store: Store, memory_filled: dict[str, int]
+) -> None:
+    pid = memory_filled["approved"]
+    at = open_procedure(pid)
+    script = "1. Find the <object>.\n2. Open the <receptacle>.\n3. Put it in."
+    at.text_area(key=f"procs_edit_text_{pid}").set_value(script).run()
+    assert any("your edit" in c.value for c in at.code)  # the diff preview
+    at.text_input(key=f"procs_edit_comment_{pid}").set_value("shorter")
+    at.button(key="procs_save").click().run()
+    assert not at.exception, at.exception
+    proc = store.get(Procedure, pid)
+    rev = store.current_revision(proc)
+    assert (rev.origin, rev.script, rev.rationale) == ("human_edit", script, "shorter")
+    assert rev.parent_revision_id == memory_filled["rev_child"]
+    assert rev.author == "human:local"
+
+
+def test_rollback_adds_a_revision_copying_the_old_one(store: Store, filled: dict[str, int]) -> None:
+    pid = filled["approved"]
+    at = open_procedure(pid)
+    target = next(o for o in at.selectbox(key=f"procs_rb_target_{pid}").options
+                  if o.startswith(f"revision {filled['rev_root']} "))  # fmt: skip
+    at.selectbox(key=f"procs_rb_target_{pid}").set_value(target).run()
+    at.button(key="procs_rollback").click().run()
+    assert not at.exception, at.exception
+    rev = store.current_revision(store.get(Procedure, pid))
+    root = store.get(ProcedureRevision, filled["rev_root"])
+    assert rev.origin == "rollback"
+    assert rev.script == root.script
+    assert rev.parent_revision_id == filled["rev_child"]
+    assert len(store.revisions_of(pid)) == 3
+
+
+def test_edit_conflict_is_refused_and_keeps_the_typed_text(
+    store: Store, memory_filled: dict[str, int], embedder: Embedder
+) -> None:
+    from memp_core.review import Actor, edit
+
+    pid = memory_filled["approved"]
+    at = open_procedure(pid)
+    mine = "1. My careful rewrite.\n2. Done."
+    at.text_area(key=f"procs_edit_text_{pid}").set_value(mine).run()
+    # Someone else saves first, from the same revision.
+    theirs = edit(store, pid, actor=Actor("bob", "reviewer"), script="1. Bob's version.",
+                  comment="bob", base_revision_id=memory_filled["rev_child"],
+                  embedder=embedder)  # fmt: skip
+    at.button(key="procs_save").click().run()
+    assert not at.exception, at.exception
+    assert any("moved on" in e.value and "nothing was saved" in e.value for e in at.error)
+    assert at.text_area(key=f"procs_edit_text_{pid}").value == mine
+    assert store.current_revision(store.get(Procedure, pid)).id == theirs.id
+    assert all(r.script != mine for r in store.revisions_of(pid))
+
+
+def write_credentials(path: Path) -> Path:
+    from streamlit_authenticator import Hasher
+
+    users = {
+        "vera": {"name": "Vera Viewer", "email": "vera@example.com",
+                 "password": Hasher.hash("vera-pass"), "roles": ["viewer"]},
+        "rita": {"name": "Rita Reviewer", "email": "rita@example.com",
+                 "password": Hasher.hash("rita-pass"), "roles": ["reviewer"]},
+    }  # fmt: skip
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "credentials": {"usernames": users},
+        "cookie": {"name": "memp_test", "key": "a-test-signing-key-of-32-bytes-or-more",
+                   "expiry_days": 1},
+    }))  # fmt: skip
+    return path
+
+
+def sign_in(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input[0].set_value(username)
+    at.text_input[1].set_value(password)
+    at.button[0].click().run()
+    return at
+
+
+def test_without_signing_in_nothing_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filled: dict[str, int]
+) -> None:
+    monkeypatch.setenv("MEMP_AUTH_FILE", str(write_credentials(tmp_path / "auth.yaml")))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert not at.metric  # no data before sign-in
+    sign_in(at, "vera", "wrong")
+    assert any("incorrect" in e.value for e in at.error)
+    assert not at.metric
+
+
+def test_a_viewer_cannot_approve(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filled: dict[str, int]
+) -> None:
+    monkeypatch.setenv("MEMP_AUTH_FILE", str(write_credentials(tmp_path / "auth.yaml")))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    sign_in(at, "vera", "vera-pass")
+    assert not at.exception, at.exception
+    assert any("role: viewer" in t.value for t in at.sidebar.text)
+    at.switch_page(PROCS).run()
+    at.number_input(key="procs_open").set_value(filled["pending"]).run()
+    assert at.button(key="procs_approve").disabled
+    assert at.button(key="procs_save").disabled
+    assert any("can read but not change" in c.value for c in at.caption)
+    # The rule lives in memp_core: the same request as the page would send is refused.
+    from memp_core.errors import PermissionDeniedError
+    from memp_core.review import Actor, approve
+
+    with pytest.raises(PermissionDeniedError, match="viewer role"):
+        approve(store, filled["pending"], actor=Actor("vera", "viewer"))
+    assert store.get(Procedure, filled["pending"]).status == "pending_review"
+
+
+def test_a_signed_in_reviewer_approves_under_their_name(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, filled: dict[str, int]
+) -> None:
+    monkeypatch.setenv("MEMP_AUTH_FILE", str(write_credentials(tmp_path / "auth.yaml")))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    sign_in(at, "rita", "rita-pass")
+    at.switch_page(PROCS).run()
+    at.number_input(key="procs_open").set_value(filled["pending"]).run()
+    at.button(key="procs_approve").click().run()
+    assert store.get(Procedure, filled["pending"]).status == "approved"
+    assert store.audit_events(limit=1)[0].actor == "human:rita"

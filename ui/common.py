@@ -26,7 +26,6 @@ from ui.auth import Person, signed_in
 
 if TYPE_CHECKING:
     from memp_core.memory import ProceduralMemory
-
     from memp_core.review import Actor
 
 SIMULATOR_NOTE = (
