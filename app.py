@@ -42,6 +42,7 @@ with left:
     )
     fig = px.bar(frame, x="procedures", y="status", orientation="h", height=260)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_xaxes(dtick=1, rangemode="tozero")
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 with right:
@@ -64,7 +65,7 @@ with right:
             width="stretch",
             column_config={"updated": st.column_config.DatetimeColumn(format="distance")},
         )
-        link("pages/2_Procedures.py", "Review them on the Procedures page", "✅")
+        link("pages/2_Procedures.py", "Review them on the Procedures page", ":material/rule:")
     else:
         st.caption("Nothing waits for review.")
 
@@ -75,7 +76,6 @@ if ov.latest_runs:
             [
                 {
                     "run": card.label,
-                    "kind": card.run.kind,
                     "status": card.run.status,
                     "source": card.run.source,
                     "groups": len(card.success),
@@ -95,7 +95,7 @@ if ov.latest_runs:
             "steps per group": st.column_config.LineChartColumn(y_min=0),
         },
     )  # fmt: skip
-    link("pages/4_Learning_curves.py", "Compare them in Learning curves", "📈")
+    link("pages/4_Learning_curves.py", "Compare them in Learning curves", ":material/show_chart:")
 else:
     st.caption("No runs yet: start one on the Experiments page or with `memp run`.")
 

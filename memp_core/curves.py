@@ -383,6 +383,7 @@ def figure(
             row=1, col=1,
         )  # fmt: skip
     fig.update_yaxes(range=[-0.02, 1.1], row=1, col=1)
+    fig.update_xaxes(dtick=1)
     fig.update_xaxes(title_text="group of tasks", row=2, col=1)
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.12})  # fmt: skip

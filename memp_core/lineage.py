@@ -110,6 +110,26 @@ def task_type_graph(store: Store, task_type: str, *, limit: int = 400) -> nx.DiG
     return build_graph(revisions, uses, procedures)
 
 
+@dataclass(frozen=True)
+class LineageChoice:
+    procedure: Procedure
+    revisions: int
+
+
+def richest_lineages(store: Store, *, limit: int = 300) -> list[LineageChoice]:
+    """Procedures with the most revisions first (the histories worth looking at)."""
+    n = func.count(col(ProcedureRevision.id))
+    with store.session() as s:
+        rows = s.exec(
+            select(Procedure, n)
+            .join(ProcedureRevision, col(ProcedureRevision.procedure_id) == col(Procedure.id))
+            .group_by(col(Procedure.id))
+            .order_by(n.desc(), col(Procedure.updated_at).desc())
+            .limit(limit)
+        ).all()
+    return [LineageChoice(p, int(c)) for p, c in rows]
+
+
 def layout(g: nx.DiGraph) -> dict[int, tuple[float, float]]:
     """Generations left to right (depth from the root), siblings spread vertically."""
     pos: dict[int, tuple[float, float]] = {}
@@ -169,6 +189,7 @@ def figure(g: nx.DiGraph, *, selected: int | None = None, title: str = "") -> go
                 y=[pos[n][1] for n in nodes],
                 mode="markers+text",
                 name=origin,
+                showlegend=True,
                 text=[str(n) for n in nodes],
                 textposition="top center",
                 customdata=nodes,

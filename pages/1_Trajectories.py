@@ -16,7 +16,11 @@ from ui.common import errors_shown, link, page, params_int
 PAGE_SIZE = 50
 ALL = "(all)"
 
-ctx = page("Trajectories", "🧭", "Every agent episode: filter, page through, open one to debug it.")
+ctx = page(
+    "Trajectories",
+    ":material/route:",
+    "Every agent episode: filter, page through, open one to debug it.",
+)
 store = ctx.store
 
 
@@ -124,7 +128,7 @@ def show_steps(steps: list[Step], detail: TrajectoryDetail | None, key: str) -> 
 
 st.divider()
 st.subheader("Trajectory detail")
-open_id = st.number_input("Trajectory id", min_value=0, step=1, key="traj_open")
+open_id = st.columns(4)[0].number_input("Trajectory id", min_value=0, step=1, key="traj_open")
 if not open_id:
     st.info("No trajectory to show. Pick a row above or type an id.")
     st.stop()
@@ -133,13 +137,16 @@ with errors_shown():
     detail = trajectory_detail(store, int(open_id))
 t = detail.trajectory
 st.text(t.task)
-m = st.columns(5)
+m = st.columns(4)
 m[0].metric("Outcome", "success" if t.success else "failure", border=True)
 m[1].metric("Steps", t.step_count, border=True)
 group = t.group_index if t.group_index is not None else "–"
 m[2].metric("Run · group", f"{t.run_id or '–'} · {group}", border=True)
-m[3].metric("Agent model", t.agent_model or "–", border=True)
-m[4].metric("Source", t.source or "–", border=True)
+m[3].metric("Tokens", f"{t.token_count:,}", border=True)
+st.text(
+    f"Agent model: {t.agent_model or '–'} · source: {t.source or '–'} · "
+    f"environment: {t.environment or '–'} · recorded {t.created_at:%Y-%m-%d %H:%M}"
+)
 if t.source == "simulator":
     st.caption("Recorded in Memp Studio's household simulator (seeded text world).")
 if t.reflections:
@@ -164,7 +171,12 @@ with memory_tab:
         st.markdown(f"**Followed revision {rev.id}** ({rev.origin}, by `{rev.author or '–'}`)")
         if proc is not None:
             st.text(f"Procedure {proc.id}: {proc.title} [{proc.status}]")
-            link("pages/3_Lineage.py", "Open its lineage", "🌳", procedure=str(proc.id))
+            link(
+                "pages/3_Lineage.py",
+                "Open its lineage",
+                ":material/account_tree:",
+                procedure=str(proc.id),
+            )
         st.code(rev.script or "(no script)", language=None, wrap_lines=True)
     if not detail.retrievals:
         st.caption("No retrieval was logged for this trajectory.")

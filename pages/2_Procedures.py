@@ -21,7 +21,11 @@ from ui.common import (
 PAGE_SIZE = 25
 ALL = "(all)"
 
-ctx = page("Procedures", "✅", "Review what agents will be served: only approved procedures are.")
+ctx = page(
+    "Procedures",
+    ":material/rule:",
+    "Review what agents will be served: only approved procedures are.",
+)
 store = ctx.store
 review = optional_module("memp_core.review")
 loop = optional_module("memp_core.loop")
@@ -44,7 +48,7 @@ with errors_shown():
         task_type=None if task_type == ALL else task_type, text=text or None, limit=0,
     ).total  # fmt: skip
     pages = max(1, -(-total // PAGE_SIZE))
-    page_no = st.number_input(f"Page (of {pages})", 1, pages, 1, key="procs_page")
+    page_no = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, 1, key="procs_page")
     result = list_procedures(
         store, status=None if status == ALL else status,
         task_type=None if task_type == ALL else task_type, text=text or None,
@@ -77,7 +81,7 @@ st.session_state.setdefault(
 )
 
 st.divider()
-pid = int(st.number_input("Procedure id", min_value=0, step=1, key="procs_open"))
+pid = int(st.columns(4)[0].number_input("Procedure id", min_value=0, step=1, key="procs_open"))
 if not pid:
     st.info("No procedure to show. Pick a row above or type an id.")
     st.stop()
@@ -88,13 +92,19 @@ cur_id = cur.id if cur is not None else None  # approving names what was read: n
 
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
-m = st.columns(5)
-m[0].metric("Status", proc.status + (" · pinned" if proc.pinned else ""), border=True)
-m[1].metric("Uses", proc.use_count, border=True)
-m[2].metric("Successes", proc.success_count, border=True)
-m[3].metric("Success rate", pct(d.success_rate), border=True)
-m[4].metric("Revisions", len(d.revisions), border=True)
-link("pages/3_Lineage.py", "Lineage graph", "🌳", procedure=str(pid))
+STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
+                 "deprecated": "gray", "draft": "blue"}  # fmt: skip
+b = st.columns([1, 1, 6])
+b[0].badge(proc.status, color=STATUS_COLORS.get(proc.status, "gray"))
+if proc.pinned:
+    b[1].badge("pinned", icon=":material/push_pin:", color="violet")
+st.caption(f"Task type {proc.task_type or '–'} · key {proc.key}")
+m = st.columns(4)
+m[0].metric("Uses", proc.use_count, border=True)
+m[1].metric("Successes", proc.success_count, border=True)
+m[2].metric("Success rate", pct(d.success_rate), border=True)
+m[3].metric("Revisions", len(d.revisions), border=True)
+link("pages/3_Lineage.py", "Lineage graph", ":material/account_tree:", procedure=str(pid))
 
 if cur is not None:
     st.markdown(
@@ -148,7 +158,7 @@ with tab_review:
     else:
         comment = st.text_input("Comment (optional)", key=f"procs_comment_{pid}")
         reason = st.text_input("Reason for rejecting", key=f"procs_reason_{pid}")
-        b1, b2 = st.columns(2)
+        b1, b2, _ = st.columns([1, 1, 4])
         if b1.button("Approve", type="primary", disabled=not can_review, key="procs_approve"):
             act("Approved", review.approve, comment=comment, revision_id=cur_id)
         if b2.button("Reject", disabled=not can_review, key="procs_reject"):

@@ -5,12 +5,11 @@ import streamlit as st
 
 from memp_core import lineage
 from memp_core.models import Procedure, ProcedureRevision
-from memp_core.queue import list_procedures
 from ui.common import errors_shown, page, params_int, pct
 
 ctx = page(
     "Lineage",
-    "🌳",
+    ":material/account_tree:",
     "Every revision is kept: builds, reflections, human edits and rollbacks, parent → child.",
 )
 store = ctx.store
@@ -65,8 +64,12 @@ def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx 
 
 if mode == "One procedure":
     with errors_shown():
-        recent = list_procedures(store, limit=300).rows
-    options = {f"{p.id}: {p.title} [{p.status}]": p.id for p in recent}
+        choices = lineage.richest_lineages(store, limit=300)
+    options = {
+        f"{c.procedure.id}: {c.procedure.title} [{c.procedure.status}] · {c.revisions} "
+        f"revision{'s' if c.revisions != 1 else ''}": c.procedure.id
+        for c in choices
+    }
     wanted = params_int("procedure")
     if wanted is not None and wanted not in options.values():
         with errors_shown():
@@ -77,7 +80,7 @@ if mode == "One procedure":
         st.stop()
     labels = list(options)
     default = next((i for i, k in enumerate(labels) if options[k] == wanted), 0)
-    chosen = st.selectbox("Procedure (most recently changed first)", labels, index=default,
+    chosen = st.selectbox("Procedure (longest histories first)", labels, index=default,
                           key="lin_procedure")  # fmt: skip
     pid = options[chosen]
     with errors_shown():

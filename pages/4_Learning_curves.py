@@ -8,7 +8,7 @@ from ui.common import errors_shown, page
 
 ctx = page(
     "Learning curves",
-    "📈",
+    ":material/show_chart:",
     "Success rate and mean steps per group of tasks, as memory grows. Triangles mark memory "
     "changes; hover them to see which.",
 )

@@ -17,7 +17,7 @@ POLICY_HELP = {
 
 ctx = page(
     "Retrieval playground",
-    "🔎",
+    ":material/search:",
     "What would an agent be given for this task? Nothing typed here is logged as a retrieval.",
 )
 

@@ -7,7 +7,7 @@ from ui.common import changed, errors_shown, link, optional_module, page
 
 ctx = page(
     "Experiments",
-    "🧪",
+    ":material/science:",
     "Run an agent on seeded tasks of the household simulator (Memp Studio's synthetic, "
     "ALFWorld-compatible text world) with a memory policy, and measure it.",
 )
@@ -38,7 +38,13 @@ with st.form("exp_form"):
     k = c5.number_input("k", 1, 10, 3, key="exp_k")
     tasks = c6.number_input("Tasks", 1, 2000, 60, key="exp_tasks")
     groups = c7.number_input("Groups", 1, 100, 6, key="exp_groups")
-    seed = st.number_input("Seed", 0, 1_000_000, 0, key="exp_seed")
+    c8, c9, _ = st.columns([1, 1, 2])
+    strength = c8.selectbox(
+        "Heuristic agent strength", ["strong", "weak"], key="exp_strength",
+        help="strong: searches everywhere and opens closed receptacles; weak: a small search "
+        "budget (for the memory-transfer experiment). Ignored by the llm agent.",
+    )  # fmt: skip
+    seed = c9.number_input("Seed", 0, 1_000_000, 0, key="exp_seed")
     submitted = st.form_submit_button(
         "Start run", type="primary", disabled=start_run is None or not ctx.person.can_review
     )
@@ -65,10 +71,15 @@ if submitted and start_run is not None:
         run = start_run(
             store, agent=agent, memory=memory_policy, retrieve=retrieve, build=build,
             k=int(k), tasks=int(tasks), groups=int(groups), seed=int(seed),
-            progress=progress,
+            progress=progress, **({"strength": strength} if agent == "heuristic" else {}),
         )  # fmt: skip
     changed()
-    st.session_state["exp_flash"] = f"Run #{run.id} finished: see it in Learning curves."
+    rates = [g.get("success_rate") or 0.0 for g in run.metrics]
+    st.session_state["exp_flash"] = (
+        f"Run #{run.id} {run.status}: success per group "
+        + " → ".join(f"{r:.0%}" for r in rates)
+        + ". See it in Learning curves."
+    )
     st.rerun()
 
 st.subheader("Recent runs")
@@ -88,4 +99,4 @@ else:
         hide_index=True, width="stretch",
         column_config={"success per group": st.column_config.LineChartColumn(y_min=0, y_max=1)},
     )  # fmt: skip
-    link("pages/4_Learning_curves.py", "Open Learning curves", "📈")
+    link("pages/4_Learning_curves.py", "Open Learning curves", ":material/show_chart:")

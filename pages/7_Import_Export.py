@@ -6,7 +6,7 @@ from ui.common import errors_shown, optional_module, page
 
 ctx = page(
     "Import / Export",
-    "📦",
+    ":material/swap_vert:",
     "Bring in agent logs (ALFWorld transcripts, Reflexion runs, chat logs, ...) and take "
     "memory out. An import lands whole or not at all.",
 )

@@ -12,7 +12,11 @@ from ui.common import errors_shown, page
 PAGE_SIZE = 100
 ALL = "(all)"
 
-ctx = page("Audit log", "📜", "Every reviewer action, import and memory change, newest first.")
+ctx = page(
+    "Audit log",
+    ":material/history:",
+    "Every reviewer action, import and memory change, newest first.",
+)
 store = ctx.store
 
 with errors_shown():

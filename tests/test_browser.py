@@ -117,7 +117,7 @@ def test_every_page_opens_in_a_real_browser(server: tuple[str, dict], browser: o
     base, _ids = server
     ARTIFACTS.mkdir(exist_ok=True)
     dialogs: list[str] = []
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     for path, title, key_text in PAGES:
         page.goto(f"{base}/{path}")
@@ -132,7 +132,7 @@ def test_every_page_opens_in_a_real_browser(server: tuple[str, dict], browser: o
 def test_hostile_trajectory_text_renders_inert(server: tuple[str, dict], browser: object) -> None:
     base, ids = server
     dialogs: list[str] = []
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.add_init_script("window.__xss = 0; window.alert = () => { window.__xss += 1; };")
     page.goto(f"{base}/Trajectories?trajectory={ids['hostile']}")

@@ -417,3 +417,32 @@ def test_a_signed_in_reviewer_approves_under_their_name(
     at.button(key="procs_approve").click().run()
     assert store.get(Procedure, filled["pending"]).status == "approved"
     assert store.audit_events(limit=1)[0].actor == "human:rita"
+
+
+def test_experiments_page_runs_the_simulator_and_records_a_run(store: Store) -> None:
+    at = run_page("pages/6_Experiments.py")
+    at.number_input(key="exp_tasks").set_value(6)
+    at.number_input(key="exp_groups").set_value(2)
+    next(b for b in at.button if b.label == "Start run").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    runs = store.runs()
+    assert len(runs) == 1
+    assert runs[0].status == "done" and runs[0].source == "simulator"
+    assert [g["tasks"] for g in runs[0].metrics] == [3, 3]
+    assert store.counts().trajectories == 6
+    assert any(f"Run #{runs[0].id} done" in s.value for s in at.success)
+
+
+def test_playground_shows_each_policy_and_logs_nothing(
+    store: Store, memory_filled: dict[str, int]
+) -> None:
+    before = store.counts().retrievals
+    at = run_page("pages/5_Retrieval_playground.py")
+    at.text_area(key="play_task").set_value("put a cup in cabinet").run()
+    at.checkbox(key="play_all").check().run()
+    assert not at.exception, at.exception
+    assert [t.label for t in at.tabs] == ["query", "facts", "random", "hybrid"]
+    query_results = at.tabs[0].dataframe[0].value
+    assert query_results.iloc[0]["task type"] == "put"  # the nearest procedure is the put one
+    assert store.counts().retrievals == before

@@ -92,8 +92,24 @@ def backend_label(settings: Settings) -> str:
     return f"{settings.llm_backend}: {settings.llm_model}"
 
 
+NAV: tuple[tuple[str, str, str], ...] = (
+    ("app.py", "Overview", ":material/dashboard:"),
+    ("pages/1_Trajectories.py", "Trajectories", ":material/route:"),
+    ("pages/2_Procedures.py", "Procedures", ":material/rule:"),
+    ("pages/3_Lineage.py", "Lineage", ":material/account_tree:"),
+    ("pages/4_Learning_curves.py", "Learning curves", ":material/show_chart:"),
+    ("pages/5_Retrieval_playground.py", "Retrieval playground", ":material/search:"),
+    ("pages/6_Experiments.py", "Experiments", ":material/science:"),
+    ("pages/7_Import_Export.py", "Import / Export", ":material/swap_vert:"),
+    ("pages/8_Audit_log.py", "Audit log", ":material/history:"),
+)
+
+
 def sidebar(ctx: PageContext) -> None:
     with st.sidebar:
+        for path, label, icon in NAV:
+            link(path, label, icon)
+        st.divider()
         p = ctx.person
         if p.local:
             st.markdown("**Single local admin**")
@@ -113,7 +129,7 @@ def sidebar(ctx: PageContext) -> None:
             st.caption(SIMULATOR_NOTE)
 
 
-def page(title: str, icon: str = "🧠", caption: str = "") -> PageContext:
+def page(title: str, icon: str = ":material/psychology:", caption: str = "") -> PageContext:
     """Set up a page: config, store, sign-in, sidebar and title."""
     st.set_page_config(page_title=f"{title} · Memp Studio", page_icon=icon, layout="wide")
     settings = get_settings()
