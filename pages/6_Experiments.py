@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from memp_core.overview import latest_runs
 from ui.common import changed, errors_shown, link, optional_module, page
 
 ctx = page(
@@ -84,7 +85,7 @@ if submitted and start_run is not None:
 
 st.subheader("Recent runs")
 with errors_shown():
-    runs = list(reversed(store.runs()))[:20]
+    runs = latest_runs(store, 20)
 if not runs:
     st.caption("No runs yet.")
 else:

@@ -1,26 +1,118 @@
 """Import / Export: upload agent logs, preview, import; download exports."""
 
+import hashlib
+
+import pandas as pd
 import streamlit as st
 
-from ui.common import errors_shown, optional_module, page
+from memp_core.errors import MempError
+from memp_core.importers import FORMATS
+from memp_core.importers.export import WHATS
+from memp_core.uploads import Preview, Upload, export_zip, import_uploads, preview_uploads
+from ui.common import changed, errors_shown, page
+
+FORMAT_HELP = (
+    "auto: detect from the content · alfworld: ALFWorld transcripts (`> action` lines) · "
+    "react: ReAct logs (Thought/Action/Observation) · chat: OpenAI-style message lists · "
+    "reflexion: a folder of env_results_trial_N.json (upload all trial files together) · "
+    "jsonl: a Memp Studio export"
+)
 
 ctx = page(
     "Import / Export",
     ":material/swap_vert:",
-    "Bring in agent logs (ALFWorld transcripts, Reflexion runs, chat logs, ...) and take "
-    "memory out. An import lands whole or not at all.",
+    "Bring in agent logs and take memory out. An import lands whole or not at all; "
+    "trajectories already in the database are skipped.",
 )
-importers = optional_module("memp_core.importers")
-ready = importers is not None and hasattr(importers, "preview_file")
+store = ctx.store
 
 st.subheader("Import")
-if not ready:
-    st.info("Importing from the page is not available yet (memp_core.importers is not ready). "
-            "Meanwhile: `memp import PATH --format FORMAT`.")  # fmt: skip
-uploaded = st.file_uploader("Agent log file", key="io_upload", disabled=not ready)
+c1, c2 = st.columns([1, 2])
+fmt = c1.selectbox("Format", FORMATS, key="io_format", help=FORMAT_HELP)
+skip_bad = c1.checkbox(
+    "Skip unreadable records", key="io_skip_bad",
+    help="Import the good records and list the bad ones, instead of refusing the whole file.",
+)  # fmt: skip
+files = c2.file_uploader(
+    "Agent log file(s)", accept_multiple_files=True, key="io_upload",
+    help="Several files are read as one folder (e.g. all the trial files of a Reflexion run).",
+)  # fmt: skip
+uploads = [Upload(f.name, f.getvalue()) for f in files or []]
+fingerprint = hashlib.sha256(
+    repr((fmt, [(u.name, hashlib.sha256(u.data).hexdigest()) for u in uploads])).encode()
+).hexdigest()
 
+
+def show_preview(p: Preview) -> None:
+    m = st.columns(5)
+    m[0].metric("Trajectories", f"{p.trajectories:,}", border=True)
+    m[1].metric("Succeeded", f"{p.succeeded:,}", border=True)
+    m[2].metric("Steps", f"{p.steps:,}", border=True)
+    m[3].metric("Runs", p.runs, border=True)
+    m[4].metric("Procedures", p.procedures, border=True)
+    if p.formats:
+        st.caption("Detected: " + ", ".join(f"{k} → {v}" for k, v in p.formats.items()))
+    for label, items in (("Unreadable records", p.bad), ("Warnings", p.warnings)):
+        if items:
+            with st.expander(f"{label} ({len(items)})", expanded=label == "Unreadable records"):
+                st.code("\n".join(items), language=None, wrap_lines=True)
+    if p.sample:
+        st.caption(f"The first {len(p.sample)} trajectories")
+        st.dataframe(
+            pd.DataFrame([vars(r) for r in p.sample]), hide_index=True, width="stretch",
+            column_config={"success": st.column_config.CheckboxColumn()},
+        )  # fmt: skip
+
+
+if uploads:
+    b1, b2, _ = st.columns([1, 1, 4])
+    if b1.button("Preview", key="io_preview"):
+        try:
+            st.session_state["io_preview_result"] = (fingerprint, preview_uploads(uploads, fmt))
+        except MempError as exc:
+            st.session_state.pop("io_preview_result", None)
+            st.error(f"This file cannot be imported as {fmt}: {exc}")
+    do_import = b2.button(
+        "Import", type="primary", key="io_import", disabled=not ctx.person.can_review
+    )
+    shown = st.session_state.get("io_preview_result")
+    if shown and shown[0] == fingerprint:
+        st.caption("Preview: nothing has been written yet.")
+        show_preview(shown[1])
+    if do_import:
+        try:
+            with st.spinner("Importing…"):
+                report = import_uploads(store, uploads, fmt, actor=ctx.actor().author,
+                                        skip_bad=skip_bad)  # fmt: skip
+        except MempError as exc:
+            st.error(f"Nothing was imported: {exc}")
+        else:
+            changed()
+            st.session_state.pop("io_preview_result", None)
+            st.success(
+                f"Imported {report.trajectories:,} trajectories ({report.succeeded:,} "
+                f"succeeded), {report.runs} runs, {report.procedures} procedures; "
+                f"{report.duplicates_skipped:,} duplicates skipped."
+            )
+            if report.bad or report.warnings:
+                st.code("\n".join(report.bad + report.warnings)[:20_000], language=None)
+if not ctx.person.can_review:
+    st.caption(f"Signed in as a {ctx.person.role}: importing needs reviewer or admin.")
+
+st.divider()
 st.subheader("Export")
-if not ready:
-    st.info("Exports are not available yet.")
-with errors_shown():
-    pass
+st.caption(
+    "JSONL that `memp import --format jsonl` reads back (runs, trajectories with steps, "
+    "procedures with their whole lineage and audit trail) plus the learning curves as CSV."
+)
+e1, e2, _ = st.columns([1, 1, 4])
+what = e1.selectbox("What", WHATS, index=WHATS.index("all"), key="io_what")
+if e2.button("Prepare export", key="io_export"):
+    with st.spinner("Exporting…"), errors_shown():
+        st.session_state["io_export_zip"] = (what, export_zip(store, what))
+ready = st.session_state.get("io_export_zip")
+if ready:
+    st.download_button(
+        f"Download memp-export-{ready[0]}.zip ({len(ready[1]) / 1024:,.0f} KB)", ready[1],
+        file_name=f"memp-export-{ready[0]}.zip", mime="application/zip", key="io_download",
+    )  # fmt: skip

@@ -41,7 +41,7 @@ def query(offset: int, limit: int):  # noqa: ANN202 (AuditPage)
 with errors_shown():
     total = query(0, 0).total
 pages = max(1, -(-total // PAGE_SIZE))
-page_no = st.number_input(f"Page (of {pages})", 1, pages, 1, key="audit_page")
+page_no = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, 1, key="audit_page")
 with errors_shown():
     result = query((page_no - 1) * PAGE_SIZE, PAGE_SIZE)
 st.caption(f"{result.total:,} events match.")

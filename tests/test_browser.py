@@ -67,10 +67,12 @@ def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
     from test_pages import fill_database
 
+    from memp_core.embeddings import get_embedder
+
     db = tmp_path_factory.mktemp("browser") / "memp.db"
     url = f"sqlite:///{db}"
     store = Store(url)
-    ids = fill_database(store)
+    ids = fill_database(store, get_embedder())
     store.dispose()
     port = free_port()
     env = dict(os.environ, MEMP_DATABASE_URL=url, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -145,3 +147,22 @@ def test_hostile_trajectory_text_renders_inert(server: tuple[str, dict], browser
     page.screenshot(path=str(ARTIFACTS / "Trajectories_hostile.png"), full_page=True)
     assert page.evaluate("window.__xss") == 0
     assert dialogs == []
+
+
+def test_an_uploaded_log_is_previewed_then_imported(
+    server: tuple[str, dict], browser: object, tmp_path: Path
+) -> None:
+    from test_pages import ALFWORLD_LOG
+
+    base, _ids = server
+    log = tmp_path / "spraybottle.txt"
+    log.write_text(ALFWORLD_LOG)
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
+    page.goto(f"{base}/Import_Export")
+    settle(page, "Import / Export")
+    page.locator("input[type='file']").set_input_files(str(log))
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("Preview: nothing has been written yet.").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("Imported 1 trajectories").wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "Import_Export_done.png"), full_page=True)

@@ -446,3 +446,60 @@ def test_playground_shows_each_policy_and_logs_nothing(
     query_results = at.tabs[0].dataframe[0].value
     assert query_results.iloc[0]["task type"] == "put"  # the nearest procedure is the put one
     assert store.counts().retrievals == before
+
+
+# -- import / export ---------------------------------------------------------------------------
+
+ALFWORLD_LOG = """Your task is to: put some spraybottle on toilet.
+> go to cabinet 1
+On the cabinet 1, you see a spraybottle 2.
+> take spraybottle 2 from cabinet 1
+You pick up the spraybottle 2 from the cabinet 1.
+> go to toilet 1
+On the toilet 1, you see nothing.
+> put spraybottle 2 in/on toilet 1
+You put the spraybottle 2 in/on the toilet 1.
+"""
+
+
+def test_preview_counts_an_upload_and_writes_nothing(store: Store) -> None:
+    from memp_core.uploads import Upload, preview_uploads
+
+    p = preview_uploads([Upload("run.txt", ALFWORLD_LOG.encode())], "alfworld")
+    assert (p.trajectories, p.succeeded, p.steps) == (1, 1, 4)
+    assert p.sample[0].task_type == "put"
+    assert store.counts().trajectories == 0
+
+
+def test_import_of_an_upload_lands_and_is_audited(store: Store) -> None:
+    from memp_core.uploads import Upload, import_uploads
+
+    report = import_uploads(store, [Upload("../../etc/run.txt", ALFWORLD_LOG.encode())],
+                            "alfworld", actor="human:local")  # fmt: skip
+    assert report.trajectories == 1
+    assert store.counts().trajectories == 1
+    assert store.audit_events(limit=1)[0].action == "import"
+    again = import_uploads(store, [Upload("run.txt", ALFWORLD_LOG.encode())], "alfworld",
+                           actor="human:local")  # fmt: skip
+    assert again.duplicates_skipped == 1 and store.counts().trajectories == 1
+
+
+def test_an_unreadable_upload_is_refused_whole(store: Store) -> None:
+    from memp_core.errors import ImportFormatError
+    from memp_core.uploads import Upload, import_uploads
+
+    with pytest.raises(ImportFormatError):
+        import_uploads(store, [Upload("x.json", b"\x00\x01binary")], "chat", actor="t")
+    assert store.counts().trajectories == 0
+
+
+def test_export_page_offers_a_zip_of_the_database(filled: dict[str, int]) -> None:
+    import io
+    import zipfile
+
+    at = run_page("pages/7_Import_Export.py")
+    at.button(key="io_export").click().run()
+    assert not at.exception, at.exception
+    data = at.session_state["io_export_zip"][1]
+    names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    assert {"runs.jsonl", "trajectories.jsonl", "procedures.jsonl", "curves.csv"} <= names

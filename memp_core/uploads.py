@@ -1,0 +1,154 @@
+"""Files that come and go through the dashboard: staged uploads, previews, exports as bytes.
+
+Uploads are written to a private temporary folder under their own names (formats such as
+Reflexion's ``env_results_trial_N.json`` are recognised by name); several files form one
+folder, which is how the folder formats (reflexion, jsonl exports) are read. A preview runs
+the importer's parser over the files and counts what it would write, writing nothing; the
+import itself is :func:`memp_core.importers.import_paths` (one transaction).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memp_core.errors import ImportFormatError
+from memp_core.importers import FOLDER_FORMATS, ImportReport, import_paths, parser_for
+from memp_core.importers.export import export
+from memp_core.importers.records import (
+    BadRecord,
+    FormatChosen,
+    ImportWarning,
+    ProcedureRecord,
+    RunRecord,
+    TrajectoryRecord,
+)
+from memp_core.store import Store
+
+SAMPLE = 20
+MAX_LISTED = 50  # warnings and bad records listed in a preview
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    task: str
+    task_type: str
+    success: bool
+    steps: int
+    agent_model: str
+    where: str
+
+
+@dataclass
+class Preview:
+    """What an import of these files would bring in (nothing is written)."""
+
+    trajectories: int = 0
+    succeeded: int = 0
+    steps: int = 0
+    procedures: int = 0
+    formats: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+    sample: list[SampleRow] = field(default_factory=list)
+    run_keys: set[str] = field(default_factory=set)  # one per multi-trial log
+
+    @property
+    def runs(self) -> int:
+        return len(self.run_keys)
+
+
+def _safe_name(name: str) -> str:
+    """A plain file name: uploads never choose where they are written."""
+    base = Path(name.replace("\\", "/")).name.strip()
+    return base if base not in ("", ".", "..") else "upload"
+
+
+@contextmanager
+def staged(uploads: Sequence[Upload]) -> Iterator[Path]:
+    """The uploads on disk: one file as itself, several as one folder; removed afterwards."""
+    if not uploads:
+        raise ImportFormatError("(upload)", None, "no file was uploaded")
+    tmp = Path(tempfile.mkdtemp(prefix="memp-upload-"))
+    try:
+        folder = tmp / "upload"
+        folder.mkdir()
+        for up in uploads:
+            (folder / _safe_name(up.name)).write_bytes(up.data)
+        yield folder / _safe_name(uploads[0].name) if len(uploads) == 1 else folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _count(preview: Preview, item: object) -> None:
+    if isinstance(item, TrajectoryRecord):
+        preview.trajectories += 1
+        preview.succeeded += int(item.success)
+        preview.steps += len(item.steps)
+        if item.run is not None:
+            preview.run_keys.add(item.run.fingerprint)
+        if len(preview.sample) < SAMPLE:
+            preview.sample.append(
+                SampleRow(item.task, item.task_type, item.success, len(item.steps),
+                          item.agent_model, str(item.where or ""))
+            )  # fmt: skip
+    elif isinstance(item, RunRecord):
+        preview.run_keys.add(item.fingerprint)
+    elif isinstance(item, ProcedureRecord):
+        preview.procedures += 1
+    elif isinstance(item, ImportWarning) and len(preview.warnings) < MAX_LISTED:
+        preview.warnings.append(str(item))
+    elif isinstance(item, BadRecord) and len(preview.bad) < MAX_LISTED:
+        preview.bad.append(str(item.error))
+    elif isinstance(item, FormatChosen):
+        preview.formats[Path(item.path).name] = item.format
+
+
+def preview(path: Path, fmt: str) -> Preview:
+    """Parse ``path`` with ``fmt`` and count the records; raises ImportFormatError."""
+    parse = parser_for(fmt)
+    files = [path] if (not path.is_dir() or fmt in FOLDER_FORMATS) else sorted(path.iterdir())
+    out = Preview()
+    for f in files:
+        for item in parse(f, None):
+            _count(out, item)
+    return out
+
+
+def import_uploads(
+    store: Store, uploads: Sequence[Upload], fmt: str, *, actor: str, skip_bad: bool = False
+) -> ImportReport:
+    """Import the uploads in one transaction (all or nothing unless ``skip_bad``)."""
+    with staged(uploads) as path:
+        return import_paths(store, [path], fmt=fmt, skip_bad=skip_bad, actor=actor)
+
+
+def preview_uploads(uploads: Sequence[Upload], fmt: str) -> Preview:
+    with staged(uploads) as path:
+        return preview(path, fmt)
+
+
+def export_zip(store: Store, what: str = "all") -> bytes:
+    """``memp export`` of the database as one zip (JSONL files plus curves.csv)."""
+    tmp = Path(tempfile.mkdtemp(prefix="memp-export-"))
+    try:
+        result = export(store, tmp / "export", what)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in result.files:
+                zf.write(name, arcname=Path(name).name)
+        return buf.getvalue()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
