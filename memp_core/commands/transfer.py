@@ -1,9 +1,131 @@
-"""`memp` commands: transfer (filled in by its area's owner)."""
+"""`memp import`, `memp export` and `memp bench import`: agent logs in, lossless JSONL out."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from tqdm import tqdm
+
+from memp_core.cli import DbOpt, JsonOpt, err_console, open_store, out_console, print_json
+from memp_core.importers import FORMATS, import_paths, parser_for, precheck, total_bytes
+from memp_core.importers.export import WHATS, export
+from memp_core.importers.source import Progress
+from memp_core.importers.writer import ImportReport
+
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # small files import faster than a bar can draw
+
+
+@contextmanager
+def progress_bar(paths: list[Path]) -> Iterator[Progress | None]:
+    """A byte progress bar on stderr, only for a terminal and only for large inputs."""
+    total = total_bytes(paths)
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    with tqdm(total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr) as bar:
+        yield bar.update
+
+
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to import")],
+    format_: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}")
+    ] = "auto",
+    source: Annotated[
+        str | None,
+        typer.Option(help="Label stored as the trajectories' source (default import:<format>)"),
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Import the good records and list the bad ones")
+    ] = False,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Import agent logs (ALFWorld, ReAct, chat, Reflexion, memp JSONL) in one transaction."""
+    parser_for(format_)  # unknown names fail before the database is opened
+    if not skip_bad:
+        precheck(paths)  # a bad file fails fast, without opening the database
+    store = open_store(db)
+
+    def chose(path: str, fmt: str) -> None:
+        line = f"auto: {path} looks like {fmt}"
+        if json_:
+            err_console.print(line, highlight=False, soft_wrap=True)
+        else:
+            out_console.print(line, highlight=False, soft_wrap=True)
+
+    with progress_bar(paths) as progress:
+        report = import_paths(
+            store, paths, fmt=format_, source=source, skip_bad=skip_bad,
+            progress=progress, on_format=chose,
+        )  # fmt: skip
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    for bad in report.bad:
+        err_console.print(f"[red]skipped:[/] {bad}", highlight=False, soft_wrap=True)
+    if json_:
+        print_json(report.counts())
+    else:
+        out_console.print(summary(report), highlight=False)
+
+
+def summary(report: ImportReport) -> str:
+    text = (
+        f"Imported {report.trajectories} trajectories ({report.succeeded} succeeded, "
+        f"{report.failed} failed, {report.steps} steps), {report.runs} runs; "
+        f"{report.duplicates_skipped} duplicates skipped"
+    )
+    if report.procedures or report.procedures_skipped:
+        text += (
+            f"; {report.procedures} procedures with {report.revisions} revisions"
+            f" ({report.procedures_skipped} already present)"
+        )
+    if report.bad:
+        text += f"; {len(report.bad)} bad records skipped"
+    return text
+
+
+def export_(
+    path: Annotated[Path, typer.Argument(help="Folder to write, or one .jsonl file")],
+    what: Annotated[str, typer.Option(help=f"One of: {', '.join(WHATS)}")] = "all",
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Export trajectories, procedures (with lineage and audit) and runs as JSONL; curves as CSV."""
+    result = export(open_store(db), path, what)
+    if json_:
+        print_json({"files": result.files})
+        return
+    for name, n in result.files.items():
+        out_console.print(f"{name}: {n} records", highlight=False)
+
+
+def bench_import(
+    blocks: Annotated[int, typer.Option(help="ReAct blocks in the generated log")] = 20000,
+    json_: JsonOpt = False,
+) -> None:
+    """Trajectories per second: full import of a generated log vs parsing it alone."""
+    from memp_core.importers.bench import run_bench
+
+    result = run_bench(blocks)
+    if json_:
+        print_json(result)
+        return
+    out_console.print(
+        f"{result.trajectories} trajectories ({result.megabytes:.1f} MB): "
+        f"import {result.import_per_s:,.0f}/s, parse only {result.parse_per_s:,.0f}/s "
+        f"(import runs at {result.ratio:.2f}x the parse rate). {result.note}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this area's commands to the app and the `bench` group."""
+    app.command("import")(import_)
+    app.command("export")(export_)
+    bench.command("import")(bench_import)

@@ -1,0 +1,246 @@
+"""Reading input files safely: encodings, emptiness, binary sniffing, streaming and JSON.
+
+Accepted encodings are UTF-8, UTF-8 with BOM and UTF-16 with BOM (what editors and
+PowerShell's ``>`` write). Everything else fails with an :class:`ImportFormatError` that
+names the file, the line and the reason. Line-based formats stream: memory stays bounded by
+the longest line, and a byte counter feeds the caller's progress bar.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from memp_core.errors import ImportFormatError
+
+Progress = Callable[[int], None]  # receives the number of bytes just read
+
+SNIFF_BYTES = 8192
+MAX_LINE_BYTES = 64 * 1024 * 1024
+MAX_JSON_BYTES = 512 * 1024 * 1024
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A regular file known to be non-empty text in one of the accepted encodings."""
+
+    path: Path
+    encoding: str  # utf-8 | utf-8-sig | utf-16
+    size: int
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+
+def open_text(path: Path) -> TextFile:
+    """Check that ``path`` is a readable, non-empty, non-binary text file; detect its encoding."""
+    name = str(path)
+    if not path.exists():
+        raise ImportFormatError(name, None, "no such file or directory")
+    if not path.is_file():
+        raise ImportFormatError(name, None, "not a regular file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise ImportFormatError(name, None, f"cannot read: {exc.strerror or exc}") from None
+    encoding = "utf-8"
+    bom = b""
+    for mark, enc in _BOMS:
+        if head.startswith(mark):
+            encoding, bom = enc, mark
+            break
+    body = head[len(bom) :]
+    if not body.strip():
+        if size <= len(head):
+            raise ImportFormatError(name, None, "file is empty")
+    if encoding == "utf-16":
+        if (size - len(bom)) % 2:
+            raise ImportFormatError(name, None, "truncated UTF-16 text (odd number of bytes)")
+        try:
+            sample = body.decode("utf-16-le" if bom == codecs.BOM_UTF16_LE else "utf-16-be")
+        except UnicodeDecodeError:
+            sample = ""  # a cut surrogate pair at the sniff boundary; checked when reading
+        if "\x00" in sample:
+            raise ImportFormatError(name, None, "binary file (NUL characters), not text")
+    elif b"\x00" in body:
+        offset = body.index(b"\x00") + len(bom)
+        raise ImportFormatError(
+            name, None, f"binary file (NUL byte at offset {offset}), not text in UTF-8/UTF-16"
+        )
+    return TextFile(path, encoding, size)
+
+
+class _Counting(io.RawIOBase):
+    """A read-only byte stream that reports how much it has read (for progress bars)."""
+
+    def __init__(self, raw: BinaryIO, progress: Progress | None) -> None:
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if self._progress and n:
+            self._progress(n)
+        return n
+
+
+def _decode_error(src: TextFile, lineno: int, exc: UnicodeDecodeError) -> ImportFormatError:
+    bad = exc.object[exc.start : exc.start + 1].hex()
+    return ImportFormatError(
+        src.name,
+        lineno,
+        f"undecodable bytes (0x{bad} at column {exc.start + 1}) in {src.encoding} text; "
+        "save the file as UTF-8 or UTF-16 with BOM",
+    )
+
+
+def iter_lines(src: TextFile, progress: Progress | None = None) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, text)`` without line endings, reading one line at a time."""
+    try:
+        raw = src.path.open("rb")
+    except OSError as exc:
+        raise ImportFormatError(src.name, None, f"cannot read: {exc.strerror or exc}") from None
+    with raw:
+        stream = io.BufferedReader(_Counting(raw, progress), buffer_size=1 << 16)
+        if src.encoding == "utf-16":
+            yield from _iter_utf16(src, stream)
+            return
+        lineno = 0
+        while True:
+            data = stream.readline(MAX_LINE_BYTES + 1)
+            if not data:
+                return
+            lineno += 1
+            if len(data) > MAX_LINE_BYTES:
+                raise ImportFormatError(src.name, lineno, "line longer than 64 MB")
+            if lineno == 1 and data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8) :]
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _decode_error(src, lineno, exc) from None
+            if "\x00" in text:
+                raise ImportFormatError(src.name, lineno, "binary data (NUL byte) in a text file")
+            yield lineno, text.rstrip("\r\n")
+
+
+def _iter_utf16(src: TextFile, stream: io.BufferedReader) -> Iterator[tuple[int, str]]:
+    text = io.TextIOWrapper(stream, encoding="utf-16", errors="strict", newline=None)
+    lineno = 0
+    while True:
+        try:
+            line = text.readline()
+        except UnicodeDecodeError as exc:
+            raise _decode_error(src, lineno + 1, exc) from None
+        if not line:
+            return
+        lineno += 1
+        if "\x00" in line:
+            raise ImportFormatError(src.name, lineno, "binary data (NUL character) in a text file")
+        yield lineno, line.rstrip("\r\n")
+
+
+def read_text(src: TextFile, progress: Progress | None = None) -> str:
+    """The whole file as text (for JSON documents); decode errors name the line."""
+    if src.size > MAX_JSON_BYTES:
+        raise ImportFormatError(
+            src.name, None, "JSON document larger than 512 MB; write it as JSONL instead"
+        )
+    try:
+        data = src.path.read_bytes()
+    except OSError as exc:
+        raise ImportFormatError(src.name, None, f"cannot read: {exc.strerror or exc}") from None
+    if progress:
+        progress(len(data))
+    try:
+        text = data.decode(src.encoding)
+    except UnicodeDecodeError as exc:
+        lineno = data.count(b"\n", 0, exc.start) + 1
+        raise _decode_error(src, lineno, exc) from None
+    if "\x00" in text:
+        raise ImportFormatError(src.name, None, "binary data (NUL character) in a text file")
+    return text.lstrip("\ufeff")
+
+
+def parse_json(text: str, name: str, line_offset: int = 0) -> Any:
+    """``json.loads`` whose failures are ImportFormatErrors naming line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"{exc.lineno + line_offset}:{exc.colno}"
+        # Unterminated strings and errors at the very end both mean the data stops early.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            raise ImportFormatError(
+                name, where, "truncated JSON (unexpected end of data)"
+            ) from None
+        raise ImportFormatError(name, where, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ImportFormatError(name, line_offset or None, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. integers longer than Python's digit limit
+        raise ImportFormatError(name, line_offset or None, f"invalid JSON: {exc}") from None
+
+
+def load_json(src: TextFile, progress: Progress | None = None) -> Any:
+    return parse_json(read_text(src, progress), src.name)
+
+
+def head_text(src: TextFile, n_bytes: int = 65536) -> str:
+    """The decoded start of a file for format detection (undecodable bytes replaced)."""
+    with src.path.open("rb") as fh:
+        data = fh.read(n_bytes)
+    return data.decode(src.encoding, errors="replace").lstrip("\ufeff")
+
+
+def expand(path: Path, pattern: str = "*") -> list[Path]:
+    """A file stays itself; a folder becomes its matching regular files, sorted by name."""
+    if path.is_dir():
+        return sorted(p for p in path.glob(pattern) if p.is_file())
+    return [path]
+
+
+def json_path(parts: tuple[str | int, ...]) -> str:
+    """``("x", 3, "content")`` -> ``$.x[3].content`` (where a JSON error is)."""
+    out = "$"
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p.isidentifier():
+            out += f".{p}"
+        else:
+            out += f"[{json.dumps(p, ensure_ascii=False)}]"
+    return out
+
+
+def type_name(value: Any) -> str:
+    """JSON's own names for Python values, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
