@@ -1,4 +1,5 @@
-"""In-memory vector index over procedures, updated incrementally.
+"""Vector index over procedures, updated incrementally; :class:`ProcedureIndex` keeps it in
+step with the store.
 
 One row per procedure holding the embedding of its *current* revision. Adding a revision
 replaces or appends one row in O(dim) (amortised: capacity doubles), unlike the paper's
@@ -8,9 +9,18 @@ product plus ``argpartition``: the brute-force bound plus a small constant.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from memp_core.errors import ConfigError
+from memp_core.models import Procedure, ProcedureRevision
+from memp_core.store import Store
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,41 @@ class VectorIndex:
         self._matrix[row] = vec
 
     def upsert_many(self, keys: list[int], vectors: np.ndarray) -> None:
-        for key, vec in zip(keys, vectors, strict=True):
-            self.upsert(key, vec)
+        """Bulk upsert; new keys are appended in one block copy (the initial load path)."""
+        rows = _unit_rows(np.asarray(vectors, dtype=np.float32).reshape(len(keys), -1), self)
+        fresh: dict[int, int] = {}
+        for pos, key in enumerate(keys):
+            row = self._row.get(key)
+            if row is None:
+                fresh[key] = pos  # a key repeated in the batch keeps its last vector
+            else:
+                self._matrix[row] = rows[pos]
+        if not fresh:
+            return
+        while self._size + len(fresh) > len(self._keys):
+            self._grow()
+        start, stop = self._size, self._size + len(fresh)
+        picks = np.fromiter(fresh.values(), dtype=np.int64, count=len(fresh))
+        self._matrix[start:stop] = rows[picks]
+        self._keys[start:stop] = np.fromiter(fresh.keys(), dtype=np.int64, count=len(fresh))
+        self._row.update(zip(fresh.keys(), range(start, stop), strict=True))
+        self._size = stop
+
+    def row(self, key: int) -> int | None:
+        """The row of ``key`` in :meth:`scores` order, or None."""
+        return self._row.get(key)
+
+    def vector(self, key: int) -> np.ndarray | None:
+        """The stored unit vector of ``key`` (a view), or None."""
+        row = self._row.get(key)
+        return None if row is None else self._matrix[row]
+
+    def scores(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, cosine scores)`` of every row, for callers that rank or filter themselves."""
+        keys = self._keys[: self._size]
+        if self._size == 0:
+            return keys, np.zeros(0, dtype=np.float32)
+        return keys, self._matrix[: self._size] @ _unit(query, self.dimension)
 
     def remove(self, key: int) -> None:
         """Drop ``key`` by moving the last row into its slot (O(dim))."""
@@ -70,9 +113,7 @@ class VectorIndex:
         if self._size == 0 or k <= 0:
             return []
         scores = self._matrix[: self._size] @ _unit(query, self.dimension)
-        k = min(k, self._size)
-        top = np.argpartition(-scores, k - 1)[:k] if k < self._size else np.arange(self._size)
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_rows(scores, k)
         return [Hit(int(self._keys[i]), float(scores[i])) for i in top if scores[i] >= threshold]
 
     def _grow(self) -> None:
@@ -84,9 +125,122 @@ class VectorIndex:
         self._matrix, self._keys = matrix, keys
 
 
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Row numbers of the ``k`` largest scores, best first (argpartition, then sort k)."""
+    n = scores.shape[0]
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _unit_rows(matrix: np.ndarray, index: VectorIndex) -> np.ndarray:
+    if matrix.shape[1] != index.dimension:
+        raise ValueError(f"vectors have {matrix.shape[1]} dimensions, index has {index.dimension}")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
 def _unit(vector: np.ndarray, dimension: int) -> np.ndarray:
     vec = np.asarray(vector, dtype=np.float32).reshape(-1)
     if vec.shape[0] != dimension:
         raise ValueError(f"vector has {vec.shape[0]} dimensions, index has {dimension}")
     norm = float(np.linalg.norm(vec))
     return vec / norm if norm > 0 else vec
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index knows of one procedure: its current revision and that revision's facts."""
+
+    procedure_id: int
+    revision_id: int
+    model: str
+    facts: dict[str, str]
+
+
+class ProcedureIndex:
+    """The retrieval index of one store: one row per procedure, its *current* revision.
+
+    :meth:`sync` loads only revisions with an id above the last one seen (revisions are
+    append-only and every change of content makes a new current revision), so keeping
+    several processes in step costs one ``max(id)`` query when nothing changed. Statuses are
+    not cached here: they change without a new revision (approve, deprecate), so the
+    retriever checks them for the few candidates it returns.
+    """
+
+    def __init__(self, store: Store, dimension: int) -> None:
+        self.store = store
+        self.vectors = VectorIndex(dimension)
+        self.entries: dict[int, Entry] = {}
+        self.postings: dict[tuple[str, str], set[int]] = {}
+        self.seen_revision_id = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def sync(self) -> int:
+        """Load revisions newer than the last sync; returns how many procedures changed."""
+        with self._lock:
+            with self.store.session() as s:
+                newest = s.exec(select(func.max(ProcedureRevision.id))).one() or 0
+                if newest <= self.seen_revision_id:
+                    return 0
+                rows = s.exec(
+                    select(
+                        ProcedureRevision.id,
+                        ProcedureRevision.procedure_id,
+                        ProcedureRevision.embedding,
+                        ProcedureRevision.model,
+                        ProcedureRevision.facts,
+                    )
+                    .join(Procedure, col(Procedure.current_revision_id) == ProcedureRevision.id)
+                    .where(
+                        col(ProcedureRevision.id) > self.seen_revision_id,
+                        col(ProcedureRevision.id) <= newest,
+                    )
+                ).all()
+            self._apply(rows)
+            self.seen_revision_id = int(newest)
+            return len(rows)
+
+    def _apply(self, rows: Sequence[Any]) -> None:
+        keys: list[int] = []
+        blobs: list[bytes] = []
+        for rev_id, proc_id, blob, model, facts in rows:
+            old = self.entries.get(proc_id)
+            if old is not None:
+                self._unpost(old)
+            entry = Entry(int(proc_id), int(rev_id), model or "", _str_facts(facts))
+            self.entries[entry.procedure_id] = entry
+            for pair in entry.facts.items():
+                self.postings.setdefault(pair, set()).add(entry.procedure_id)
+            if blob is None:
+                self.vectors.remove(entry.procedure_id)  # no embedding: facts/random only
+                continue
+            if len(blob) != 4 * self.vectors.dimension:
+                raise ConfigError(
+                    f"revision {rev_id} has a {len(blob) // 4}-dim embedding but the embedder "
+                    f"gives {self.vectors.dimension}; embeddings were written by another model"
+                )
+            keys.append(entry.procedure_id)
+            blobs.append(blob)
+        if keys:
+            matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1)
+            self.vectors.upsert_many(keys, matrix)
+
+    def _unpost(self, entry: Entry) -> None:
+        for pair in entry.facts.items():
+            members = self.postings.get(pair)
+            if members is not None:
+                members.discard(entry.procedure_id)
+                if not members:
+                    del self.postings[pair]
+
+
+def _str_facts(facts: object) -> dict[str, str]:
+    if not isinstance(facts, dict):
+        return {}
+    return {str(k): str(v) for k, v in facts.items() if v not in (None, "")}

@@ -22,11 +22,10 @@ from memp_core import prompts
 from memp_core.config import Settings
 from memp_core.errors import ConfigError, LLMError, LLMOutputError
 from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
+from memp_core.prompts import normalise_script
 
 A = TypeVar("A", bound=BaseModel)
 
-MAX_SCRIPT_STEPS = 40
-_STEP = re.compile(r"^(\d+)[.)]\s+(\S.*)$")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*$|^```\s*$", re.M)
 
 
@@ -38,28 +37,6 @@ class ChatReply:
     tokens: int
     prompt_tokens: int = 0
     completion_tokens: int = 0
-
-
-def normalise_script(value: object) -> str:
-    """Validate numbered steps ("1. ...") and return them one per line; raise ValueError."""
-    if isinstance(value, list):
-        value = "\n".join(str(v) for v in value)
-    if not isinstance(value, str):
-        raise ValueError("script must be text")
-    lines = [ln.strip() for ln in _FENCE.sub("", value).splitlines() if ln.strip()]
-    if not lines:
-        raise ValueError("the script is empty")
-    if len(lines) > MAX_SCRIPT_STEPS:
-        raise ValueError(f"the script has {len(lines)} lines, at most {MAX_SCRIPT_STEPS}")
-    out: list[str] = []
-    for n, line in enumerate(lines, start=1):
-        m = _STEP.match(line)
-        if m is None:
-            raise ValueError(f"line {n} is not a numbered step: {line[:80]!r}")
-        if int(m.group(1)) != n:
-            raise ValueError(f"step {n} is numbered {m.group(1)} (steps must count 1, 2, 3...)")
-        out.append(f"{n}. {m.group(2).strip()}")
-    return "\n".join(out)
 
 
 class ScriptAnswer(BaseModel):

@@ -8,12 +8,16 @@ string escaping; the parser in :mod:`memp_core.llm_openai` accepts either.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from memp_core.llm import RunView, StepView
 
 Message = dict[str, str]
 
+MAX_SCRIPT_STEPS = 40
+_STEP = re.compile(r"^(\d+)[.)]\s+(\S.*)$")
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*$", re.M)
 MAX_STEPS_SHOWN = 60  # longer runs keep their first and last steps (the failure is usually late)
 MAX_OBSERVATION_CHARS = 300
 
@@ -168,3 +172,25 @@ def react_messages(
 def _shorten(text: str, limit: int = MAX_OBSERVATION_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def normalise_script(value: object) -> str:
+    """Validate numbered steps ("1. ...") and return them one per line; raise ValueError."""
+    if isinstance(value, list):
+        value = "\n".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ValueError("script must be text")
+    lines = [ln.strip() for ln in _FENCE.sub("", value).splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError("the script is empty")
+    if len(lines) > MAX_SCRIPT_STEPS:
+        raise ValueError(f"the script has {len(lines)} lines, at most {MAX_SCRIPT_STEPS}")
+    out: list[str] = []
+    for n, line in enumerate(lines, start=1):
+        m = _STEP.match(line)
+        if m is None:
+            raise ValueError(f"line {n} is not a numbered step: {line[:80]!r}")
+        if int(m.group(1)) != n:
+            raise ValueError(f"step {n} is numbered {m.group(1)} (steps must count 1, 2, 3...)")
+        out.append(f"{n}. {m.group(2).strip()}")
+    return "\n".join(out)

@@ -1,0 +1,403 @@
+"""Build: turn trajectories into procedures (the paper's three build policies).
+
+- ``trajectory``: the verbatim steps of the best run (success first, then fewest steps).
+- ``script``: a numbered, general script the backend distils from the group's runs.
+- ``proceduralization``: the script plus the best run's steps as a worked example.
+
+Runs are grouped by task type and key facts (object, receptacle, tool), so near-identical
+tasks ("put a hot apple in fridge", "heat some apple and put it in fridge") share one
+procedure; sentences the fact parser does not know group by their normalised text. A group
+whose procedure already exists gets a ``merge`` revision (the new runs join its evidence);
+the script is re-distilled only when the current revision came from runs (``build`` or
+``merge``), so a reflection's or a reviewer's wording is never overwritten by a merge.
+
+Backend calls happen in :func:`plan_builds` (no transaction open); :func:`write_builds` then
+writes everything inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from memp_core.embeddings import Embedder, to_bytes
+from memp_core.errors import ConfigError, ConflictError, NotFoundError
+from memp_core.facts import extract_facts, normalise_task
+from memp_core.llm import Backend, RunView, StepView
+from memp_core.models import (
+    Kind,
+    Origin,
+    Procedure,
+    ProcedureRevision,
+    Status,
+    Step,
+    Trajectory,
+    utcnow,
+)
+from memp_core.store import Store
+
+BUILD_POLICIES: dict[str, Kind] = {
+    "trajectory": Kind.trajectory,
+    "script": Kind.script,
+    "proceduralization": Kind.proceduralization,
+}
+MAX_RUNS_PER_SCRIPT = 5  # the best runs of a group that the backend reads
+DEAD = (Status.rejected.value, Status.deprecated.value)  # never merged into, never revived
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A stored trajectory with its steps, as the engine reads it."""
+
+    trajectory: Trajectory
+    steps: list[Step]
+
+    @property
+    def id(self) -> int:
+        return int(self.trajectory.id or 0)
+
+    @property
+    def task_type(self) -> str:
+        return self.trajectory.task_type or extract_facts(self.trajectory.task).task_type
+
+    def run_view(self) -> RunView:
+        steps = [StepView(s.action or "", s.observation or "", s.thought or "") for s in self.steps]
+        t = self.trajectory
+        return RunView(t.task, self.task_type, t.success, steps, trajectory_id=t.id)
+
+    def step_dicts(self) -> list[dict[str, Any]]:
+        return [
+            {"thought": s.thought, "action": s.action, "observation": s.observation}
+            for s in self.steps
+        ]
+
+
+@dataclass
+class PlannedBuild:
+    """One procedure to create, or one merge revision to append, before it is written."""
+
+    key: str
+    title: str
+    task_type: str
+    revision: ProcedureRevision
+    procedure_id: int | None = None  # set for a merge into an existing procedure
+    expected_current: int | None = None
+    content_changed: bool = True
+    tokens: int = 0
+    new_evidence: list[int] = field(default_factory=list)
+
+
+def kind_of(policy: str) -> Kind:
+    kind = BUILD_POLICIES.get(policy)
+    if kind is None:
+        valid = ", ".join(BUILD_POLICIES)
+        raise ConfigError(f"unknown build policy {policy!r}; valid names: {valid}")
+    return kind
+
+
+def retrieval_text(kind: str, task_text: str, script: str) -> str:
+    """What a revision's embedding is computed from: the task, plus the script if it has one."""
+    if kind == Kind.trajectory.value or not script.strip():
+        return task_text
+    return f"{task_text}\n{script}"
+
+
+def load_evidence(store: Store, ids: Sequence[int]) -> list[Evidence]:
+    """Trajectories with their steps, in the order asked; NotFoundError names missing ids."""
+    wanted = list(dict.fromkeys(int(i) for i in ids))
+    if not wanted:
+        return []
+    with store.session() as s:
+        trajs = {t.id: t for t in s.exec(select(Trajectory).where(col(Trajectory.id).in_(wanted)))}
+        missing = [i for i in wanted if i not in trajs]
+        if missing:
+            raise NotFoundError(f"trajectories not found: {', '.join(map(str, missing[:10]))}")
+        steps: dict[int, list[Step]] = {i: [] for i in wanted}
+        for st in s.exec(
+            select(Step).where(col(Step.trajectory_id).in_(wanted)).order_by(col(Step.index))
+        ):
+            steps[st.trajectory_id].append(st)
+    return [Evidence(trajs[i], steps[i]) for i in wanted]
+
+
+def unused_successes(store: Store) -> list[int]:
+    """Successful trajectories that no revision cites as evidence yet (oldest first)."""
+    with store.session() as s:
+        used: set[int] = set()
+        for ids in s.exec(select(ProcedureRevision.evidence_trajectory_ids)):
+            used.update(ids or [])
+        ok = s.exec(
+            select(Trajectory.id)
+            .where(col(Trajectory.success).is_(True))
+            .order_by(col(Trajectory.id))
+        ).all()
+    return [int(i) for i in ok if i not in used]
+
+
+def group_identity(task: str, task_type: str) -> tuple[str, str]:
+    """``(task_type, slug)``: runs with the same pair share a procedure."""
+    facts = extract_facts(task)
+    task_type = task_type or facts.task_type
+    if facts.task_type and facts.object:
+        parts = [task_type, facts.object, facts.receptacle or facts.tool]
+        return task_type, _slug("-".join(p for p in parts if p))
+    text = normalise_task(task)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    prefix = _slug(f"{task_type or 'task'}-{text}")[:48]
+    return task_type, f"{prefix}-{digest}"
+
+
+def best_first(runs: Sequence[Evidence]) -> list[Evidence]:
+    """The evaluation order used everywhere: success first, then fewer steps, then newer."""
+    return sorted(runs, key=lambda e: (not e.trajectory.success, len(e.steps), -e.id))
+
+
+def plan_builds(
+    store: Store, backend: Backend, runs: Sequence[Evidence], *, policy: str
+) -> list[PlannedBuild]:
+    """Group ``runs`` and draft one revision per group (calls the backend; writes nothing)."""
+    kind = kind_of(policy)
+    groups: dict[tuple[str, str], list[Evidence]] = {}
+    for ev in runs:
+        groups.setdefault(group_identity(ev.trajectory.task, ev.task_type), []).append(ev)
+    plans: list[PlannedBuild] = []
+    for (task_type, slug), members in groups.items():
+        existing = live_procedure(store, slug)
+        if existing is None:
+            plans.append(_plan_new(backend, kind, task_type, slug, members))
+        else:
+            plans.append(_plan_merge(store, backend, kind, existing, members))
+    return plans
+
+
+def live_procedure(store: Store, slug: str) -> Procedure | None:
+    """The procedure of a group that is still alive (not rejected or deprecated)."""
+    pattern = re.compile(rf"^{re.escape(slug)}(?:-\d+)?$")
+    with store.session() as s:
+        rows = s.exec(
+            select(Procedure).where(col(Procedure.key).startswith(slug)).order_by(col(Procedure.id))
+        ).all()
+    alive = [p for p in rows if pattern.match(p.key) and p.status not in DEAD]
+    return alive[-1] if alive else None
+
+
+def _plan_new(
+    backend: Backend, kind: Kind, task_type: str, slug: str, runs: list[Evidence]
+) -> PlannedBuild:
+    ranked = best_first(runs)
+    script, rationale, tokens = _distil(backend, kind, task_type, ranked)
+    rev = _revision(backend, kind, ranked, script, rationale, [e.id for e in runs])
+    rev.origin = Origin.build.value
+    title = normalise_task(ranked[0].trajectory.task)
+    return PlannedBuild(slug, title, task_type, rev, tokens=tokens, new_evidence=rev_ids(rev))
+
+
+def _plan_merge(
+    store: Store, backend: Backend, kind: Kind, proc: Procedure, runs: list[Evidence]
+) -> PlannedBuild:
+    current = store.current_revision(proc)
+    known = [i for i in current.evidence_trajectory_ids if i not in {e.id for e in runs}]
+    old = load_evidence(store, _existing_ids(store, known[-MAX_RUNS_PER_SCRIPT:]))
+    ranked = best_first([*runs, *old])
+    evidence = list(dict.fromkeys([*current.evidence_trajectory_ids, *(e.id for e in runs)]))
+    from_runs = current.origin in (Origin.build.value, Origin.merge.value)
+    if from_runs:
+        script, rationale, tokens = _distil(backend, kind, proc.task_type, ranked)
+        rev = _revision(backend, kind, ranked, script, rationale, evidence)
+    else:  # keep the reflected or reviewed wording; the runs only join the evidence
+        tokens = 0
+        rev = _copy_content(current, evidence)
+        rev.rationale = (
+            f"merged {len(runs)} run(s) as evidence; content kept from revision {current.id}"
+        )
+    rev.origin = Origin.merge.value
+    rev.parent_revision_id = current.id
+    changed = (rev.script, rev.steps) != (current.script, current.steps)
+    return PlannedBuild(
+        proc.key, proc.title, proc.task_type, rev, procedure_id=proc.id,
+        expected_current=current.id, content_changed=changed, tokens=tokens,
+        new_evidence=[e.id for e in runs],
+    )  # fmt: skip
+
+
+def _distil(
+    backend: Backend, kind: Kind, task_type: str, ranked: list[Evidence]
+) -> tuple[str, str, int]:
+    if kind == Kind.trajectory:
+        return "", "", 0
+    good = [e for e in ranked if e.trajectory.success] or ranked  # vanilla also adds failures
+    draft = backend.write_script(task_type, [e.run_view() for e in good[:MAX_RUNS_PER_SCRIPT]])
+    return draft.script, draft.rationale, draft.tokens
+
+
+def _revision(
+    backend: Backend,
+    kind: Kind,
+    ranked: list[Evidence],
+    script: str,
+    rationale: str,
+    evidence: list[int],
+) -> ProcedureRevision:
+    best = ranked[0]
+    steps = best.step_dicts() if kind != Kind.script else []
+    # Verbatim steps were written by the agent: its model is the revision's model (transfer).
+    model = best.trajectory.agent_model if kind == Kind.trajectory else backend.model
+    return ProcedureRevision(
+        procedure_id=0,
+        kind=kind.value,
+        task_text=normalise_task(best.trajectory.task),
+        script=script,
+        steps=steps,
+        author=backend.author,
+        model=model,
+        rationale=rationale,
+        evidence_trajectory_ids=evidence,
+        facts=extract_facts(best.trajectory.task).as_dict(),
+    )
+
+
+def _copy_content(src: ProcedureRevision, evidence: list[int]) -> ProcedureRevision:
+    return ProcedureRevision(
+        procedure_id=src.procedure_id,
+        kind=src.kind,
+        task_text=src.task_text,
+        script=src.script,
+        steps=list(src.steps),
+        author=src.author,
+        model=src.model,
+        evidence_trajectory_ids=evidence,
+        facts=dict(src.facts),
+        embedding=src.embedding,
+    )
+
+
+def _existing_ids(store: Store, ids: list[int]) -> list[int]:
+    if not ids:
+        return []
+    with store.session() as s:
+        found = set(s.exec(select(Trajectory.id).where(col(Trajectory.id).in_(ids))).all())
+    return [i for i in ids if i in found]
+
+
+def rev_ids(rev: ProcedureRevision) -> list[int]:
+    return list(rev.evidence_trajectory_ids)
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+def write_builds(
+    s: Session, store: Store, plans: Sequence[PlannedBuild], *, status: Status, actor: str
+) -> list[ProcedureRevision]:
+    """Write planned builds inside the caller's transaction (embeddings already set)."""
+    out: list[ProcedureRevision] = []
+    for plan in plans:
+        if plan.procedure_id is None:
+            proc = add_procedure(s, plan, status=status)
+            store.audit(s, actor, "build", "procedure", proc.id, revision_id=plan.revision.id,
+                        evidence=plan.new_evidence, tokens=plan.tokens)  # fmt: skip
+        else:
+            new_status = status.value
+            proc = s.get(Procedure, plan.procedure_id)
+            if proc is not None and not plan.content_changed and proc.status == Status.approved:
+                new_status = proc.status  # same approved content with more evidence
+            append_revision(
+                s, plan.procedure_id, plan.revision,
+                expected_current=plan.expected_current, status=new_status,
+            )  # fmt: skip
+            store.audit(s, actor, "merge", "procedure", plan.procedure_id,
+                        revision_id=plan.revision.id, evidence=plan.new_evidence,
+                        tokens=plan.tokens)  # fmt: skip
+        out.append(plan.revision)
+    return out
+
+
+def add_procedure(s: Session, plan: PlannedBuild, *, status: Status) -> Procedure:
+    """A new procedure and its first revision; a dead procedure's key gets a suffix."""
+    key = _free_key(s, plan.key)
+    proc = Procedure(key=key, title=plan.title, task_type=plan.task_type, status=status.value)
+    s.add(proc)
+    s.flush()
+    plan.revision.procedure_id = int(proc.id or 0)
+    s.add(plan.revision)
+    s.flush()
+    proc.current_revision_id = plan.revision.id
+    s.add(proc)
+    s.flush()
+    return proc
+
+
+def append_revision(
+    s: Session,
+    procedure_id: int,
+    revision: ProcedureRevision,
+    *,
+    expected_current: int | None,
+    status: str | None = None,
+) -> ProcedureRevision:
+    """Add a child revision and make it current, only if the procedure is still at
+    ``expected_current`` (optimistic concurrency).
+
+    The conditional UPDATE comes first: it takes the write lock (SQLite) or the row lock
+    (Postgres) and re-checks the current revision atomically, so of two concurrent savers
+    exactly one wins and the other gets :class:`ConflictError` before writing anything.
+    """
+    claimed = s.exec(
+        update(Procedure)
+        .where(col(Procedure.id) == procedure_id)
+        .where(col(Procedure.current_revision_id) == expected_current)
+        .values(updated_at=utcnow())
+    )
+    if claimed.rowcount != 1:
+        proc = s.get(Procedure, procedure_id)
+        if proc is None:
+            raise NotFoundError(f"procedure {procedure_id} not found")
+        s.refresh(proc)
+        raise ConflictError(
+            f"procedure {procedure_id} moved on: its current revision is "
+            f"{proc.current_revision_id}, but this change started from revision "
+            f"{expected_current}; nothing was saved. "
+            "Reload the procedure and apply the change again."
+        )
+    revision.procedure_id = procedure_id
+    revision.parent_revision_id = expected_current
+    s.add(revision)
+    s.flush()
+    proc = s.get(Procedure, procedure_id, populate_existing=True)  # see the claim's UPDATE
+    assert proc is not None  # the claim just matched it
+    proc.current_revision_id = revision.id
+    if status is not None:
+        proc.status = status
+    s.add(proc)
+    s.flush()
+    return revision
+
+
+def _free_key(s: Session, slug: str) -> str:
+    taken = set(s.exec(select(Procedure.key).where(col(Procedure.key).startswith(slug))).all())
+    if slug not in taken:
+        return slug
+    n = 2
+    while f"{slug}-{n}" in taken:
+        n += 1
+    return f"{slug}-{n}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def embed_revisions(embedder: Embedder, revisions: Sequence[ProcedureRevision]) -> None:
+    """Set the embedding of every revision that has none, in one batch."""
+    todo = [r for r in revisions if r.embedding is None]
+    if not todo:
+        return
+    texts = [retrieval_text(r.kind, r.task_text, r.script) for r in todo]
+    for rev, vec in zip(todo, embedder.embed_array(texts), strict=True):
+        rev.embedding = to_bytes(vec)

@@ -1,0 +1,177 @@
+"""``ProceduralMemory``: the engine's one entry point (build, retrieve, update).
+
+- ``build(trajectory_ids=None, *, policy="script", status=pending_review, actor="cli")``:
+  procedures from trajectories (``None``: successes not yet used as evidence).
+- ``retrieve(query, *, policy="query", k=3, threshold=None, all_statuses=False,
+  author_model=None, run_id=None, agent_model="", log=True, seed=None)``: the top-k
+  servable procedures (approved only, unless asked), logged unless ``log=False``.
+- ``update(trajectory_ids, *, policy, build_policy="script", auto_approve=True)``: apply an
+  update policy (none, vanilla, validation, reflect) after tasks finish.
+- ``cold_start(*, top=3, policy="script", ...)``: seed memory from the best runs per type.
+
+Create one per process and reuse it: it holds the retrieval index, which it keeps in step
+with the database incrementally. The embedder and the backend load on first use, so listing
+or reviewing procedures never loads torch or needs an LLM endpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from memp_core.build import embed_revisions, load_evidence, plan_builds, unused_successes
+from memp_core.build import write_builds as _write_builds
+from memp_core.config import Settings, get_settings
+from memp_core.embeddings import Embedder, get_embedder
+from memp_core.index import ProcedureIndex
+from memp_core.llm import Backend, get_backend
+from memp_core.models import ProcedureRevision, Status
+from memp_core.retrieve import (
+    Query,
+    RetrievalResult,
+    load_items,
+    log_retrieval,
+    policy_function,
+    resolve_statuses,
+    servable,
+)
+from memp_core.store import Store
+from memp_core.update import UpdateReport
+from memp_core.update import update as _update
+
+
+class ProceduralMemory:
+    """Procedural memory over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        backend: Backend | str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or get_settings()
+        self._embedder = embedder
+        self._backend = backend
+        self._index: ProcedureIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def backend(self) -> Backend:
+        if not isinstance(self._backend, Backend):
+            name = self._backend or self.settings.llm_backend
+            self._backend = get_backend(name, self.settings)
+        return self._backend
+
+    @property
+    def index(self) -> ProcedureIndex:
+        """The retrieval index, synced with the store (cheap when nothing changed)."""
+        with self._lock:
+            if self._index is None:
+                self._index = ProcedureIndex(self.store, self.embedder.dimension)
+        self._index.sync()
+        return self._index
+
+    # -- build ----------------------------------------------------------------------------
+
+    def build(
+        self,
+        trajectory_ids: Sequence[int] | None = None,
+        *,
+        policy: str = "script",
+        status: Status = Status.pending_review,
+        actor: str = "cli",
+    ) -> list[ProcedureRevision]:
+        """Build procedures; returns the revisions written (first revisions and merges)."""
+        ids = unused_successes(self.store) if trajectory_ids is None else list(trajectory_ids)
+        runs = load_evidence(self.store, ids)
+        if not runs:
+            return []
+        plans = plan_builds(self.store, self.backend, runs, policy=policy)
+        embed_revisions(self.embedder, [p.revision for p in plans])
+        with self.store.transaction() as s:
+            written = _write_builds(s, self.store, plans, status=Status(status), actor=actor)
+        return written
+
+    # -- retrieve -------------------------------------------------------------------------
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        policy: str = "query",
+        k: int = 3,
+        threshold: float | None = None,
+        all_statuses: bool = False,
+        author_model: str | None = None,
+        run_id: int | None = None,
+        agent_model: str = "",
+        log: bool = True,
+        seed: int | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> RetrievalResult:
+        """Top-``k`` procedures for ``query``; agents get approved ones only by default.
+
+        ``statuses`` (explicit list) overrides ``all_statuses``; ``author_model`` keeps only
+        procedures whose current revision was written by that model (memory transfer).
+        """
+        fn = policy_function(policy)
+        index = self.index
+        accept, eligible = servable(
+            self.store, index, resolve_statuses(all_statuses, statuses), author_model
+        )
+        q = Query(query, max(k, 0), threshold, seed, index, self._embed_one, accept, eligible)
+        items = load_items(self.store, fn(q) if k > 0 else [])
+        retrieval_id = None
+        if log:
+            retrieval_id = log_retrieval(
+                self.store, query=query, policy=policy, k=k, items=items,
+                run_id=run_id, agent_model=agent_model,
+            )  # fmt: skip
+        return RetrievalResult(retrieval_id, items)
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        return self.embedder.embed_array([text])[0]
+
+    # -- update ---------------------------------------------------------------------------
+
+    def update(
+        self,
+        trajectory_ids: Sequence[int],
+        *,
+        policy: str,
+        build_policy: str = "script",
+        auto_approve: bool = True,
+    ) -> UpdateReport:
+        """Apply the update ``policy`` (none, vanilla, validation, reflect) to finished runs."""
+        return _update(
+            self.store, self.backend, self.embedder, self.settings, trajectory_ids,
+            policy=policy, build_policy=build_policy, auto_approve=auto_approve,
+        )  # fmt: skip
+
+    # -- cold start -----------------------------------------------------------------------
+
+    def cold_start(
+        self,
+        *,
+        top: int = 3,
+        policy: str = "script",
+        status: Status = Status.pending_review,
+        agent_model: str | None = None,
+        actor: str = "cli:cold-start",
+    ) -> list[ProcedureRevision]:
+        """Seed memory from the ``top`` best runs per task type (see :mod:`coldstart`)."""
+        from memp_core.coldstart import seed_ids
+
+        ids = seed_ids(self.store, top=top, agent_model=agent_model)
+        return self.build(ids, policy=policy, status=status, actor=actor) if ids else []

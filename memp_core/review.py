@@ -1,0 +1,216 @@
+"""The review gate: people approve, reject, edit, roll back, pin and deprecate procedures.
+
+Every action checks the actor's role (viewers are refused here, in the core, not only in the
+pages), runs in one transaction and writes an :class:`~memp_core.models.AuditEvent` in that
+same transaction. Content changes add revisions (``human_edit``, ``rollback``) through
+:func:`memp_core.build.append_revision`, which refuses a save that started from a revision
+that is no longer current (optimistic concurrency) before writing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlmodel import Session
+
+from memp_core.build import append_revision, embed_revisions
+from memp_core.embeddings import Embedder, get_embedder
+from memp_core.errors import ConflictError, MempError, NotFoundError, PermissionDeniedError
+from memp_core.models import Kind, Origin, Procedure, ProcedureRevision, Status, utcnow
+from memp_core.prompts import normalise_script
+from memp_core.store import Store
+
+Role = Literal["viewer", "reviewer", "admin"]
+
+
+class ReviewError(MempError):
+    """A review action is not valid here (empty reason, foreign revision, bad script)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts; recorded as ``human:<name>`` on revisions and audit events."""
+
+    name: str
+    role: Role = "admin"
+
+    @property
+    def author(self) -> str:
+        return f"human:{self.name}"
+
+
+def approve(
+    store: Store,
+    procedure_id: int,
+    *,
+    actor: Actor,
+    comment: str = "",
+    revision_id: int | None = None,
+) -> Procedure:
+    """Serve the procedure to agents. ``revision_id``: refuse if it is no longer current."""
+    return _set_status(store, procedure_id, actor, Status.approved, "approve", comment, revision_id)
+
+
+def reject(
+    store: Store, procedure_id: int, *, actor: Actor, reason: str, revision_id: int | None = None
+) -> Procedure:
+    return _set_status(
+        store, procedure_id, actor, Status.rejected, "reject", _required(reason), revision_id
+    )
+
+
+def deprecate(store: Store, procedure_id: int, *, actor: Actor, reason: str) -> Procedure:
+    return _set_status(
+        store, procedure_id, actor, Status.deprecated, "deprecate", _required(reason), None
+    )
+
+
+def set_pinned(store: Store, procedure_id: int, *, actor: Actor, pinned: bool) -> Procedure:
+    """A pinned procedure is never deprecated automatically."""
+    _allow(actor, "pin")
+    with store.transaction() as s:
+        proc = _procedure(s, procedure_id)
+        proc.pinned = pinned
+        proc.updated_at = utcnow()
+        s.add(proc)
+        store.audit(s, actor.author, "pin" if pinned else "unpin", "procedure", procedure_id)
+        return proc
+
+
+def edit(
+    store: Store,
+    procedure_id: int,
+    *,
+    actor: Actor,
+    script: str,
+    comment: str,
+    base_revision_id: int,
+    embedder: Embedder | None = None,
+) -> ProcedureRevision:
+    """Save an edited script as a new child revision (origin ``human_edit``).
+
+    ``base_revision_id`` is the revision the editor started from; if the procedure has a
+    newer current revision the save is refused with :class:`ConflictError` and nothing is
+    written. The new revision gets its own embedding.
+    """
+    _allow(actor, "edit")
+    try:
+        text = normalise_script(script)
+    except ValueError as exc:
+        raise ReviewError(f"the script cannot be saved: {exc}") from None
+    base = store.get(ProcedureRevision, base_revision_id)
+    if base.procedure_id != procedure_id:
+        raise ReviewError(f"revision {base_revision_id} belongs to procedure {base.procedure_id}")
+    _check_current(store, procedure_id, base_revision_id)
+    rev = ProcedureRevision(
+        procedure_id=procedure_id,
+        kind=Kind.proceduralization.value if base.kind == Kind.trajectory.value else base.kind,
+        task_text=base.task_text,
+        script=text,
+        steps=list(base.steps),
+        origin=Origin.human_edit.value,
+        author=actor.author,
+        model="human",
+        rationale=comment,
+        evidence_trajectory_ids=list(base.evidence_trajectory_ids),
+        facts=dict(base.facts),
+    )
+    embed_revisions(embedder or get_embedder(), [rev])
+    with store.transaction() as s:
+        append_revision(s, procedure_id, rev, expected_current=base_revision_id)
+        store.audit(s, actor.author, "edit", "procedure", procedure_id, revision_id=rev.id,
+                    parent_revision_id=base_revision_id, comment=comment)  # fmt: skip
+    return rev
+
+
+def rollback(
+    store: Store,
+    procedure_id: int,
+    *,
+    actor: Actor,
+    to_revision_id: int,
+    comment: str = "",
+    base_revision_id: int | None = None,
+) -> ProcedureRevision:
+    """A new current revision copying ``to_revision_id``'s content (origin ``rollback``)."""
+    _allow(actor, "roll back")
+    old = store.get(ProcedureRevision, to_revision_id)
+    if old.procedure_id != procedure_id:
+        raise ReviewError(f"revision {to_revision_id} belongs to procedure {old.procedure_id}")
+    current = store.current_revision(store.get(Procedure, procedure_id))
+    if base_revision_id is not None and base_revision_id != current.id:
+        _check_current(store, procedure_id, base_revision_id)
+    if current.id == to_revision_id:
+        raise ReviewError(f"revision {to_revision_id} is already the current revision")
+    rev = ProcedureRevision(
+        procedure_id=procedure_id, kind=old.kind, task_text=old.task_text, script=old.script,
+        steps=list(old.steps), origin=Origin.rollback.value, author=actor.author,
+        model=old.model, rationale=comment or f"rollback to revision {to_revision_id}",
+        evidence_trajectory_ids=list(old.evidence_trajectory_ids), facts=dict(old.facts),
+        embedding=old.embedding,
+    )  # fmt: skip
+    with store.transaction() as s:
+        append_revision(s, procedure_id, rev, expected_current=current.id)
+        store.audit(s, actor.author, "rollback", "procedure", procedure_id, revision_id=rev.id,
+                    to_revision_id=to_revision_id, comment=comment)  # fmt: skip
+    return rev
+
+
+def _set_status(
+    store: Store,
+    procedure_id: int,
+    actor: Actor,
+    status: Status,
+    action: str,
+    comment: str,
+    revision_id: int | None,
+) -> Procedure:
+    _allow(actor, action)
+    with store.transaction() as s:
+        proc = _procedure(s, procedure_id)
+        if revision_id is not None and proc.current_revision_id != revision_id:
+            raise ConflictError(_moved_on(procedure_id, proc.current_revision_id, revision_id))
+        before = proc.status
+        proc.status = status.value
+        proc.updated_at = utcnow()
+        s.add(proc)
+        store.audit(s, actor.author, action, "procedure", procedure_id, comment=comment,
+                    before=before, after=status.value,
+                    revision_id=proc.current_revision_id)  # fmt: skip
+        return proc
+
+
+def _check_current(store: Store, procedure_id: int, base_revision_id: int) -> None:
+    """Fail early (before embedding) when the procedure already moved on."""
+    proc = store.get(Procedure, procedure_id)
+    if proc.current_revision_id != base_revision_id:
+        raise ConflictError(_moved_on(procedure_id, proc.current_revision_id, base_revision_id))
+
+
+def _moved_on(procedure_id: int, current: int | None, base: int) -> str:
+    return (
+        f"procedure {procedure_id} moved on: its current revision is {current}, but this "
+        f"change started from revision {base}; nothing was saved. Reload and apply it again."
+    )
+
+
+def _procedure(s: Session, procedure_id: int) -> Procedure:
+    proc = s.get(Procedure, procedure_id)
+    if proc is None:
+        raise NotFoundError(f"procedure {procedure_id} not found")
+    return proc
+
+
+def _allow(actor: Actor, action: str) -> None:
+    if actor.role not in ("reviewer", "admin"):
+        raise PermissionDeniedError(
+            f"{actor.name} has the {actor.role} role and cannot {action} procedures; "
+            "ask a reviewer or an admin"
+        )
+
+
+def _required(reason: str) -> str:
+    if not reason.strip():
+        raise ReviewError("a reason is required")
+    return reason.strip()

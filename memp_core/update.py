@@ -1,0 +1,250 @@
+"""Update: what memory learns after a task or a group of tasks.
+
+Policies (``UPDATE_POLICIES``):
+- ``none``: memory is frozen (nothing is written, not even use counts).
+- ``vanilla``: every trajectory is built into memory (failures too, as in the paper).
+- ``validation``: only successful trajectories are built.
+- ``reflect``: successes are built; each failure that followed a procedure revision is
+  handed to the backend with that procedure's script, and the revised script becomes a new
+  **child** revision (origin ``reflection``, the analysis as rationale, the failed run as
+  evidence). Failures that followed no procedure have nothing to reflect on and are skipped.
+
+For every policy but ``none``, each trajectory that followed a revision counts as a use of
+its procedure (and a success if it succeeded); a procedure used at least
+``settings.deprecate_min_uses`` times with a success rate below ``settings.deprecate_below``
+is deprecated unless pinned. Call ``update`` once per trajectory: counts are not de-duplicated.
+
+Backend calls run first with no transaction open; all writes of one update then land in a
+single transaction. Revisions are only ever added, never changed or deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from memp_core.build import (
+    Evidence,
+    append_revision,
+    embed_revisions,
+    load_evidence,
+    plan_builds,
+    write_builds,
+)
+from memp_core.config import Settings
+from memp_core.embeddings import Embedder
+from memp_core.llm import Backend
+from memp_core.models import Kind, Origin, Procedure, ProcedureRevision, Status
+from memp_core.registry import resolve
+from memp_core.store import Store
+
+UPDATE_POLICIES: dict[str, str] = {
+    "none": "memp_core.update:select_none",
+    "vanilla": "memp_core.update:select_vanilla",
+    "validation": "memp_core.update:select_validation",
+    "reflect": "memp_core.update:select_reflect",
+}
+UPDATE_ACTOR = "memp:update"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which runs an update policy builds from and which it reflects on."""
+
+    build: list[Evidence] = field(default_factory=list)
+    reflect: list[Evidence] = field(default_factory=list)
+    frozen: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    policy: str
+    built: list[int] = field(default_factory=list)  # revision ids from build or merge
+    reflected: list[int] = field(default_factory=list)  # child revision ids from reflection
+    deprecated: list[int] = field(default_factory=list)  # procedure ids
+    counted: int = 0  # trajectories counted as a use of a procedure
+    skipped: list[int] = field(default_factory=list)  # failures that followed no procedure
+    tokens: int = 0
+
+
+@dataclass
+class PlannedReflection:
+    procedure_id: int
+    revision: ProcedureRevision
+    failed_id: int
+    followed_revision_id: int
+    tokens: int
+
+
+def select_none(runs: Sequence[Evidence]) -> Selection:
+    return Selection(frozen=True)
+
+
+def select_vanilla(runs: Sequence[Evidence]) -> Selection:
+    return Selection(build=list(runs))
+
+
+def select_validation(runs: Sequence[Evidence]) -> Selection:
+    return Selection(build=[r for r in runs if r.trajectory.success])
+
+
+def select_reflect(runs: Sequence[Evidence]) -> Selection:
+    return Selection(
+        build=[r for r in runs if r.trajectory.success],
+        reflect=[r for r in runs if not r.trajectory.success],
+    )
+
+
+def update(
+    store: Store,
+    backend: Backend,
+    embedder: Embedder,
+    settings: Settings,
+    trajectory_ids: Sequence[int],
+    *,
+    policy: str,
+    build_policy: str = "script",
+    auto_approve: bool = True,
+) -> UpdateReport:
+    """Apply ``policy`` to the given trajectories; see the module docstring."""
+    choose: Callable[[Sequence[Evidence]], Selection] = resolve(
+        UPDATE_POLICIES, policy, "update policy"
+    )
+    runs = load_evidence(store, trajectory_ids)
+    chosen = choose(runs)
+    if chosen.frozen:
+        return UpdateReport(policy)
+    builds = plan_builds(store, backend, chosen.build, policy=build_policy)
+    reflections = plan_reflections(store, backend, chosen.reflect)
+    embed_revisions(embedder, [p.revision for p in builds] + [r.revision for r in reflections])
+    status = Status.approved if auto_approve else Status.pending_review
+    with store.transaction() as s:
+        built = write_builds(s, store, builds, status=status, actor=UPDATE_ACTOR)
+        advanced = {r.procedure_id: int(r.id or 0) for r in built}
+        reflected = write_reflections(s, store, reflections, advanced, status)
+        counted, deprecated = count_uses(s, store, runs, settings)
+    return UpdateReport(
+        policy=policy,
+        built=[int(r.id or 0) for r in built],
+        reflected=reflected,
+        deprecated=deprecated,
+        counted=counted,
+        skipped=[r.id for r in chosen.reflect if r.trajectory.procedure_revision_id is None],
+        tokens=sum(p.tokens for p in builds) + sum(r.tokens for r in reflections),
+    )
+
+
+def script_of(rev: ProcedureRevision) -> str:
+    """The script a revision gives an agent; verbatim steps become numbered actions."""
+    if rev.script.strip():
+        return rev.script
+    actions = [str(st["action"]) for st in rev.steps if st.get("action")]
+    return "\n".join(f"{i}. {a}" for i, a in enumerate(actions, start=1))
+
+
+def plan_reflections(
+    store: Store, backend: Backend, failures: Sequence[Evidence]
+) -> list[PlannedReflection]:
+    """Reflect on each failure that followed a revision (backend calls; writes nothing).
+
+    Several failures of one procedure in a batch chain: each reflects on the script the
+    previous reflection wrote. When the procedure has moved on since the run started, the
+    reflection revises the current revision (the newest knowledge), not the one followed.
+    """
+    plans: list[PlannedReflection] = []
+    latest: dict[int, ProcedureRevision] = {}
+    for ev in failures:
+        followed_id = ev.trajectory.procedure_revision_id
+        if followed_id is None:
+            continue
+        followed = store.get(ProcedureRevision, followed_id)
+        pid = followed.procedure_id
+        base = latest.get(pid) or store.current_revision(store.get(Procedure, pid))
+        refl = backend.reflect(ev.run_view(), script_of(base))
+        moved = pid in latest or base.id != followed_id
+        note = f" (the run followed revision {followed_id})" if moved else ""
+        # A script stays a script; a revision with example steps keeps them under the new script.
+        kind = Kind.script if base.kind == Kind.script.value else Kind.proceduralization
+        child = ProcedureRevision(
+            procedure_id=pid,
+            kind=kind.value,
+            task_text=base.task_text,
+            script=refl.script,
+            steps=list(base.steps),
+            origin=Origin.reflection.value,
+            author=backend.author,
+            model=backend.model,
+            rationale=refl.analysis + note,
+            evidence_trajectory_ids=[ev.id],
+            facts=dict(base.facts),
+        )
+        latest[pid] = child
+        plans.append(PlannedReflection(pid, child, ev.id, followed_id, refl.tokens))
+    return plans
+
+
+def write_reflections(
+    s: Session,
+    store: Store,
+    plans: Sequence[PlannedReflection],
+    advanced: dict[int, int],
+    status: Status,
+) -> list[int]:
+    """Append the planned child revisions, chaining several on one procedure."""
+    out: list[int] = []
+    for plan in plans:
+        proc = s.get(Procedure, plan.procedure_id)
+        expected = advanced.get(plan.procedure_id, proc.current_revision_id if proc else None)
+        rev = append_revision(
+            s, plan.procedure_id, plan.revision, expected_current=expected, status=status.value
+        )
+        advanced[plan.procedure_id] = int(rev.id or 0)
+        store.audit(
+            s, plan.revision.author, "reflect", "procedure", plan.procedure_id,
+            revision_id=rev.id, parent_revision_id=expected, failed_trajectory_id=plan.failed_id,
+            followed_revision_id=plan.followed_revision_id, tokens=plan.tokens,
+        )  # fmt: skip
+        out.append(int(rev.id or 0))
+    return out
+
+
+def count_uses(
+    s: Session, store: Store, runs: Sequence[Evidence], settings: Settings
+) -> tuple[int, list[int]]:
+    """Count each run as a use of the procedure it followed; deprecate the failing ones."""
+    touched: dict[int, Procedure] = {}
+    counted = 0
+    for ev in runs:
+        rid = ev.trajectory.procedure_revision_id
+        if rid is None:
+            continue
+        rev = s.get(ProcedureRevision, rid)
+        proc = s.get(Procedure, rev.procedure_id) if rev else None
+        if proc is None:
+            continue
+        proc.use_count += 1
+        proc.success_count += int(ev.trajectory.success)
+        touched[int(proc.id or 0)] = proc
+        counted += 1
+    deprecated: list[int] = []
+    for pid, proc in touched.items():
+        if should_deprecate(proc, settings):
+            proc.status = Status.deprecated.value
+            deprecated.append(pid)
+            store.audit(
+                s, UPDATE_ACTOR, "deprecate", "procedure", pid,
+                use_count=proc.use_count, success_count=proc.success_count,
+                min_uses=settings.deprecate_min_uses, below=settings.deprecate_below,
+            )  # fmt: skip
+        s.add(proc)
+    return counted, deprecated
+
+
+def should_deprecate(proc: Procedure, settings: Settings) -> bool:
+    if proc.pinned or proc.status in (Status.deprecated.value, Status.rejected.value):
+        return False
+    if proc.use_count < settings.deprecate_min_uses or proc.use_count == 0:
+        return False
+    return proc.success_count / proc.use_count < settings.deprecate_below

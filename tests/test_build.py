@@ -1,0 +1,194 @@
+"""Build on real ALFWorld transcripts (../shared/data) with the real heuristic backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memp_core.build import append_revision, group_identity, unused_successes
+from memp_core.coldstart import seed_ids
+from memp_core.embeddings import Embedder, from_bytes
+from memp_core.errors import ConfigError, ConflictError
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Procedure, ProcedureRevision, Status, Step, Trajectory
+from memp_core.review import Actor, reject
+from memp_core.store import Store
+
+TRANSCRIPTS = "reflexion-alfworld/react_prompts_alfworld.json"
+
+
+def parse_transcript(text: str) -> tuple[str, list[Step]]:
+    """Task and steps of one ALFWorld transcript ('> action' lines, then the observation)."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "Your task is to:" in ln)
+    task = lines[start].split("Your task is to:", 1)[1].strip().rstrip(".")
+    steps: list[Step] = []
+    for i, line in enumerate(lines[start + 1 :], start=start + 1):
+        if not line.startswith("> "):
+            continue
+        said = line[2:].strip()
+        obs = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if said.startswith("think:"):
+            steps.append(Step(index=len(steps), thought=said[6:].strip(), observation=obs))
+        else:
+            steps.append(Step(index=len(steps), action=said, observation=obs))
+    return task, steps
+
+
+def add_run(
+    store: Store,
+    task: str,
+    steps: list[Step],
+    *,
+    task_type: str = "",
+    success: bool = True,
+    agent_model: str = "react-transcript",
+    followed: int | None = None,
+) -> int:
+    with store.transaction() as s:
+        traj = Trajectory(
+            task=task, task_type=task_type, environment="alfworld", source="test",
+            agent_model=agent_model, success=success, procedure_revision_id=followed,
+        )  # fmt: skip
+        store.add_trajectory(s, traj, steps)
+        return int(traj.id or 0)
+
+
+def load_alfworld(store: Store, shared_data: Path) -> dict[str, int]:
+    """The 24 transcripts as successful trajectories; key -> trajectory id."""
+    data = json.loads((shared_data / TRANSCRIPTS).read_text())
+    ids: dict[str, int] = {}
+    for key, text in data.items():
+        task, steps = parse_transcript(text)
+        ids[key] = add_run(store, task, steps, task_type=key.split("_")[1])
+    return ids
+
+
+@pytest.fixture(name="alfworld")
+def alfworld_fixture(store: Store, shared_data: Path) -> dict[str, int]:
+    return load_alfworld(store, shared_data)
+
+
+def test_script_build_groups_the_react_and_act_runs_of_each_task(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    revs = ProceduralMemory(store, embedder=embedder, backend="heuristic").build()
+    assert len(revs) == 12  # 12 distinct tasks, each run twice (react_ and act_)
+    procs = store.procedures()
+    assert {p.task_type for p in procs} == {"put", "clean", "heat", "cool", "puttwo", "examine"}
+    assert all(p.status == Status.pending_review.value for p in procs)
+    heat = next(r for r in revs if r.evidence_trajectory_ids[0] == alfworld["react_heat_0"])
+    assert set(heat.evidence_trajectory_ids) == {alfworld["react_heat_0"], alfworld["act_heat_0"]}
+    assert heat.origin == "build" and heat.author == "heuristic" and heat.kind == "script"
+    assert heat.parent_revision_id is None and "<object>" in heat.script
+    assert heat.script.splitlines()[0].startswith("1. ")
+    assert from_bytes(heat.embedding or b"").shape == (embedder.dimension,)
+    assert heat.facts == {"task_type": "heat", "object": "egg", "receptacle": "diningtable",
+                          "tool": "microwave"}  # fmt: skip
+    events = store.audit_events(object_type="procedure")
+    assert len(events) == 12 and {e.action for e in events} == {"build"}
+
+
+def test_a_second_build_finds_nothing_new(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    mem.build()
+    assert unused_successes(store) == [] and mem.build() == []
+
+
+def test_trajectory_policy_keeps_the_verbatim_steps_of_the_shortest_run(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    ids = [alfworld["react_put_0"], alfworld["act_put_0"]]
+    (rev,) = mem.build(ids, policy="trajectory", status=Status.approved)
+    act_steps = store.steps_of(alfworld["act_put_0"])  # the act_ run has no think steps
+    assert rev.kind == "trajectory" and rev.script == ""
+    assert [s["action"] for s in rev.steps] == [s.action for s in act_steps]
+    assert rev.model == "react-transcript"  # verbatim steps: the agent's model wrote them
+    assert store.get(Procedure, rev.procedure_id).status == "approved"
+
+
+def test_proceduralization_holds_script_and_example_steps(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    (rev,) = mem.build([alfworld["react_cool_1"]], policy="proceduralization")
+    assert rev.kind == "proceduralization" and rev.script.startswith("1. ")
+    assert any(s["action"] == "cool mug 3 with fridge 1" for s in rev.steps)
+
+
+def test_a_new_run_of_the_same_task_merges_into_its_procedure(
+    store: Store, embedder: Embedder, shared_data: Path
+) -> None:
+    data = json.loads((shared_data / TRANSCRIPTS).read_text())
+    task, steps = parse_transcript(data["act_heat_1"])  # "put a hot apple in fridge"
+    first = add_run(store, task, steps, task_type="heat")
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    (built,) = mem.build([first])
+    again = add_run(store, "heat some apple and put it in fridge", steps[:], task_type="heat")
+    (merged,) = mem.build([again])
+    assert merged.procedure_id == built.procedure_id and len(store.procedures()) == 1
+    assert merged.origin == "merge" and merged.parent_revision_id == built.id
+    assert merged.evidence_trajectory_ids == [first, again]
+    assert store.get(Procedure, built.procedure_id).current_revision_id == merged.id
+    assert store.get(ProcedureRevision, int(built.id or 0)).evidence_trajectory_ids == [first]
+
+
+def test_a_rejected_procedure_is_not_merged_into(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    (old,) = mem.build([alfworld["react_clean_1"]])
+    reject(store, old.procedure_id, actor=Actor("ann", "reviewer"), reason="too vague")
+    (new,) = mem.build([alfworld["act_clean_1"]])
+    assert new.procedure_id != old.procedure_id and new.origin == "build"
+    keys = sorted(p.key for p in store.procedures())
+    assert keys == ["clean-apple-sidetable", "clean-apple-sidetable-2"]
+
+
+def test_near_identical_task_sentences_share_a_group() -> None:
+    assert group_identity("put a hot apple in fridge", "") == group_identity(
+        "heat some apple and put it in fridge 1", "heat"
+    )
+    assert group_identity("put a cool mug in shelf", "")[1] == "cool-mug-shelf"
+    other = group_identity("find some apple and put it in sidetable", "put")
+    assert other[0] == "put" and other[1].startswith("put-find-some-apple")
+
+
+def test_stale_expected_revision_writes_nothing(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    (rev,) = mem.build([alfworld["react_put_0"]])
+    before = store.counts().revisions
+    with pytest.raises(ConflictError, match=f"current revision is {rev.id}"):
+        with store.transaction() as s:
+            child = ProcedureRevision(procedure_id=rev.procedure_id, script="1. x")
+            append_revision(s, rev.procedure_id, child, expected_current=int(rev.id or 0) + 99)
+    assert store.counts().revisions == before
+    assert store.get(Procedure, rev.procedure_id).current_revision_id == rev.id
+
+
+def test_cold_start_seeds_from_the_best_successful_runs_per_type(
+    store: Store, embedder: Embedder, alfworld: dict[str, int]
+) -> None:
+    add_run(store, "put a mug in shelf", [Step(index=0, action="look")], success=False)
+    chosen = seed_ids(store, top=1)
+    assert len(chosen) == 6  # one per task type; the failed 1-step run is never chosen
+    assert alfworld["act_put_0"] in chosen  # the shortest successful put run
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    revs = mem.cold_start(top=1)
+    assert {store.get(Procedure, r.procedure_id).task_type for r in revs} == {
+        "put", "clean", "heat", "cool", "puttwo", "examine"
+    }  # fmt: skip
+
+
+def test_unknown_build_policy_lists_the_valid_names(store: Store, embedder: Embedder) -> None:
+    run = add_run(store, "put a mug in shelf", [Step(index=0, action="look")])
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    with pytest.raises(ConfigError, match="trajectory, script, proceduralization"):
+        mem.build([run], policy="summary")

@@ -1,0 +1,172 @@
+"""Update policies with the real heuristic backend (and once with the openai backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llm_server import ChatServer, Scripted
+from test_build import add_run, load_alfworld
+
+from memp_core.config import Settings
+from memp_core.embeddings import Embedder
+from memp_core.errors import ConfigError
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Procedure, ProcedureRevision, Status, Step
+from memp_core.review import Actor, set_pinned
+from memp_core.store import Store
+
+HEAT = "heat some egg and put it in diningtable"
+
+
+def looping_failure() -> list[Step]:
+    """A failed heat run: it never opens the microwave and repeats an invalid action."""
+    obs = "On the countertop 1, you see a egg 1, and a mug 2."
+    return [
+        Step(index=0, action="go to countertop 1", observation=obs),
+        Step(index=1, action="take egg 1 from countertop 1", observation="You pick up the egg 1."),
+        Step(index=2, action="go to microwave 1", observation="The microwave 1 is closed."),
+        Step(index=3, action="heat egg 1 with microwave 1", observation="Nothing happens."),
+        Step(index=4, action="heat egg 1 with microwave 1", observation="Nothing happens."),
+        Step(index=5, action="heat egg 1 with microwave 1", observation="Nothing happens."),
+    ]
+
+
+@pytest.fixture(name="mem")
+def mem_fixture(store: Store, embedder: Embedder, shared_data: Path) -> ProceduralMemory:
+    ids = load_alfworld(store, shared_data)
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    mem.build([ids["react_heat_0"], ids["act_heat_0"]], status=Status.approved)
+    return mem
+
+
+def _current(store: Store, pid: int) -> ProcedureRevision:
+    return store.current_revision(store.get(Procedure, pid))
+
+
+def _fail(mem: ProceduralMemory, rev: ProcedureRevision) -> int:
+    return add_run(mem.store, HEAT, looping_failure(), task_type="heat", success=False,
+                   agent_model="weak", followed=rev.id)  # fmt: skip
+
+
+def test_reflect_on_failure_adds_a_child_revision_and_never_changes_its_parent(
+    mem: ProceduralMemory,
+) -> None:
+    (proc,) = mem.store.procedures()
+    parent = _current(mem.store, proc.id or 0)
+    before = parent.model_dump()
+    failed = _fail(mem, parent)
+    report = mem.update([failed], policy="reflect")
+    (child_id,) = report.reflected
+    child = mem.store.get(ProcedureRevision, child_id)
+    assert child.parent_revision_id == parent.id and child.origin == "reflection"
+    assert child.evidence_trajectory_ids == [failed]
+    assert child.author == "heuristic" and child.model == "heuristic"
+    assert child.rationale.startswith("The run failed at step")
+    assert child.script != parent.script and child.embedding is not None
+    assert mem.store.get(ProcedureRevision, parent.id or 0).model_dump() == before
+    refreshed = mem.store.get(Procedure, proc.id or 0)
+    assert refreshed.current_revision_id == child.id and refreshed.status == "approved"
+    assert (refreshed.use_count, refreshed.success_count) == (1, 0)
+    event = mem.store.audit_events(object_type="procedure")[0]
+    assert event.action == "reflect" and event.detail["failed_trajectory_id"] == failed
+
+
+def test_reflection_without_auto_approve_waits_for_review(mem: ProceduralMemory) -> None:
+    (proc,) = mem.store.procedures()
+    mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect",
+               auto_approve=False)  # fmt: skip
+    assert mem.store.get(Procedure, proc.id or 0).status == Status.pending_review.value
+
+
+def test_two_failures_of_one_procedure_chain_their_reflections(mem: ProceduralMemory) -> None:
+    (proc,) = mem.store.procedures()
+    root = _current(mem.store, proc.id or 0)
+    report = mem.update([_fail(mem, root), _fail(mem, root)], policy="reflect")
+    first, second = (mem.store.get(ProcedureRevision, i) for i in report.reflected)
+    assert first.parent_revision_id == root.id and second.parent_revision_id == first.id
+    assert "followed revision" in second.rationale
+    assert mem.store.get(Procedure, proc.id or 0).current_revision_id == second.id
+
+
+def test_a_failure_that_followed_no_procedure_is_skipped(mem: ProceduralMemory) -> None:
+    lone = add_run(mem.store, HEAT, looping_failure(), task_type="heat", success=False)
+    report = mem.update([lone], policy="reflect")
+    assert report.skipped == [lone] and report.reflected == [] and report.built == []
+
+
+def test_validation_adds_only_successes_and_vanilla_adds_failures_too(
+    mem: ProceduralMemory,
+) -> None:
+    steps = mem.store.steps_of(1)
+    good = add_run(mem.store, "put some watch on safe", list(steps), task_type="put")
+    bad = add_run(mem.store, "cool some bread and put it in shelf", looping_failure(),
+                  task_type="cool", success=False)  # fmt: skip
+    validation = mem.update([good, bad], policy="validation")
+    assert len(validation.built) == 1 and len(mem.store.procedures()) == 2
+    vanilla = mem.update([bad], policy="vanilla")
+    (rev_id,) = vanilla.built
+    rev = mem.store.get(ProcedureRevision, rev_id)
+    assert rev.evidence_trajectory_ids == [bad] and len(mem.store.procedures()) == 3
+    assert mem.store.get(Procedure, rev.procedure_id).status == "approved"  # auto_approve
+
+
+def test_failing_procedure_is_deprecated_after_three_uses(mem: ProceduralMemory) -> None:
+    (proc,) = mem.store.procedures()
+    rev = _current(mem.store, proc.id or 0)
+    ok = add_run(mem.store, HEAT, mem.store.steps_of(5), task_type="heat", followed=rev.id)
+    first = mem.update([ok, _fail(mem, rev)], policy="validation")
+    assert first.counted == 2 and first.deprecated == []
+    second = mem.update([_fail(mem, rev)], policy="validation")
+    assert second.deprecated == [proc.id]
+    after = mem.store.get(Procedure, proc.id or 0)
+    assert (after.use_count, after.success_count, after.status) == (3, 1, "deprecated")
+    assert mem.retrieve(HEAT, k=3, log=False).items == []
+
+
+def test_a_pinned_procedure_is_never_deprecated(mem: ProceduralMemory) -> None:
+    (proc,) = mem.store.procedures()
+    set_pinned(mem.store, proc.id or 0, actor=Actor("pat"), pinned=True)
+    rev = _current(mem.store, proc.id or 0)
+    report = mem.update([_fail(mem, rev) for _ in range(4)], policy="validation")
+    assert report.deprecated == [] and mem.store.get(Procedure, proc.id or 0).status == "approved"
+
+
+def test_none_policy_writes_nothing(mem: ProceduralMemory) -> None:
+    (proc,) = mem.store.procedures()
+    before = mem.store.counts()
+    report = mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="none")
+    assert report.built == report.reflected == [] and report.counted == 0
+    after = mem.store.counts()
+    assert (after.revisions, after.procedures) == (before.revisions, before.procedures)
+    assert mem.store.get(Procedure, proc.id or 0).use_count == 0
+
+
+def test_reflect_through_the_openai_backend_records_its_model_and_tokens(
+    store: Store, embedder: Embedder, shared_data: Path
+) -> None:
+    ids = load_alfworld(store, shared_data)
+    answer = (
+        "<analysis>Step 3 heats in a closed microwave.</analysis>\n<failing_step>3"
+        "</failing_step>\n<script>\n1. find <object>\n2. take <object>\n3. go to "
+        "microwave\n4. open microwave\n5. heat <object> with microwave\n</script>"
+    )
+    with ChatServer() as server:
+        server.push(Scripted(text="no tags at all"), Scripted(text=answer, completion_tokens=30))
+        settings = Settings(openai_base_url=server.base_url, llm_model="gpt-4o-test",
+                            llm_max_retries=1)  # fmt: skip
+        heuristic = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+        (built,) = heuristic.build([ids["act_heat_0"]], status=Status.approved)
+        mem = ProceduralMemory(store, settings=settings, embedder=embedder, backend="openai")
+        report = mem.update([_fail(mem, built)], policy="reflect")
+    child = store.get(ProcedureRevision, report.reflected[0])
+    assert child.author == "llm:gpt-4o-test" and child.model == "gpt-4o-test"
+    assert child.script.splitlines()[3] == "4. open microwave"
+    assert child.rationale == "Step 3 heats in a closed microwave."
+    assert report.tokens == 18 + 41
+    assert store.audit_events(object_type="procedure")[0].detail["tokens"] == 59
+
+
+def test_unknown_update_policy_lists_the_valid_names(mem: ProceduralMemory) -> None:
+    with pytest.raises(ConfigError, match="none, reflect, validation, vanilla"):
+        mem.update([1], policy="adjust")
