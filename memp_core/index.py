@@ -176,14 +176,16 @@ class ProcedureIndex:
         self.entries: dict[int, Entry] = {}
         self.postings: dict[tuple[str, str], set[int]] = {}
         self.seen_revision_id = 0
-        self._lock = threading.Lock()
+        # Held by sync and by each search (memp_core.retrieve), so a dashboard thread never
+        # reads postings or rows while another thread's sync is changing them.
+        self.lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def sync(self) -> int:
         """Load revisions newer than the last sync; returns how many procedures changed."""
-        with self._lock:
+        with self.lock:
             with self.store.session() as s:
                 newest = s.exec(select(func.max(ProcedureRevision.id))).one() or 0
                 if newest <= self.seen_revision_id:

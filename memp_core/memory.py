@@ -41,6 +41,8 @@ from memp_core.store import Store
 from memp_core.update import UpdateReport
 from memp_core.update import update as _update
 
+VECTOR_POLICIES = ("query", "hybrid")
+
 
 class ProceduralMemory:
     """Procedural memory over one store."""
@@ -130,8 +132,13 @@ class ProceduralMemory:
         accept, eligible = servable(
             self.store, index, resolve_statuses(all_statuses, statuses), author_model
         )
-        q = Query(query, max(k, 0), threshold, seed, index, self._embed_one, accept, eligible)
-        items = load_items(self.store, fn(q) if k > 0 else [])
+        # Embed before taking the index lock: the model is the slow part of a retrieval.
+        vector = self._embed_one(query) if policy in VECTOR_POLICIES and k > 0 else None
+        embed = self._embed_one if vector is None else lambda _text: vector
+        q = Query(query, max(k, 0), threshold, seed, index, embed, accept, eligible)
+        with index.lock:
+            scored = fn(q) if k > 0 else []
+        items = load_items(self.store, scored)
         retrieval_id = None
         if log:
             retrieval_id = log_retrieval(

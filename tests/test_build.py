@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from memp_core.build import append_revision, group_identity, unused_successes
 from memp_core.coldstart import seed_ids
-from memp_core.embeddings import Embedder, from_bytes
+from memp_core.embeddings import Embedder, from_bytes, get_embedder
 from memp_core.errors import ConfigError, ConflictError
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status, Step, Trajectory
@@ -69,6 +71,45 @@ def load_alfworld(store: Store, shared_data: Path) -> dict[str, int]:
 @pytest.fixture(name="alfworld")
 def alfworld_fixture(store: Store, shared_data: Path) -> dict[str, int]:
     return load_alfworld(store, shared_data)
+
+
+# Session templates: the ALFWorld database loaded (and built) once, copied into each test's
+# own file, so tests that are not about building do not pay for it again.
+
+
+def _template(factory: pytest.TempPathFactory, status: Status | None) -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (the shared agent data sits beside the repo)")
+    path = factory.mktemp("template") / "memp.db"
+    store = Store(f"sqlite:///{path}")
+    load_alfworld(store, SHARED_DATA)
+    if status is not None:
+        ProceduralMemory(store, embedder=get_embedder(), backend="heuristic").build(status=status)
+    with store.engine.connect() as conn:  # fold the WAL into the file before copying it
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def loaded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _template(tmp_path_factory, None)
+
+
+@pytest.fixture(scope="session")
+def pending_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _template(tmp_path_factory, Status.pending_review)
+
+
+@pytest.fixture(scope="session")
+def approved_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _template(tmp_path_factory, Status.approved)
+
+
+def store_from(template: Path, db_url: str) -> Store:
+    """A store on a private copy of a template database (at the test's ``db_url``)."""
+    shutil.copyfile(template, db_url.removeprefix("sqlite:///"))
+    return Store(db_url)
 
 
 def test_script_build_groups_the_react_and_act_runs_of_each_task(

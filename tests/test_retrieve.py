@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_build import add_run, load_alfworld
+from test_build import add_run, approved_template, pending_template, store_from
 
 from memp_core.embeddings import Embedder
 from memp_core.errors import ConfigError, NotFoundError
@@ -14,7 +15,6 @@ from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, Retrieval, Status, Step
 from memp_core.retrieve import link_retrieval
 from memp_core.review import Actor, approve, deprecate
-from memp_core.store import Store
 
 NEW_TASKS = [  # unseen objects and places; the type is what must carry over
     ("heat some egg and put it in garbagecan", "heat"),
@@ -27,14 +27,17 @@ NEW_TASKS = [  # unseen objects and places; the type is what must carry over
     ("put some soapbar on toilet", "put"),
 ]
 ADMIN = Actor("rita", "reviewer")
+__all__ = ["approved_template", "pending_template"]  # session fixtures shared with test_build
 
 
 @pytest.fixture(name="mem")
-def mem_fixture(store: Store, embedder: Embedder, shared_data: Path) -> ProceduralMemory:
-    load_alfworld(store, shared_data)
-    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
-    mem.build(status=Status.approved)
-    return mem
+def mem_fixture(
+    approved_template: Path, db_url: str, embedder: Embedder
+) -> Iterator[ProceduralMemory]:
+    """The 12 procedures built from the ALFWorld transcripts, approved."""
+    store = store_from(approved_template, db_url)
+    yield ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    store.dispose()
 
 
 def _types(mem: ProceduralMemory, policy: str, **kw: object) -> list[str]:
@@ -85,11 +88,10 @@ def test_facts_policy_reports_what_matched(mem: ProceduralMemory) -> None:
 
 
 def test_agents_are_served_approved_procedures_only(
-    store: Store, embedder: Embedder, shared_data: Path
+    pending_template: Path, db_url: str, embedder: Embedder
 ) -> None:
-    load_alfworld(store, shared_data)
+    store = store_from(pending_template, db_url)
     mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
-    mem.build()  # pending_review
     assert mem.retrieve("put two pillow in sofa", log=False).items == []
     everything = mem.retrieve("put two pillow in sofa", all_statuses=True, log=False)
     assert len(everything) == 3
@@ -127,7 +129,7 @@ def test_every_retrieval_is_logged_and_can_be_linked_to_its_trajectory(
 
 
 def test_author_model_restricts_retrieval_to_that_models_revisions(
-    mem: ProceduralMemory, shared_data: Path
+    mem: ProceduralMemory,
 ) -> None:
     run = add_run(mem.store, "heat some bread and put it in countertop",
                   mem.store.steps_of(1), task_type="heat", agent_model="strong")  # fmt: skip
