@@ -40,9 +40,10 @@ with left:
     frame = pd.DataFrame(
         {"status": statuses, "procedures": [c.by_status.get(s, 0) for s in statuses]}
     )
-    fig = px.bar(frame, x="procedures", y="status", orientation="h", height=260)
+    fig = px.bar(frame, x="procedures", y="status", orientation="h", height=260, text_auto=True)
     fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    fig.update_xaxes(dtick=1, rangemode="tozero")
+    fig.update_xaxes(visible=False)  # the counts are written on the bars
+    fig.update_traces(textposition="outside", cliponaxis=False)
     st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
 
 with right:
@@ -76,12 +77,12 @@ if ov.latest_runs:
             [
                 {
                     "run": card.label,
-                    "status": card.run.status,
-                    "source": card.run.source,
                     "groups": len(card.success),
                     "last success": card.last_success,
                     "success per group": card.success,
                     "steps per group": card.steps,
+                    "status": card.run.status,
+                    "source": card.run.source,
                 }
                 for card in ov.latest_runs
             ]
@@ -89,10 +90,14 @@ if ov.latest_runs:
         hide_index=True,
         width="stretch",
         column_config={
+            "run": st.column_config.TextColumn(width="medium"),
+            "groups": st.column_config.NumberColumn(width="small"),
             "last success": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                            max_value=1),
+                                                            max_value=1, width="small"),
             "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1),
             "steps per group": st.column_config.LineChartColumn(y_min=0),
+            "status": st.column_config.TextColumn(width="small"),
+            "source": st.column_config.TextColumn(width="small"),
         },
     )  # fmt: skip
     link("pages/4_Learning_curves.py", "Compare them in Learning curves", ":material/show_chart:")

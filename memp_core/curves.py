@@ -94,9 +94,12 @@ def condition_of(run: Run) -> str:
     """What a run measured, without its seed (runs sharing it form one band)."""
     if run.kind == "import":
         return run.name or run.source or f"import #{run.id}"
+    agent = run.agent_model or run.agent or "?"
+    if not run.retrieve_policy:
+        return f"no memory · {agent}"
     memory = run.update_policy or "none"
-    retrieve = run.retrieve_policy or "-"
-    return f"{memory} · {retrieve} · {run.agent_model or run.agent or '?'}"
+    memory = "read-only memory" if memory == "none" else memory  # e.g. transfer runs
+    return f"{memory} · {run.retrieve_policy} · {agent}"
 
 
 def run_label(run: Run) -> str:
@@ -240,7 +243,8 @@ def memory_markers(
         spans = spans_by_run.get(run.id or 0)
         if not spans:
             continue
-        start = min(s.start for s in spans) - slack
+        # Not before the run itself began: back-to-back runs must not share changes.
+        start = max(min(s.start for s in spans) - slack, aware(run.created_at))
         end = max([s.end for s in spans] + ([aware(run.finished_at)] if run.finished_at else []))
         end += slack
         cells: dict[tuple[float, str], list[tuple[datetime, str]]] = defaultdict(list)

@@ -105,6 +105,8 @@ def show_steps(steps: list[Step], detail: TrajectoryDetail | None, key: str) -> 
     frame = pd.DataFrame(
         step_rows(steps, problem), columns=["step", "flag", "thought", "action", "observation"]
     )
+    if not frame["thought"].astype(bool).any():
+        frame = frame.drop(columns=["thought"])  # agents without thoughts: more room to read
     highlight = problem.index if problem else None
 
     def paint(row: pd.Series) -> list[str]:
@@ -161,6 +163,10 @@ with timeline:
     if detail.problem:
         st.warning(f"First problem at step {detail.problem.index}: {detail.problem.kind}")
         st.text(detail.problem.reason)
+        bad = next((x for x in detail.steps if x.index == detail.problem.index), None)
+        if bad is not None:
+            st.code(f"> {bad.action or ''}\n{bad.observation or ''}", language=None,
+                    wrap_lines=True)  # fmt: skip
     elif not t.success:
         st.info("No failing or looping step found: the run may have hit the step limit.")
     show_steps(detail.steps, detail, key="traj_steps")

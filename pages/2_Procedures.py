@@ -119,9 +119,9 @@ if cur is not None:
         st.text(cur.rationale)
     with errors_shown():
         diff = diff_to_parent(store, cur)
-    if diff:
+    if diff is not None:
         with st.expander("Diff to the previous revision"):
-            st.code(diff, language="diff")
+            st.code(diff or "(same text as the previous revision)", language="diff")
 
 
 def act(label: str, fn, *args, **kwargs) -> None:  # noqa: ANN001 (a review function)

@@ -59,7 +59,9 @@ def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx 
         st.caption("Diff to its parent")
         with errors_shown():
             diff = lineage.diff_to_parent(store, rev)
-        st.code(diff if diff is not None else "(root revision: no parent)", language="diff")
+        if diff is None:
+            diff = "(root revision: no parent)"
+        st.code(diff or "(same text as its parent)", language="diff")
 
 
 if mode == "One procedure":

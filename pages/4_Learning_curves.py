@@ -38,9 +38,15 @@ if not chosen:
     st.stop()
 
 selected = [labels[x] for x in chosen]
+marked = []
+if show_markers:
+    # One run's changes at a time: several runs' markers on one axis would not say whose.
+    own = [x for x in chosen if labels[x].kind != "import"] or chosen
+    which = st.selectbox("Memory changes of", own, key="curves_marker_run")
+    marked = [labels[which]] if which in labels else []
 with errors_shown():
     points = curves.curve_points(store, selected)
-    markers = curves.memory_markers(store, selected) if show_markers else []
+    markers = curves.memory_markers(store, marked) if marked else []
 band_points = curves.bands(points) if show_bands else []
 if any(r.source == "simulator" or r.environment == "household-sim" for r in selected):
     st.caption(
@@ -97,13 +103,14 @@ st.dataframe(
 )  # fmt: skip
 
 if markers:
-    st.subheader("Memory changes during these runs")
+    st.subheader(f"Memory changes during run #{markers[0].run_id}")
     st.dataframe(
         pd.DataFrame(
             [{"run": m.run_id, "at group": m.position, "change": m.kind, "count": m.count,
               "what": "; ".join(m.names), "when": m.at} for m in markers]
         ),
         hide_index=True, width="stretch",
+        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
     )  # fmt: skip
 
 with st.expander("All points"):

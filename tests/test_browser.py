@@ -112,6 +112,14 @@ def settle(page: object, title: str) -> None:
     page.wait_for_function(  # type: ignore[attr-defined]
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
     )
+    # Tables in view draw into a canvas after the script ends; wait until they have.
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+                  .filter(d => d.offsetParent !== null
+                               && d.getBoundingClientRect().top < window.innerHeight)
+                  .every(d => d.querySelector('canvas'))""",
+        timeout=30_000,
+    )
     page.wait_for_timeout(800)  # type: ignore[attr-defined]  # let charts finish drawing
 
 
