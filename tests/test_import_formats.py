@@ -264,10 +264,12 @@ def test_auto_names_the_format_it_chose(store: Store, tmp_path: Path) -> None:
     logs.mkdir()
     (logs / "a.txt").write_text(REACT_BLOCK)
     (logs / "b.txt").write_text(ALFWORLD_TEXT)
+    (logs / "c-README.md").write_text("These logs come from our agent.\n")
     seen: list[tuple[str, str]] = []
     report = import_paths(store, [logs], on_format=lambda p, f: seen.append((Path(p).name, f)))
     assert seen == [("a.txt", "react"), ("b.txt", "alfworld")]
     assert report.trajectories == 3
+    assert len(report.warnings) == 1 and "c-README.md: skipped: cannot tell" in report.warnings[0]
     sources = {t.source for t in store.list_trajectories().rows}
     assert sources == {"import:react", "import:alfworld"}
 

@@ -71,7 +71,7 @@ def import_(
     if json_:
         print_json(report.counts())
     else:
-        out_console.print(summary(report), highlight=False)
+        out_console.print(summary(report), highlight=False, soft_wrap=True)
 
 
 def summary(report: ImportReport) -> str:

@@ -114,11 +114,7 @@ def import_paths(
                     raise
                 report.bad.append(str(exc))
         writer.finish()
-        report.warnings.extend(
-            f"trajectory refers to procedure revision {ref}, which is not in this database"
-            for ref in writer.link_procedures()
-        )
-        writer.resolve_audit()
+        report.warnings.extend(writer.link())
         if report.trajectories or report.runs or report.procedures:
             store.audit(
                 s, actor, "import", "import", None,

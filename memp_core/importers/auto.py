@@ -3,6 +3,8 @@
 Detection reads only the first 64 KB of a file (or the names in a folder), so it costs
 nothing on large logs. It yields a :class:`FormatChosen` item before the chosen parser's
 items, so the caller can report the choice and label the records with the real format.
+In a folder of mixed files, a file whose format cannot be told (a README, a LICENSE) is
+skipped with a warning; a file that looks like a format but does not parse is an error.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from memp_core.errors import ImportFormatError
-from memp_core.importers.records import BadRecord, FormatChosen, Item, TrajectoryRecord
+from memp_core.importers.records import (
+    BadRecord,
+    FormatChosen,
+    ImportWarning,
+    Item,
+    TrajectoryRecord,
+)
 from memp_core.importers.source import Progress, expand, head_text, open_text
 
 TRIAL_FILE = re.compile(r"trial_\d{1,9}\.json$", re.I)
@@ -104,7 +112,11 @@ def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
             return
 
         def one(file: Path) -> Iterator[Item]:
-            fmt = detect(file)
+            try:
+                fmt = detect(file)
+            except ImportFormatError as exc:  # a README or LICENSE beside the logs
+                yield ImportWarning(str(file), None, f"skipped: {exc.reason}")
+                return
             yield FormatChosen(str(file), fmt)
             yield from parser_for(fmt)(file, progress)
 

@@ -152,6 +152,7 @@ def _trajectory(obj: dict[str, Any]) -> TrajectoryRecord:
         step_count=f["step_count"],
         procedure_ref=proc_ref,
         run_key=run,
+        preserved=True,
     )
 
 

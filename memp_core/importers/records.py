@@ -58,7 +58,8 @@ class TrajectoryRecord:
     group_index: int | None = None
     # Mixed into the content hash: identical blocks in different trials or runs stay apart.
     hash_salt: str = ""
-    # Fields only the jsonl format restores verbatim.
+    # Fields only the jsonl format restores verbatim (``preserved``: take them as they are).
+    preserved: bool = False
     content_hash: str | None = None
     source: str | None = None
     source_file: str | None = None

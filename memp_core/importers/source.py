@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,10 +181,27 @@ def read_text(src: TextFile, progress: Progress | None = None) -> str:
     return text.lstrip("\ufeff")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_NUL_ESCAPE = re.compile(r"\\u0000")
+
+
 def parse_json(text: str, name: str, line_offset: int = 0) -> Any:
-    """``json.loads`` whose failures are ImportFormatErrors naming line and column."""
+    """``json.loads`` whose failures are ImportFormatErrors naming line and column.
+
+    JSON escapes can smuggle in what no text file can hold: unpaired UTF-16 surrogates
+    (no database can store them) and NUL characters (Postgres refuses them).
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        if _NUL_ESCAPE.search(text) and _has_nul(value):
+            reason = "NUL character (\\u0000) in a string"
+            raise ImportFormatError(name, line_offset or None, reason)
+        if _SURROGATE_ESCAPE.search(text):
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        reason = "unpaired surrogate escape (\\ud800-\\udfff) in a string; not valid Unicode"
+        raise ImportFormatError(name, line_offset or None, reason) from None
     except json.JSONDecodeError as exc:
         where = f"{exc.lineno + line_offset}:{exc.colno}"
         # Unterminated strings and errors at the very end both mean the data stops early.
@@ -196,6 +214,16 @@ def parse_json(text: str, name: str, line_offset: int = 0) -> Any:
         raise ImportFormatError(name, line_offset or None, "JSON nested too deeply") from None
     except ValueError as exc:  # e.g. integers longer than Python's digit limit
         raise ImportFormatError(name, line_offset or None, f"invalid JSON: {exc}") from None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def load_json(src: TextFile, progress: Progress | None = None) -> Any:

@@ -12,17 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, select
 
 from memp_core.importers.keys import canonical, run_key, sha256
-from memp_core.importers.records import (
-    ProcedureRecord,
-    RevisionRecord,
-    RunRecord,
-    StepRecord,
-    TrajectoryRecord,
-)
-from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Step, Trajectory, utcnow
+from memp_core.importers.procedures import ProcedureWriter
+from memp_core.importers.records import ProcedureRecord, RunRecord, StepRecord, TrajectoryRecord
+from memp_core.models import Run, Step, Trajectory, utcnow
 
 BATCH = 500
 ERROR_OBSERVATIONS = ("nothing happens.",)
@@ -123,8 +118,7 @@ class Writer:
         self._seen: set[str] = set()
         self._runs: dict[int, _RunState] = {}
         self._run_ids_by_key: dict[str, int] = {}
-        self.procedure_refs: list[tuple[str, tuple[str, int]]] = []
-        self._audit_to_resolve: list[int] = []
+        self.procedures = ProcedureWriter(s, report)
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -166,9 +160,6 @@ class Writer:
                 return run.id
         return None
 
-    def run_id_for_key(self, key: str) -> int | None:
-        return self._run_ids_by_key.get(key)
-
     # -- trajectories -----------------------------------------------------------------------
 
     def add_trajectory(self, rec: TrajectoryRecord, fmt: str, path: str) -> None:
@@ -196,7 +187,7 @@ class Writer:
             "task_type": rec.task_type,
             "environment": rec.environment,
             "source": rec.source or self.source or f"import:{fmt}",
-            "source_file": rec.source_file if rec.source_file is not None else path,
+            "source_file": rec.source_file if rec.preserved or rec.source_file else path,
             "agent_model": rec.agent_model,
             "success": rec.success,
             "reward": rec.reward,
@@ -224,7 +215,7 @@ class Writer:
         ]
         self._pending.append((row, steps))
         if rec.procedure_ref is not None:
-            self.procedure_refs.append((digest, rec.procedure_ref))
+            self.procedures.refs.append((digest, rec.procedure_ref))
         if len(self._pending) >= BATCH:
             self.flush()
 
@@ -264,6 +255,20 @@ class Writer:
 
     # -- end --------------------------------------------------------------------------------
 
+    def add_procedure(self, rec: ProcedureRecord) -> list[str]:
+        self.flush()  # evidence refers to trajectories written earlier in this call
+        return self.procedures.add(rec)
+
+    def link(self) -> list[str]:
+        """Resolve cross-references once everything is written; returns warnings."""
+        self.flush()
+        missing = self.procedures.link_trajectories()
+        self.procedures.resolve_audit()
+        return [
+            f"trajectory refers to procedure revision {ref}, which is not in this database"
+            for ref in missing
+        ]
+
     def finish(self) -> None:
         self.flush()
         for state in self._runs.values():
@@ -277,134 +282,6 @@ class Writer:
                 run.n_tasks = max((g["tasks"] for g in run.metrics), default=0)
             self.s.add(run)
         self.s.flush()
-
-    # -- procedures (the jsonl format) -------------------------------------------------------
-
-    def add_procedure(self, rec: ProcedureRecord) -> list[str]:
-        """Write a procedure with its whole lineage and audit trail; returns warnings."""
-        self.flush()  # evidence refers to trajectories written earlier in this call
-        exists = self.s.exec(select(Procedure.id).where(Procedure.key == rec.key)).first()
-        if exists is not None:
-            self.report.procedures_skipped += 1
-            return []
-        proc = Procedure(key=rec.key, **rec.fields)
-        self.s.add(proc)
-        self.s.flush()
-        assert proc.id is not None
-        ids: dict[int, int] = {}
-        warnings: list[str] = []
-        for rev in sorted(rec.revisions, key=lambda r: r.ordinal):
-            row = self._revision_row(proc.id, rev, ids, warnings)
-            self.s.add(row)
-            self.s.flush()
-            assert row.id is not None
-            ids[rev.ordinal] = row.id
-        proc.current_revision_id = ids.get(rec.current) if rec.current is not None else None
-        self.s.add(proc)
-        events = [
-            AuditEvent(
-                actor=ev.actor,
-                action=ev.action,
-                object_type=ev.object_type,
-                object_id=proc.id if ev.revision is None else ids.get(ev.revision),
-                detail=ev.detail,
-                created_at=ev.created_at or utcnow(),
-            )
-            for ev in rec.audit
-        ]
-        self.s.add_all(events)
-        self.s.flush()
-        # Details may name revisions of procedures later in the file: resolve at the end.
-        self._audit_to_resolve.extend(int(ev.id or 0) for ev in events if ev.detail)
-        self.report.procedures += 1
-        self.report.revisions += len(ids)
-        return [f"procedure {rec.key}: {w}" for w in warnings]
-
-    def _revision_row(
-        self, procedure_id: int, rev: RevisionRecord, ids: dict[int, int], warnings: list[str]
-    ) -> ProcedureRevision:
-        evidence: list[int] = []
-        if rev.evidence:
-            found = dict(
-                self.s.exec(
-                    select(Trajectory.content_hash, Trajectory.id).where(
-                        col(Trajectory.content_hash).in_(rev.evidence)
-                    )
-                ).all()
-            )
-            evidence = [found[h] for h in rev.evidence if h in found]  # type: ignore[misc]
-            if len(evidence) < len(rev.evidence):
-                warnings.append(
-                    f"revision {rev.ordinal}: {len(rev.evidence) - len(evidence)} evidence "
-                    "trajectories are not in this database (import them too)"
-                )
-        parent = ids.get(rev.parent) if rev.parent is not None else None
-        if rev.parent is not None and parent is None:
-            warnings.append(f"revision {rev.ordinal}: parent revision {rev.parent} is missing")
-        return ProcedureRevision(
-            procedure_id=procedure_id,
-            parent_revision_id=parent,
-            evidence_trajectory_ids=evidence,
-            embedding=rev.embedding,
-            **rev.fields,
-        )
-
-    def link_procedures(self) -> list[str]:
-        """Point imported trajectories at the revisions they followed; returns unresolved refs."""
-        self.flush()
-        missing: list[str] = []
-        for digest, ref in self.procedure_refs:
-            rev_id = self._revision_id(*ref)
-            if rev_id is None:
-                missing.append(f"{ref[0]}#{ref[1]}")
-                continue
-            self.s.exec(  # type: ignore[call-overload]
-                update(Trajectory)
-                .where(col(Trajectory.content_hash) == digest)
-                .values(procedure_revision_id=rev_id)
-            )
-        return missing
-
-    def resolve_audit(self) -> None:
-        """Turn ``{"$revision": [key, n]}`` / ``{"$trajectory": hash}`` back into row ids."""
-        for event_id in self._audit_to_resolve:
-            ev = self.s.get(AuditEvent, event_id)
-            if ev is None:
-                continue
-            detail = {
-                k: [self._local(v) for v in val] if isinstance(val, list) else self._local(val)
-                for k, val in ev.detail.items()
-            }
-            if detail != ev.detail:
-                ev.detail = detail
-                self.s.add(ev)
-        self.s.flush()
-
-    def _local(self, value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1:
-            ref = value.get("$revision")
-            if isinstance(ref, list) and len(ref) == 2:
-                key, n = ref
-                if isinstance(key, str) and isinstance(n, int):
-                    return self._revision_id(key, n) or value
-            digest = value.get("$trajectory")
-            if isinstance(digest, str):
-                found = self.s.exec(
-                    select(Trajectory.id).where(Trajectory.content_hash == digest)
-                ).first()
-                return found if found is not None else value
-        return value
-
-    def _revision_id(self, key: str, ordinal: int) -> int | None:
-        proc_id = self.s.exec(select(Procedure.id).where(Procedure.key == key)).first()
-        if proc_id is None or ordinal < 1:
-            return None
-        revs = self.s.exec(
-            select(ProcedureRevision.id)
-            .where(ProcedureRevision.procedure_id == proc_id)
-            .order_by(col(ProcedureRevision.id))
-        ).all()
-        return revs[ordinal - 1] if ordinal <= len(revs) else None
 
 
 def curve(groups: dict[int, _Group]) -> list[dict[str, Any]]:

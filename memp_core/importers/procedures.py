@@ -1,0 +1,152 @@
+"""Writing procedures read from the jsonl format: lineage, audit trail, cross-references.
+
+Revisions are inserted in lineage order so each parent exists before its child; references
+by stable key (``{"$revision": [key, n]}``, ``{"$trajectory": hash}``, trajectory ->
+revision) are resolved at the end of the import, when everything they may name is written.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select, update
+
+from memp_core.importers.records import ProcedureRecord, RevisionRecord
+from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Trajectory, utcnow
+
+if TYPE_CHECKING:
+    from memp_core.importers.writer import ImportReport
+
+
+class ProcedureWriter:
+    """Writes ProcedureRecords inside the import's session; part of the one writer."""
+
+    def __init__(self, s: Session, report: ImportReport) -> None:
+        self.s = s
+        self.report = report
+        self.refs: list[tuple[str, tuple[str, int]]] = []  # (trajectory hash, revision ref)
+        self._audit_to_resolve: list[int] = []
+
+    def add(self, rec: ProcedureRecord) -> list[str]:
+        """Write a procedure with its whole lineage and audit trail; returns warnings."""
+        exists = self.s.exec(select(Procedure.id).where(Procedure.key == rec.key)).first()
+        if exists is not None:
+            self.report.procedures_skipped += 1
+            return []
+        proc = Procedure(key=rec.key, **rec.fields)
+        self.s.add(proc)
+        self.s.flush()
+        assert proc.id is not None
+        ids: dict[int, int] = {}
+        warnings: list[str] = []
+        for rev in sorted(rec.revisions, key=lambda r: r.ordinal):
+            row = self._revision_row(proc.id, rev, ids, warnings)
+            self.s.add(row)
+            self.s.flush()
+            assert row.id is not None
+            ids[rev.ordinal] = row.id
+        proc.current_revision_id = ids.get(rec.current) if rec.current is not None else None
+        self.s.add(proc)
+        events = [
+            AuditEvent(
+                actor=ev.actor,
+                action=ev.action,
+                object_type=ev.object_type,
+                object_id=proc.id if ev.revision is None else ids.get(ev.revision),
+                detail=ev.detail,
+                created_at=ev.created_at or utcnow(),
+            )
+            for ev in rec.audit
+        ]
+        self.s.add_all(events)
+        self.s.flush()
+        # Details may name revisions of procedures later in the file: resolve at the end.
+        self._audit_to_resolve.extend(int(ev.id or 0) for ev in events if ev.detail)
+        self.report.procedures += 1
+        self.report.revisions += len(ids)
+        return [f"procedure {rec.key}: {w}" for w in warnings]
+
+    def _revision_row(
+        self, procedure_id: int, rev: RevisionRecord, ids: dict[int, int], warnings: list[str]
+    ) -> ProcedureRevision:
+        evidence: list[int] = []
+        if rev.evidence:
+            found = dict(
+                self.s.exec(
+                    select(Trajectory.content_hash, Trajectory.id).where(
+                        col(Trajectory.content_hash).in_(rev.evidence)
+                    )
+                ).all()
+            )
+            evidence = [found[h] for h in rev.evidence if h in found]  # type: ignore[misc]
+            if len(evidence) < len(rev.evidence):
+                warnings.append(
+                    f"revision {rev.ordinal}: {len(rev.evidence) - len(evidence)} evidence "
+                    "trajectories are not in this database (import them too)"
+                )
+        parent = ids.get(rev.parent) if rev.parent is not None else None
+        if rev.parent is not None and parent is None:
+            warnings.append(f"revision {rev.ordinal}: parent revision {rev.parent} is missing")
+        return ProcedureRevision(
+            procedure_id=procedure_id,
+            parent_revision_id=parent,
+            evidence_trajectory_ids=evidence,
+            embedding=rev.embedding,
+            **rev.fields,
+        )
+
+    def link_trajectories(self) -> list[str]:
+        """Point imported trajectories at the revisions they followed; returns unresolved refs."""
+        missing: list[str] = []
+        for digest, ref in self.refs:
+            rev_id = self._revision_id(*ref)
+            if rev_id is None:
+                missing.append(f"{ref[0]}#{ref[1]}")
+                continue
+            self.s.exec(  # type: ignore[call-overload]
+                update(Trajectory)
+                .where(col(Trajectory.content_hash) == digest)
+                .values(procedure_revision_id=rev_id)
+            )
+        return missing
+
+    def resolve_audit(self) -> None:
+        """Turn ``{"$revision": [key, n]}`` / ``{"$trajectory": hash}`` back into row ids."""
+        for event_id in self._audit_to_resolve:
+            ev = self.s.get(AuditEvent, event_id)
+            if ev is None:
+                continue
+            detail = {
+                k: [self._local(v) for v in val] if isinstance(val, list) else self._local(val)
+                for k, val in ev.detail.items()
+            }
+            if detail != ev.detail:
+                ev.detail = detail
+                self.s.add(ev)
+        self.s.flush()
+
+    def _local(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ref = value.get("$revision")
+            if isinstance(ref, list) and len(ref) == 2:
+                key, n = ref
+                if isinstance(key, str) and isinstance(n, int):
+                    return self._revision_id(key, n) or value
+            digest = value.get("$trajectory")
+            if isinstance(digest, str):
+                found = self.s.exec(
+                    select(Trajectory.id).where(Trajectory.content_hash == digest)
+                ).first()
+                return found if found is not None else value
+        return value
+
+    def _revision_id(self, key: str, ordinal: int) -> int | None:
+        proc_id = self.s.exec(select(Procedure.id).where(Procedure.key == key)).first()
+        if proc_id is None or ordinal < 1:
+            return None
+        revs = self.s.exec(
+            select(ProcedureRevision.id)
+            .where(ProcedureRevision.procedure_id == proc_id)
+            .order_by(col(ProcedureRevision.id))
+        ).all()
+        return revs[ordinal - 1] if ordinal <= len(revs) else None

@@ -1,0 +1,243 @@
+"""Export → import into an empty database → export gives identical files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from memp_core.importers import import_paths
+from memp_core.importers.export import ExportError, export
+from memp_core.models import (
+    AuditEvent,
+    Procedure,
+    ProcedureRevision,
+    Run,
+    Step,
+    Trajectory,
+)
+from memp_core.store import Store
+
+LOG = """BEGIN TRIAL 1
+Trial summary: Correct: 1, Incorrect: 1, Halted: 0
+------------- BEGIN CORRECT AGENTS -------------
+Question: Q one?
+Thought 1: think
+Action 1: Finish[a]
+Observation 1: Answer is CORRECT
+Correct answer: a
+------------- BEGIN INCORRECT AGENTS -------------
+Question: Q two?
+Action 1: Finish[c]
+Observation 1: Answer is INCORRECT
+Correct answer: b
+"""
+
+
+def populate(store: Store, tmp_path: Path) -> None:
+    """Imported logs plus what the engine writes: a simulator run, procedures with lineage
+    interleaved across two procedures, audit events naming revisions and trajectories."""
+    log = tmp_path / "log.txt"
+    log.write_text(LOG)
+    import_paths(store, [log], fmt="react")
+    with store.transaction() as s:
+        run = Run(
+            name="exp",
+            kind="experiment",
+            agent="heuristic",
+            update_policy="reflect",
+            k=3,
+            seed=7,
+            metrics=[
+                {
+                    "index": 0,
+                    "tasks": 2,
+                    "successes": 1,
+                    "success_rate": 0.5,
+                    "mean_steps": 3.5,
+                    "tokens": None,
+                }
+            ],
+        )
+        s.add(run)
+        s.flush()
+        sim = Trajectory(
+            task="heat some egg and put it in garbagecan",
+            task_type="heat",
+            environment="household-sim",
+            source="simulator",
+            success=False,
+            run_id=run.id,
+            group_index=0,
+            facts={"object": "egg"},
+            step_count=2,
+        )
+        s.add(sim)
+        s.flush()
+        s.add(Step(trajectory_id=sim.id or 0, index=0, action="go to fridge 1", observation="x"))
+        s.add(Step(trajectory_id=sim.id or 0, index=1, action="go to fridge 1", is_loop=True))
+        a = Procedure(key="heat-egg", title="Heat an egg", task_type="heat", status="approved")
+        b = Procedure(key="cool-apple", title="Cool an apple", task_type="cool", pinned=True)
+        s.add_all([a, b])
+        s.flush()
+        a1 = ProcedureRevision(
+            procedure_id=a.id or 0,
+            script="1. find egg",
+            author="heuristic",
+            evidence_trajectory_ids=[sim.id or 0],
+            embedding=b"\x00\x01\x02\x03",
+        )
+        s.add(a1)
+        s.flush()
+        b1 = ProcedureRevision(procedure_id=b.id or 0, script="1. open fridge")
+        s.add(b1)
+        s.flush()
+        a2 = ProcedureRevision(
+            procedure_id=a.id or 0,
+            parent_revision_id=a1.id,
+            origin="reflection",
+            script="1. find egg\n2. heat it",
+            rationale="looped at fridge",
+        )
+        s.add(a2)
+        s.flush()
+        a.current_revision_id, b.current_revision_id = a2.id, b1.id
+        sim.procedure_revision_id = a1.id
+        s.add_all([a, b, sim])
+        store.audit(
+            s, "heuristic", "build", "procedure", a.id, revision_id=a1.id, evidence=[sim.id]
+        )
+        store.audit(
+            s,
+            "heuristic",
+            "reflect",
+            "procedure",
+            a.id,
+            revision_id=a2.id,
+            parent_revision_id=a1.id,
+            failed_trajectory_id=sim.id,
+        )
+        store.audit(s, "human:ann", "approve", "procedure", a.id, comment="ok")
+        store.audit(s, "human:ann", "pin", "procedure", b.id)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_export_import_export_gives_identical_files(store: Store, tmp_path: Path) -> None:
+    populate(store, tmp_path)
+    first = tmp_path / "first"
+    export(store, first)
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        report = import_paths(other, [first], fmt="auto")
+        assert (report.trajectories, report.runs, report.procedures, report.revisions) == (
+            3,
+            2,
+            2,
+            3,
+        )
+        assert report.warnings == []
+        second = tmp_path / "second"
+        export(other, second)
+        assert files(first) == files(second)
+        # Ids were remapped, yet every reference points at the same thing.
+        with other.session() as s:
+            a = s.exec(select(Procedure).where(Procedure.key == "heat-egg")).one()
+            revs = other.revisions_of(a.id or 0)
+            sim = s.exec(select(Trajectory).where(Trajectory.source == "simulator")).one()
+            reflect = s.exec(select(AuditEvent).where(AuditEvent.action == "reflect")).one()
+        assert a.current_revision_id == revs[1].id and revs[1].parent_revision_id == revs[0].id
+        assert revs[0].evidence_trajectory_ids == [sim.id]
+        assert revs[0].embedding == b"\x00\x01\x02\x03"
+        assert sim.procedure_revision_id == revs[0].id
+        assert reflect.detail["revision_id"] == revs[1].id
+        assert reflect.detail["failed_trajectory_id"] == sim.id
+        again = import_paths(other, [first], fmt="jsonl")
+        assert (again.trajectories, again.runs, again.procedures) == (0, 0, 0)
+        assert (again.duplicates_skipped, again.procedures_skipped) == (3, 2)
+    finally:
+        other.dispose()
+
+
+def test_single_file_export_round_trips_and_writes_curves_csv(store: Store, tmp_path: Path) -> None:
+    populate(store, tmp_path)
+    out = tmp_path / "all.jsonl"
+    result = export(store, out)
+    assert set(result.files) == {str(out), str(tmp_path / "all.curves.csv")}
+    kinds = [json.loads(line)["type"] for line in out.read_text().splitlines()]
+    assert kinds == [
+        "header",
+        "run",
+        "run",
+        "trajectory",
+        "trajectory",
+        "trajectory",
+        "procedure",
+        "procedure",
+    ]
+    with (tmp_path / "all.curves.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["run_name"], r["group"], r["tasks"], r["successes"]) for r in rows] == [
+        ("log", "0", "2", "1"),
+        ("exp", "0", "2", "1"),
+    ]
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        import_paths(other, [out], fmt="jsonl")
+        export(other, tmp_path / "again.jsonl")
+    finally:
+        other.dispose()
+    assert (tmp_path / "again.jsonl").read_bytes() == out.read_bytes()
+
+
+def test_export_of_one_kind_writes_only_that_file(store: Store, tmp_path: Path) -> None:
+    populate(store, tmp_path)
+    result = export(store, tmp_path / "procs", "procedures")
+    assert [Path(p).name for p in result.files] == ["procedures.jsonl"]
+    line = json.loads((tmp_path / "procs" / "procedures.jsonl").read_text().splitlines()[1])
+    assert [r["revision"] for r in line["revisions"]] == [1, 2]
+    assert [e["action"] for e in line["audit"]] == ["build", "reflect", "approve"]
+    assert line["audit"][1]["detail"]["revision_id"] == {"$revision": ["heat-egg", 2]}
+
+
+def test_unknown_what_is_refused(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="valid: trajectories, procedures, runs, all"):
+        export(store, tmp_path / "x", "memories")
+
+
+def test_every_shared_sample_survives_the_round_trip(
+    store: Store, tmp_path: Path, shared_data: Path
+) -> None:
+    alf = shared_data / "reflexion-alfworld"
+    transcripts = [alf / "react_prompts_alfworld.json", alf / "reflexion_few_shot_examples.txt"]
+    import_paths(store, transcripts, fmt="alfworld")
+    import_paths(store, [alf / "reflexion_run_logs", alf / "base_run_logs"], fmt="reflexion")
+    import_paths(store, [shared_data / "reflexion-hotpotqa", shared_data / "memp-alfworld"])
+    export(store, tmp_path / "first")
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        report = import_paths(other, [tmp_path / "first"], fmt="jsonl")
+        export(other, tmp_path / "second")
+    finally:
+        other.dispose()
+    assert report.trajectories == store.counts().trajectories and report.runs == 3
+    assert files(tmp_path / "first") == files(tmp_path / "second")
+
+
+def test_export_is_identical_across_sqlite_and_postgres(any_store: Store, tmp_path: Path) -> None:
+    populate(any_store, tmp_path)
+    again = import_paths(any_store, [tmp_path / "log.txt"], fmt="react")
+    assert again.duplicates_skipped == 2 and again.runs == 0
+    export(any_store, tmp_path / "first")
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        import_paths(other, [tmp_path / "first"], fmt="jsonl")
+        export(other, tmp_path / "second")
+    finally:
+        other.dispose()
+    assert files(tmp_path / "first") == files(tmp_path / "second")
