@@ -241,3 +241,51 @@ def test_export_is_identical_across_sqlite_and_postgres(any_store: Store, tmp_pa
     finally:
         other.dispose()
     assert files(tmp_path / "first") == files(tmp_path / "second")
+
+
+def test_trajectories_imported_after_their_runs_find_them_in_the_database(
+    store: Store, tmp_path: Path
+) -> None:
+    populate(store, tmp_path)
+    export(store, tmp_path / "runs", "runs")
+    export(store, tmp_path / "trajs", "trajectories")
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        alone = import_paths(other, [tmp_path / "trajs"], fmt="jsonl")
+        assert alone.trajectories == 3
+        assert (
+            sum("is neither in this import nor in the database" in w for w in alone.warnings) == 2
+        )
+        assert any("procedure revision heat-egg#1" in w for w in alone.warnings)
+        other.dispose()
+        (tmp_path / "other.db").unlink()
+        other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+        import_paths(other, [tmp_path / "runs"], fmt="jsonl")
+        later = import_paths(other, [tmp_path / "trajs"], fmt="jsonl")
+        assert not any("run" in w for w in later.warnings)
+        with other.session() as s:
+            linked = s.exec(select(Trajectory).where(Trajectory.run_id != None)).all()  # noqa: E711
+        assert len(linked) == 3
+    finally:
+        other.dispose()
+
+
+def test_cli_export_then_import_reports_counts(db_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from memp_core.cli import app
+
+    store = Store(db_url)
+    populate(store, tmp_path)
+    store.dispose()
+    runner = CliRunner()
+    out = runner.invoke(app, ["export", str(tmp_path / "out"), "--json", "--db", db_url])
+    assert out.exit_code == 0, out.output
+    written = json.loads(out.stdout)["files"]
+    assert {Path(p).name: n for p, n in written.items()} == {
+        "runs.jsonl": 2, "trajectories.jsonl": 3, "procedures.jsonl": 2, "curves.csv": 2,
+    }  # fmt: skip
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    res = runner.invoke(app, ["import", str(tmp_path / "out"), "--db", other])
+    assert res.exit_code == 0, res.output
+    assert "Imported 3 trajectories" in res.stdout and "2 procedures with 3 revisions" in res.stdout

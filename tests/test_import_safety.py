@@ -169,3 +169,11 @@ def test_killed_import_leaves_database_consistent_and_reimport_completes(
         assert [g["tasks"] for g in store.runs()[0].metrics] == [1600] * 5
     finally:
         store.dispose()
+
+
+def test_bench_compares_import_rate_with_parse_rate() -> None:
+    from memp_core.importers.bench import run_bench
+
+    result = run_bench(blocks=200)
+    assert result.trajectories == 200 and result.parse_per_s > 0 and result.import_per_s > 0
+    assert "embed nothing" in result.note

@@ -218,7 +218,7 @@ def _line(obj: Any, name: str, lineno: int) -> Item | None:
         return _run(obj, name)
     if kind == "trajectory":
         rec = _trajectory(obj)
-        rec.where = lineno
+        rec.where = f"{Path(name).name}:{lineno}"
         return rec
     if kind == "procedure":
         proc = _procedure(obj)

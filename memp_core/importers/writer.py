@@ -118,6 +118,8 @@ class Writer:
         self._seen: set[str] = set()
         self._runs: dict[int, _RunState] = {}
         self._run_ids_by_key: dict[str, int] = {}
+        self._stored_runs: dict[str, int] | None = None  # loaded on first lookup
+        self._missing_runs: set[str] = set()
         self.procedures = ProcedureWriter(s, report)
 
     # -- runs -------------------------------------------------------------------------------
@@ -151,14 +153,19 @@ class Writer:
         self._run_ids_by_key[rec.fingerprint] = row_id
         return row_id
 
-    def find_run(self, fingerprint: str) -> int | None:
-        if fingerprint in self._run_ids_by_key:
-            return self._run_ids_by_key[fingerprint]
-        # Imported runs carry their log's fingerprint; exported runs are known by their key.
-        for run in self.s.exec(select(Run)).all():
-            if (run.config or {}).get("fingerprint") == fingerprint or run_key(run) == fingerprint:
-                return run.id
-        return None
+    def find_run(self, key: str) -> int | None:
+        """The stored run with this fingerprint (imported logs) or export key, if any."""
+        if key in self._run_ids_by_key:
+            return self._run_ids_by_key[key]
+        if self._stored_runs is None:
+            self._stored_runs = {}
+            for run in self.s.exec(select(Run)).all():
+                assert run.id is not None
+                self._stored_runs[run_key(run)] = run.id
+                fingerprint = (run.config or {}).get("fingerprint")
+                if isinstance(fingerprint, str):
+                    self._stored_runs[fingerprint] = run.id
+        return self._stored_runs.get(key)
 
     # -- trajectories -----------------------------------------------------------------------
 
@@ -180,7 +187,13 @@ class Writer:
         if rec.run is not None:
             run_id = self._run_ids_by_key.get(rec.run.fingerprint)
         elif rec.run_key is not None:
-            run_id = self._run_ids_by_key.get(rec.run_key)
+            run_id = self.find_run(rec.run_key)
+            if run_id is None and rec.run_key not in self._missing_runs:
+                self._missing_runs.add(rec.run_key)
+                self.report.warnings.append(
+                    f"{path}:{rec.where}: run {rec.run_key} is neither in this import nor in the "
+                    "database; its trajectories are imported without a run"
+                )
         flags = flag_steps(rec.steps)
         row: dict[str, Any] = {
             "task": rec.task,
