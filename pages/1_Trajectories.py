@@ -91,13 +91,16 @@ picked = st.dataframe(
     },
 )
 selected_rows = picked.selection.rows if picked is not None else []
-default_id = (
-    int(table.iloc[selected_rows[0]]["id"])
-    if selected_rows
-    else params_int("trajectory") or (result.rows[0].id if result.rows else 0)
-)
-if "traj_open" not in st.session_state or selected_rows:
-    st.session_state["traj_open"] = default_id or 0
+pick = int(table.iloc[selected_rows[0]]["id"]) if selected_rows else None
+first = result.rows[0].id if result.rows else 0
+signature = repr((flt, page_no))
+if st.session_state.get("traj_sig") != signature:  # a new list: open its first row
+    linked = params_int("trajectory") if "traj_sig" not in st.session_state else None
+    st.session_state["traj_open"] = linked or first or 0
+    st.session_state["traj_sig"] = signature
+elif pick is not None and pick != st.session_state.get("traj_pick"):  # a row was clicked
+    st.session_state["traj_open"] = pick
+st.session_state["traj_pick"] = pick
 
 
 def show_steps(steps: list[Step], detail: TrajectoryDetail | None, key: str) -> None:

@@ -503,3 +503,80 @@ def test_export_page_offers_a_zip_of_the_database(filled: dict[str, int]) -> Non
     data = at.session_state["io_export_zip"][1]
     names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
     assert {"runs.jsonl", "trajectories.jsonl", "procedures.jsonl", "curves.csv"} <= names
+
+
+# -- what the debugging pages show -------------------------------------------------------------
+
+
+def test_trajectory_detail_points_at_the_looping_step(filled: dict[str, int]) -> None:
+    at = run_page("pages/1_Trajectories.py")
+    at.selectbox(key="traj_outcome").set_value("failure").run()
+    at.selectbox(key="traj_source").set_value("simulator").run()
+    at.text_input(key="traj_text").set_value("look at bowl").run()
+    assert not at.exception, at.exception
+    assert any("First problem at step 3: loop" in w.value for w in at.warning)
+    assert any("repeats step 2" in t.value for t in at.text)
+    # The memory it was given: the retrieval logged for this run, with its score.
+    scores = [df.value for df in at.dataframe if "score" in df.value.columns]
+    assert scores and scores[0].iloc[0]["score"] == pytest.approx(0.91)
+    # Side by side: a successful run of the same task type.
+    assert any(m.value.startswith("**Successful: trajectory") for m in at.markdown)
+
+
+def test_lineage_page_shows_the_reflection_and_its_diff(filled: dict[str, int]) -> None:
+    at = run_page("pages/3_Lineage.py")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="lin_procedure").value.startswith(f"{filled['approved']}: ")
+    diff = next(c.value for c in at.code if c.value.startswith("---"))
+    assert "+3. Open the <receptacle> if closed." in diff
+    at.radio(key="lin_mode").set_value("All procedures of a task type").run()
+    assert not at.exception, at.exception
+
+
+def test_learning_curves_mark_memory_changes_and_export_csv(
+    store: Store, filled: dict[str, int]
+) -> None:
+    from memp_core import curves
+
+    runs = store.runs()
+    points = curves.curve_points(store, runs)
+    assert len(points) == 4 + 4 + 3  # groups of the two simulator runs and three trials
+    csv = curves.to_csv(points).splitlines()
+    assert csv[0].startswith("run_id,run,condition") and len(csv) == 1 + len(points)
+    bands = curves.bands(points)
+    assert bands and all(b.seeds == 2 and b.success_lo < b.success_hi for b in bands)
+    kinds = {(m.position, m.kind) for m in curves.memory_markers(store, [runs[0]])}
+    assert (2.0, "revision added") in kinds  # the reflection, during group 2
+    assert (2.5, "approved") in kinds  # approved between groups 2 and 3
+    assert curves.to_png(points)[:4] == b"\x89PNG"
+
+
+def test_overview_alerts_on_a_falling_run_and_a_failing_procedure(
+    store: Store, filled: dict[str, int]
+) -> None:
+    from memp_core.config import get_settings
+    from memp_core.overview import overview
+
+    with store.transaction() as s:
+        run = s.get(Run, 1)
+        run.metrics = [{"index": g, "tasks": 6, "success_rate": r, "mean_steps": 5.0}
+                       for g, r in enumerate([0.5, 0.9, 0.9, 0.9, 0.4, 0.3])]  # fmt: skip
+        s.add(run)
+    ov = overview(store, get_settings())
+    assert [a.run.id for a in ov.run_alerts] == [1]
+    assert [a.procedure.id for a in ov.procedure_alerts] == [filled["pending"]]
+    at = run_page("app.py")
+    assert any("whose success is falling" in w.value for w in at.warning)
+
+
+def test_a_step_with_no_effect_is_the_problem_when_nothing_loops() -> None:
+    from memp_core.debug import locate_problem
+
+    steps = [
+        Step(index=0, trajectory_id=1, action="go to fridge 1", observation="The fridge 1 is closed."),
+        Step(index=1, trajectory_id=1, action="heat egg with fridge 1", observation="Nothing happens."),
+        Step(index=2, trajectory_id=1, action="think: oops", observation="OK."),
+    ]  # fmt: skip
+    problem = locate_problem(steps)
+    assert problem is not None and (problem.index, problem.kind) == (1, "no_effect")
+    assert locate_problem(steps[:1]) is None
