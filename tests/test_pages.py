@@ -573,10 +573,15 @@ def test_a_step_with_no_effect_is_the_problem_when_nothing_loops() -> None:
     from memp_core.debug import locate_problem
 
     steps = [
-        Step(index=0, trajectory_id=1, action="go to fridge 1", observation="The fridge 1 is closed."),
-        Step(index=1, trajectory_id=1, action="heat egg with fridge 1", observation="Nothing happens."),
+        Step(index=0, trajectory_id=1, action="go to fridge 1", observation="It is closed."),
+        Step(
+            index=1,
+            trajectory_id=1,
+            action="heat egg with fridge 1",
+            observation="Nothing happens.",
+        ),
         Step(index=2, trajectory_id=1, action="think: oops", observation="OK."),
-    ]  # fmt: skip
+    ]
     problem = locate_problem(steps)
     assert problem is not None and (problem.index, problem.kind) == (1, "no_effect")
     assert locate_problem(steps[:1]) is None
