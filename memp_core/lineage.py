@@ -131,13 +131,29 @@ def richest_lineages(store: Store, *, limit: int = 300) -> list[LineageChoice]:
 
 
 def layout(g: nx.DiGraph) -> dict[int, tuple[float, float]]:
-    """Generations left to right (depth from the root), siblings spread vertically."""
+    """Generations left to right; each procedure gets its own horizontal band (top to
+    bottom by id) and siblings spread within it, so a forest reads as one tree per row."""
     pos: dict[int, tuple[float, float]] = {}
-    for depth, layer in enumerate(nx.topological_generations(g)):
-        ordered = sorted(layer)
-        for i, node in enumerate(ordered):
-            pos[node] = (float(depth), (len(ordered) - 1) / 2.0 - i)
+    top = 0.0
+    by_procedure: dict[int, list[int]] = {}
+    for node, data in g.nodes(data=True):
+        by_procedure.setdefault(data["revision"].procedure_id, []).append(node)
+    for pid in sorted(by_procedure):
+        tree = g.subgraph(by_procedure[pid])
+        widest = 1
+        for depth, layer in enumerate(nx.topological_generations(tree)):
+            ordered = sorted(layer)
+            widest = max(widest, len(ordered))
+            for i, node in enumerate(ordered):
+                pos[node] = (float(depth), top - i)
+        top -= widest + 0.5
     return pos
+
+
+def figure_height(g: nx.DiGraph) -> int:
+    """Tall enough that one procedure band is about 40 px."""
+    rows = {round(y, 1) for _, y in layout(g).values()} if g.number_of_nodes() else set()
+    return max(360, min(2400, 60 + 40 * len(rows)))
 
 
 def _clip(text: str, n: int = 160) -> str:
@@ -212,12 +228,29 @@ def figure(g: nx.DiGraph, *, selected: int | None = None, title: str = "") -> go
         title=title or None,
         xaxis={"title": "generation (parent → child)", "showgrid": False, "zeroline": False,
                "dtick": 1},
-        yaxis={"visible": False},
+        yaxis=_band_axis(g, pos),
         legend_title_text="origin",
-        height=420,
+        height=figure_height(g),
         margin={"l": 20, "r": 20, "t": 40 if title else 10, "b": 40},
     )  # fmt: skip
     return fig
+
+
+def _band_axis(g: nx.DiGraph, pos: dict[int, tuple[float, float]]) -> dict[str, object]:
+    """With several procedures, label each band with the procedure's id and title."""
+    top: dict[int, float] = {}
+    titles: dict[int, str] = {}
+    for node, data in g.nodes(data=True):
+        rev, proc = data["revision"], data["procedure"]
+        top[rev.procedure_id] = max(top.get(rev.procedure_id, -1e9), pos[node][1])
+        titles[rev.procedure_id] = _clip(proc.title, 32) if proc is not None else ""
+    if len(top) < 2:
+        return {"visible": False}
+    return {
+        "tickvals": list(top.values()),
+        "ticktext": [html.escape(f"#{pid} {titles[pid]}", quote=False) for pid in top],
+        "showgrid": False, "zeroline": False,
+    }  # fmt: skip
 
 
 def revision_text(rev: ProcedureRevision) -> str:
