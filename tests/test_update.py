@@ -10,10 +10,10 @@ from test_build import add_run, load_alfworld
 
 from memp_core.config import Settings
 from memp_core.embeddings import Embedder
-from memp_core.errors import ConfigError
+from memp_core.errors import ConfigError, ConflictError
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status, Step
-from memp_core.review import Actor, set_pinned
+from memp_core.review import Actor, edit, set_pinned
 from memp_core.store import Store
 
 HEAT = "heat some egg and put it in diningtable"
@@ -170,3 +170,20 @@ def test_reflect_through_the_openai_backend_records_its_model_and_tokens(
 def test_unknown_update_policy_lists_the_valid_names(mem: ProceduralMemory) -> None:
     with pytest.raises(ConfigError, match="none, reflect, validation, vanilla"):
         mem.update([1], policy="adjust")
+
+
+def test_build_reflect_edit_and_retrieve_on_sqlite_and_postgres(
+    any_store: Store, embedder: Embedder, shared_data: Path
+) -> None:
+    ids = load_alfworld(any_store, shared_data)
+    mem = ProceduralMemory(any_store, embedder=embedder, backend="heuristic")
+    (built,) = mem.build([ids["react_heat_0"], ids["act_heat_0"]], status=Status.approved)
+    report = mem.update([_fail(mem, built)], policy="reflect")
+    child = any_store.get(ProcedureRevision, report.reflected[0])
+    assert child.parent_revision_id == built.id
+    with pytest.raises(ConflictError):
+        edit(any_store, built.procedure_id, actor=Actor("ed"), script="1. look", comment="",
+             base_revision_id=built.id or 0, embedder=embedder)  # fmt: skip
+    top = mem.retrieve("heat some bread and put it in shelf", k=1).first()
+    assert top is not None and top.revision.id == child.id
+    assert any_store.counts().retrievals == 1
