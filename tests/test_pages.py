@@ -412,6 +412,7 @@ def test_a_signed_in_reviewer_approves_under_their_name(
     monkeypatch.setenv("MEMP_AUTH_FILE", str(write_credentials(tmp_path / "auth.yaml")))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     sign_in(at, "rita", "rita-pass")
+    assert [b.label for b in at.sidebar.button] == ["Sign out"]
     at.switch_page(PROCS).run()
     at.number_input(key="procs_open").set_value(filled["pending"]).run()
     at.button(key="procs_approve").click().run()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -50,7 +51,7 @@ def strongest_role(roles: list[str] | None) -> str:
     return max(held, key=ROLES.index) if held else "viewer"
 
 
-def _authenticator(path: Path):  # noqa: ANN202 (third-party type)
+def _authenticator(path: Path) -> Any:  # streamlit_authenticator.Authenticate
     import streamlit_authenticator as stauth
 
     # login_sleep_time: the library waits before reading the cookie; 0.7 s per rerun
@@ -58,10 +59,20 @@ def _authenticator(path: Path):  # noqa: ANN202 (third-party type)
     return stauth.Authenticate(str(path), auto_hash=False, login_sleep_time=0.05)
 
 
-def signed_in(settings: Settings) -> Person:
-    """The person using this session; renders the login form and stops until signed in."""
+def sign_out_button(auth: Any) -> None:
+    """The sign-out button (in the sidebar, under who is signed in)."""
+    if auth is not None and st.session_state.get("authentication_status"):
+        auth.logout("Sign out", location="sidebar", key="auth_logout")
+
+
+def signed_in(settings: Settings) -> tuple[Person, Any]:
+    """The person using this session and the authenticator (None without credentials).
+
+    Renders the login form and stops the script until someone has signed in. One
+    authenticator per script run: it owns a cookie component that must not be created twice.
+    """
     if settings.auth_file is None:
-        return LOCAL_ADMIN
+        return LOCAL_ADMIN, None
     path = Path(settings.auth_file)
     if not path.is_file():
         st.error(f"Credentials file {path} (MEMP_AUTH_FILE) does not exist.")
@@ -74,10 +85,9 @@ def signed_in(settings: Settings) -> Person:
     if not status:
         st.info("Sign in to use Memp Studio.")
         st.stop()
-    with st.sidebar:
-        auth.logout("Sign out", location="sidebar", key="auth_logout")
-    return Person(
+    person = Person(
         username=str(st.session_state.get("username") or ""),
         name=str(st.session_state.get("name") or st.session_state.get("username") or ""),
         role=strongest_role(st.session_state.get("roles")),
     )
+    return person, auth

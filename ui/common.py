@@ -22,7 +22,7 @@ from memp_core.config import Settings, get_settings
 from memp_core.errors import MempError
 from memp_core.models import Trajectory
 from memp_core.store import Store
-from ui.auth import Person, signed_in
+from ui.auth import Person, sign_out_button, signed_in
 
 if TYPE_CHECKING:
     from memp_core.memory import ProceduralMemory
@@ -43,6 +43,7 @@ class PageContext:
     settings: Settings
     store: Store
     person: Person
+    auth: Any = None  # the streamlit-authenticator object, when credentials are configured
 
     @property
     def url(self) -> str:
@@ -117,6 +118,7 @@ def sidebar(ctx: PageContext) -> None:
         else:
             st.markdown("**Signed in**")
             st.text(f"{p.name} ({p.username}) · role: {p.role}")
+            sign_out_button(ctx.auth)
         st.caption("Database")
         st.code(safe_url(ctx.url), language=None, wrap_lines=True)
         st.caption(f"LLM backend: {backend_label(ctx.settings)}")
@@ -138,8 +140,8 @@ def page(title: str, icon: str = ":material/psychology:", caption: str = "") -> 
     except MempError as exc:
         st.error(str(exc))
         st.stop()
-    person = signed_in(settings)
-    ctx = PageContext(settings, store, person)
+    person, auth = signed_in(settings)
+    ctx = PageContext(settings, store, person, auth)
     with errors_shown():
         sidebar(ctx)
     st.title(title)
