@@ -8,8 +8,9 @@ Runs are grouped by task type and key facts (object, receptacle, tool), so near-
 tasks ("put a hot apple in fridge", "heat some apple and put it in fridge") share one
 procedure; sentences the fact parser does not know group by their normalised text. A group
 whose procedure already exists gets a ``merge`` revision (the new runs join its evidence);
-the script is re-distilled only when the current revision came from runs (``build`` or
-``merge``), so a reflection's or a reviewer's wording is never overwritten by a merge.
+the script is re-distilled only while the procedure's content has come from runs alone (no
+reflection, edit or rollback in its history), so a reflection's or a reviewer's wording is
+never overwritten by a merge; after that, merges only add evidence.
 
 Backend calls happen in :func:`plan_builds` (no transaction open); :func:`write_builds` then
 writes everything inside the caller's transaction.
@@ -206,8 +207,7 @@ def _plan_merge(
     old = load_evidence(store, _existing_ids(store, known[-MAX_RUNS_PER_SCRIPT:]))
     ranked = best_first([*runs, *old])
     evidence = list(dict.fromkeys([*current.evidence_trajectory_ids, *(e.id for e in runs)]))
-    from_runs = current.origin in (Origin.build.value, Origin.merge.value)
-    if from_runs:
+    if content_from_runs(store, int(proc.id or 0)):
         script, rationale, tokens = _distil(backend, kind, proc.task_type, ranked)
         rev = _revision(backend, kind, ranked, script, rationale, evidence)
     else:  # keep the reflected or reviewed wording; the runs only join the evidence
@@ -224,6 +224,23 @@ def _plan_merge(
         expected_current=current.id, content_changed=changed, tokens=tokens,
         new_evidence=[e.id for e in runs],
     )  # fmt: skip
+
+
+def content_from_runs(store: Store, procedure_id: int) -> bool:
+    """True while no reflection, edit or rollback ever shaped this procedure's content.
+
+    Merges that keep content also have origin ``merge``, so the current revision's origin
+    alone cannot tell; any such revision in the history means merges only add evidence.
+    """
+    shaped = (Origin.reflection.value, Origin.human_edit.value, Origin.rollback.value)
+    with store.session() as s:
+        found = s.exec(
+            select(ProcedureRevision.id)
+            .where(ProcedureRevision.procedure_id == procedure_id)
+            .where(col(ProcedureRevision.origin).in_(shaped))
+            .limit(1)
+        ).first()
+    return found is None
 
 
 def _distil(

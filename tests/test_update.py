@@ -72,6 +72,23 @@ def test_reflect_on_failure_adds_a_child_revision_and_never_changes_its_parent(
     assert event.action == "reflect" and event.detail["failed_trajectory_id"] == failed
 
 
+def test_later_successes_merge_as_evidence_and_keep_the_reflected_script(
+    mem: ProceduralMemory,
+) -> None:
+    (proc,) = mem.store.procedures()
+    reflected = mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect")
+    child = mem.store.get(ProcedureRevision, reflected.reflected[0])
+    steps = mem.store.steps_of(5)  # react_heat_0: the same task, solved
+    for _ in range(2):
+        ok = add_run(mem.store, HEAT, steps, task_type="heat")
+        (merged,) = (
+            mem.store.get(ProcedureRevision, i) for i in mem.update([ok], policy="reflect").built
+        )
+        assert merged.origin == "merge" and merged.script == child.script
+        assert merged.evidence_trajectory_ids[-1] == ok
+    assert len(mem.store.procedures()) == 1
+
+
 def test_reflection_without_auto_approve_waits_for_review(mem: ProceduralMemory) -> None:
     (proc,) = mem.store.procedures()
     mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect",
