@@ -71,6 +71,8 @@ def test_accepted_encodings_import_the_same_trajectory(
         (b'{"react_put_0": "You are in', "alfworld", "truncated JSON"),
         (b'[{"name": 1, "is_success": "maybe"}]', "reflexion", "'name' must be a non-empty"),
         (b'[{"name": "env_1", "is_success": "maybe"}]', "reflexion", "$[0].is_success"),
+        (b"[]", "reflexion", "the trial lists no games"),
+        (BLOCK.encode("utf-16-le"), "react", "UTF-16 without a byte-order mark"),
         (BLOCK.encode(), "reflexion", "invalid JSON"),
         (BLOCK.encode(), "alfworld", "no ALFWorld transcript found"),
         (TRANSCRIPT.encode(), "react", "no ReAct block found"),

@@ -56,6 +56,8 @@ def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
         if not isinstance(data, list):
             reason = f"expected a JSON array of game results, got {type_name(data)}"
             raise ImportFormatError(src.name, "$", reason)
+        if not data:
+            raise ImportFormatError(src.name, "$", "empty array: the trial lists no games")
         digest.update(f"{n}:".encode())
         digest.update(file.read_bytes())
         loaded.append((n, src.name, data))

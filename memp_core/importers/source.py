@@ -78,10 +78,20 @@ def open_text(path: Path) -> TextFile:
             raise ImportFormatError(name, None, "binary file (NUL characters), not text")
     elif b"\x00" in body:
         offset = body.index(b"\x00") + len(bom)
+        if _utf16_without_bom(body):
+            reason = "looks like UTF-16 without a byte-order mark; save it with a BOM or as UTF-8"
+            raise ImportFormatError(name, None, reason)
         raise ImportFormatError(
             name, None, f"binary file (NUL byte at offset {offset}), not text in UTF-8/UTF-16"
         )
     return TextFile(path, encoding, size)
+
+
+def _utf16_without_bom(body: bytes) -> bool:
+    """Mostly-ASCII UTF-16 has a NUL in every other byte."""
+    sample = body[:4096]
+    half = len(sample) // 2
+    return half >= 4 and max(sample[0::2].count(0), sample[1::2].count(0)) >= 0.9 * half
 
 
 class _Counting(io.RawIOBase):
