@@ -29,6 +29,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("heat", re.compile(rf"^put {_ART}hot (?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
     ("cool", re.compile(rf"^put {_ART}(?:cool|cold) (?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
     ("put", re.compile(rf"^(?:put|place) {_ART}(?P<obj>.+?) {_IN} {_ART}(?P<rec>.+)$")),
+    ("put", re.compile(rf"^find {_ART}(?P<obj>.+?) and put it {_IN} {_ART}(?P<rec>.+)$")),
 ]
 
 
