@@ -92,15 +92,11 @@ picked = st.dataframe(
 )
 selected_rows = picked.selection.rows if picked is not None else []
 pick = int(table.iloc[selected_rows[0]]["id"]) if selected_rows else None
-first = result.rows[0].id if result.rows else 0
-signature = repr((flt, page_no))
-if st.session_state.get("traj_sig") != signature:  # a new list: open its first row
-    linked = params_int("trajectory") if "traj_sig" not in st.session_state else None
-    st.session_state["traj_open"] = linked or first or 0
-    st.session_state["traj_sig"] = signature
-elif pick is not None and pick != st.session_state.get("traj_pick"):  # a row was clicked
-    st.session_state["traj_open"] = pick
-st.session_state["traj_pick"] = pick
+# What to open: a clicked row, else a linked id (?trajectory=N, unfiltered list only), else
+# the first row. The widget key carries that default, so a new default shows a fresh input
+# (writing a widget's value through session_state can leave the browser showing a stale one).
+linked = params_int("trajectory") if flt == TrajectoryFilter() and page_no == 1 else None
+open_default = pick or linked or (result.rows[0].id if result.rows else 0) or 0
 
 
 def show_steps(steps: list[Step], detail: TrajectoryDetail | None, key: str) -> None:
@@ -133,7 +129,9 @@ def show_steps(steps: list[Step], detail: TrajectoryDetail | None, key: str) -> 
 
 st.divider()
 st.subheader("Trajectory detail")
-open_id = st.columns(4)[0].number_input("Trajectory id", min_value=0, step=1, key="traj_open")
+open_id = st.columns(4)[0].number_input(
+    "Trajectory id", min_value=0, value=open_default, step=1, key=f"traj_open_{open_default}"
+)
 if not open_id:
     st.info("No trajectory to show. Pick a row above or type an id.")
     st.stop()

@@ -74,14 +74,21 @@ picked = st.dataframe(
     },
 )  # fmt: skip
 rows = picked.selection.rows if picked is not None else []
-if rows:
-    st.session_state["procs_open"] = int(table.iloc[rows[0]]["id"])
-st.session_state.setdefault(
-    "procs_open", params_int("procedure") or (result.rows[0].id if result.rows else 0)
+# A clicked row, else a linked id (?procedure=N), else the first row; the key carries the
+# default so a new default shows a fresh input (see pages/1_Trajectories.py).
+open_default = (
+    (int(table.iloc[rows[0]]["id"]) if rows else None)
+    or params_int("procedure")
+    or (result.rows[0].id if result.rows else 0)
+    or 0
 )
 
 st.divider()
-pid = int(st.columns(4)[0].number_input("Procedure id", min_value=0, step=1, key="procs_open"))
+pid = int(
+    st.columns(4)[0].number_input(
+        "Procedure id", min_value=0, value=open_default, step=1, key=f"procs_open_{open_default}"
+    )
+)
 if not pid:
     st.info("No procedure to show. Pick a row above or type an id.")
     st.stop()

@@ -95,11 +95,10 @@ if mode == "One procedure":
     )
     revs: list[ProcedureRevision] = [g.nodes[n]["revision"] for n in sorted(g.nodes)]
     by_label = {f"revision {r.id} · {r.origin} · {r.author}": r for r in reversed(revs)}
-    if clicked is not None:
-        st.session_state[f"lin_rev_{pid}"] = next(
-            (k for k, r in by_label.items() if r.id == clicked), None
-        )
-    pick = st.selectbox("Revision", list(by_label), key=f"lin_rev_{pid}")
+    rev_labels = list(by_label)
+    at = next((i for i, k in enumerate(rev_labels) if by_label[k].id == clicked), 0)
+    # A clicked node opens that revision: the key carries it, so the box shows it afresh.
+    pick = st.selectbox("Revision", rev_labels, index=at, key=f"lin_rev_{pid}_{clicked}")
     if pick:
         show_revision(by_label[pick], g)
 else:

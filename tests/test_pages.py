@@ -208,6 +208,11 @@ def run_page(path: str) -> AppTest:
     return at
 
 
+def id_input(at: AppTest, label: str):  # noqa: ANN201 (AppTest's NumberInput)
+    """The number input that opens one object (its key changes with its default)."""
+    return next(n for n in at.number_input if n.label == label)
+
+
 def errors_of(at: AppTest) -> list[str]:
     return [e.value for e in at.exception] + [e.value for e in at.error]
 
@@ -260,7 +265,7 @@ def memory_filled_fixture(store: Store, embedder: Embedder) -> dict[str, int]:
 def open_procedure(pid: int) -> AppTest:
     at = run_page(PROCS)
     at.selectbox(key="procs_status").set_value("(all)").run()
-    at.number_input(key="procs_open").set_value(pid).run()
+    id_input(at, "Procedure id").set_value(pid).run()
     assert not at.exception, at.exception
     return at
 
@@ -393,7 +398,7 @@ def test_a_viewer_cannot_approve(
     assert not at.exception, at.exception
     assert any("role: viewer" in t.value for t in at.sidebar.text)
     at.switch_page(PROCS).run()
-    at.number_input(key="procs_open").set_value(filled["pending"]).run()
+    id_input(at, "Procedure id").set_value(filled["pending"]).run()
     assert at.button(key="procs_approve").disabled
     assert at.button(key="procs_save").disabled
     assert any("can read but not change" in c.value for c in at.caption)
@@ -414,7 +419,7 @@ def test_a_signed_in_reviewer_approves_under_their_name(
     sign_in(at, "rita", "rita-pass")
     assert [b.label for b in at.sidebar.button] == ["Sign out"]
     at.switch_page(PROCS).run()
-    at.number_input(key="procs_open").set_value(filled["pending"]).run()
+    id_input(at, "Procedure id").set_value(filled["pending"]).run()
     at.button(key="procs_approve").click().run()
     assert store.get(Procedure, filled["pending"]).status == "approved"
     assert store.audit_events(limit=1)[0].actor == "human:rita"
