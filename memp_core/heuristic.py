@@ -26,10 +26,10 @@ from memp_core.config import Settings
 from memp_core.errors import MempError
 from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
 from memp_core.sim.grammar import TRANSFORMS
+from memp_core.sim.script import FindLine
 from memp_core.sim.transcript import RunFacts, analyse
 
 OBJ, REC = "<object>", "<receptacle>"
-OPEN_NOTE = "open closed ones"
 NO_REPEAT = "if it does nothing, do not repeat it"
 _NUM = re.compile(r"^\s*\d+[.)]\s*")
 
@@ -97,30 +97,43 @@ def unnumber(script: str) -> list[str]:
     return [_NUM.sub("", ln).strip() for ln in script.splitlines() if ln.strip()]
 
 
-def _merged(values: list[list[str]]) -> list[str]:
-    """Places by how many runs name them, then by first appearance."""
-    counts: Counter[str] = Counter()
-    order: list[str] = []
-    for vals in values:
-        for v in dict.fromkeys(vals):
-            counts[v] += 1
-            if v not in order:
-                order.append(v)
-    return sorted(order, key=lambda v: (-counts[v], order.index(v)))
+def _search(what: str, runs: list[RunFacts], second: bool, opens: bool) -> FindLine:
+    """The find line for the first (or second) object, with counts over ``runs``.
+
+    Runs that never saw the object contribute where they looked; when no run saw it at all
+    (a script from failures only), the line just copies where the runs went, uncounted.
+    """
+    line = FindLine(what, open_closed=opens)
+    if not any(f.found or f.seen_at for f in runs):
+        line.counted = False
+        line.add([k for f in runs for k in f.checked], found=True)
+        return line
+    for f in runs:
+        where = f.found[1:2] if second else f.found[:1] + f.seen_at
+        if second and not where:
+            continue
+        line.add(where, found=True)
+        if not second:
+            line.add([k for k in f.checked if k not in where], found=False)
+    return line
 
 
-def find_line(what: str, hints: list[str], open_closed: bool) -> str:
-    line = f"find {what}: check " + (", ".join(hints) if hints else "every place in turn")
-    return line + (f"; {OPEN_NOTE}" if open_closed else "")
+def _lamp_search(lamp: str, runs: list[RunFacts]) -> FindLine:
+    line = FindLine(lamp)
+    for f in runs:
+        line.add(f.lamp_at, found=True)
+    return line
 
 
 def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str]:
     """Lines from the effective actions of ``best``; hints merged over ``runs``."""
-    first = _merged([f.found[:1] or f.seen_at[:1] or f.checked for f in runs])
-    second = _merged([f.found[1:2] for f in runs]) or first
     opens = any(f.found_closed for f in runs)
+    first = _search(OBJ, runs, False, opens)
+    second = _search(f"the second {OBJ}", runs, True, opens)
+    if not second.stats:
+        second.stats = {k: list(v) for k, v in first.stats.items()}
     lamp = best.lamp or "desklamp"
-    lamp_hints = _merged([f.lamp_at for f in runs])
+    lamp_line = _lamp_search(lamp, runs)
     lines: list[str] = []
     takes = 0
     holding = False
@@ -129,8 +142,7 @@ def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str
         if act is None or not ev.ok:
             continue
         if act.verb == "take" and act.obj == best.obj:
-            what = f"the second {OBJ}" if takes else OBJ
-            lines += [find_line(what, second if takes else first, opens), f"take {OBJ}"]
+            lines += [(second if takes else first).render(), f"take {OBJ}"]
             takes += 1
             holding = True
         elif act.verb in TRANSFORMS and holding:
@@ -142,26 +154,26 @@ def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str
             lines.append(f"put {OBJ} in/on {REC}")
             holding = False
         elif act.verb == "use" and holding:
-            lines += [find_line(lamp, lamp_hints, False), f"use {lamp}"]
-    return _complete(lines, task_type, first, lamp, lamp_hints, opens)
+            lines += [lamp_line.render(), f"use {lamp}"]
+    return _complete(lines, task_type, first, second, lamp_line)
 
 
 def _complete(
-    lines: list[str], task_type: str, hints: list[str], lamp: str, lamp_hints: list[str],
-    opens: bool,
-) -> list[str]:  # fmt: skip
+    lines: list[str], task_type: str, first: FindLine, second: FindLine, lamp_line: FindLine
+) -> list[str]:
     """Add the parts a run never reached, without knowledge it did not show."""
+    lamp = lamp_line.what
     if not any(ln.startswith("take") for ln in lines):
-        lines = [find_line(OBJ, hints, opens), f"take {OBJ}"] + lines
+        lines = [first.render(), f"take {OBJ}"] + lines
     if task_type in TRANSFORMS and not any(ln.startswith(task_type) for ln in lines):
         at = next((i + 1 for i, ln in enumerate(lines) if ln.startswith("take")), len(lines))
         lines.insert(at, f"{task_type} {OBJ}: try the appliances one by one")
     if task_type == "examine" and not any(ln.startswith("use") for ln in lines):
-        lines += [find_line(lamp, lamp_hints, False), f"use {lamp}"]
+        lines += [lamp_line.render(), f"use {lamp}"]
     if task_type != "examine" and not any(ln.startswith("put") for ln in lines):
         lines += [f"go to {REC}", f"put {OBJ} in/on {REC}"]
     if task_type == "puttwo" and sum(ln.startswith("put") for ln in lines) < 2:
-        lines += [find_line(f"the second {OBJ}", hints, opens), f"take {OBJ}"]
+        lines += [second.render(), f"take {OBJ}"]
         lines += [f"go to {REC}", f"put {OBJ} in/on {REC}"]
     return lines
 
@@ -197,33 +209,31 @@ def _repair_tool(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
     return lines[:start] + new + lines[at + 1 :]
 
 
-def _hints_of(line: str) -> list[str]:
-    _, _, tail = line.partition(": check ")
-    tail = tail.split(";")[0]
-    return [h.strip() for h in tail.split(",") if h.strip() and h.strip() != "every place in turn"]
-
-
 def _repair_hints(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    """Add the failed run's evidence to the search counts: where the object was, and where
+    it was looked for in vain. Counts, not a rewrite: one room does not erase many runs."""
     at = _index(lines, re.compile(r"^find (?!the second)<object>", re.I))
     if at is None:
         return lines
-    old = _hints_of(lines[at])
+    old = FindLine.parse(lines[at])
+    new = FindLine.parse(lines[at])
+    new.counted = True
     where = list(dict.fromkeys(rf.found[:1] + rf.seen_at))
-    rest = [h for h in old if h not in where]
-    kept = [h for h in rest if h not in rf.checked] + [h for h in rest if h in rf.checked]
-    hints = where + kept
-    opens = OPEN_NOTE in lines[at] or rf.found_closed
-    new = find_line(OBJ, hints, opens)
-    if new == lines[at]:
+    empty = [k for k in rf.checked if k not in where]
+    new.add(where, found=True)
+    new.add(empty, found=False)
+    new.open_closed = old.open_closed or rf.found_closed
+    if new.render() == lines[at]:
         return lines
-    if where and where[0] not in old[:1]:
-        notes.append(f"The {rf.obj or 'object'} was in the {where[0]}; it is now checked first.")
-    empty = [h for h in old if h in rf.checked and h not in where]
+    if where:
+        notes.append(f"The {rf.obj or 'object'} was in the {where[0]}; counted for next time.")
     if empty:
-        notes.append(f"It was not in the {', '.join(empty)}; those are checked last.")
-    if opens and OPEN_NOTE not in lines[at]:
+        notes.append(f"It was looked for in vain in the {', '.join(empty)}; counted as misses.")
+    if new.hints[:1] != old.hints[:1] and new.hints:
+        notes.append(f"The search now starts at the {new.hints[0]}.")
+    if new.open_closed and not old.open_closed:
         notes.append("It was inside a closed place; closed places are now opened.")
-    return lines[:at] + [new] + lines[at + 1 :]
+    return lines[:at] + [new.render()] + lines[at + 1 :]
 
 
 def _repair_target(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
@@ -282,11 +292,10 @@ def _repair_lamp(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
     use = _index(lines, re.compile(rf"^use {lamp}\b"))
     take = _index(lines, re.compile(r"^take\b"))
     if rf.lamp_at and find is not None:
-        old = _hints_of(lines[find])
-        hints = list(dict.fromkeys(rf.lamp_at + old))
-        if hints != old:
-            lines = lines[:find] + [find_line(lamp, hints, False)] + lines[find + 1 :]
-            notes.append(f"The {lamp} was on the {rf.lamp_at[0]}; it is now checked first.")
+        line = FindLine.parse(lines[find])
+        line.add(rf.lamp_at[:1], found=True)
+        lines = lines[:find] + [line.render()] + lines[find + 1 :]
+        notes.append(f"The {lamp} was on the {rf.lamp_at[0]}; counted for next time.")
     if rf.lamp_before_object and use is not None and take is not None:
         if use < take:
             lamp_lines = [ln for ln in lines if re.match(rf"^(find|use) {lamp}\b", ln)]

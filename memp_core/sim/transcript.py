@@ -110,7 +110,7 @@ def analyse(run: RunView) -> RunFacts:
             rf.first_error = ev.index
         if ev.loop and rf.first_loop is None:
             rf.first_loop = ev.index
-        _note_view(rf, ev, closed_seen)
+        _note_view(rf, ev, closed_seen, holding == rf.obj)
         if act is None:
             continue
         if act.verb == "open" and ev.ok:
@@ -140,8 +140,11 @@ def analyse(run: RunView) -> RunFacts:
     return rf
 
 
-def _note_view(rf: RunFacts, ev: Event, closed_seen: set[str]) -> None:
-    """Record what an observation showed: closed places, where objects and lamps are."""
+def _note_view(rf: RunFacts, ev: Event, closed_seen: set[str], holding: bool) -> None:
+    """Record what an observation showed: closed places, where objects and lamps are.
+
+    A place counts as checked in vain only while the run was still looking for the object.
+    """
     act = ev.action
     if act is None or act.verb not in ("go", "open", "examine"):
         return
@@ -154,8 +157,9 @@ def _note_view(rf: RunFacts, ev: Event, closed_seen: set[str]) -> None:
     kinds = {type_of(s) for s in seen}
     place = act.place
     if rf.obj and rf.obj in kinds:
-        rf.seen_at.append(place)
-    elif place not in rf.checked:
+        if place != rf.target:  # at the target it may be the run's own delivery
+            rf.seen_at.append(place)
+    elif place not in rf.checked and not holding:
         rf.checked.append(place)
     if rf.lamp and rf.lamp in kinds and place not in rf.lamp_at:
         rf.lamp_at.append(place)

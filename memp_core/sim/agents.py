@@ -1,0 +1,292 @@
+"""The heuristic household agent: search by default, memory when it has some.
+
+It sees what an ALFWorld agent sees: the opening room description, the task sentence and
+each observation. Beyond the action grammar it knows nothing of the world: not where objects
+lie, not which appliance heats or cools or cleans, not that targets may need opening. It
+learns those within an episode by looking and by trial, and across episodes only through the
+procedures memory hands it (:mod:`memp_core.sim.guide`).
+
+``Strength`` makes a careful, persistent agent (``strong``) or a careless one (``weak``: it
+does not open closed places unless told, repeats actions that did nothing, forgets what it
+saw elsewhere and gives up sooner), for the memory-transfer experiment.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+from memp_core.facts import TaskFacts, extract_facts
+from memp_core.llm import StepView
+from memp_core.sim.grammar import (
+    LAMP_TYPES,
+    failed,
+    is_closed_view,
+    items_in,
+    type_of,
+)
+from memp_core.sim.guide import Counts, Guide, Recall, read_guide
+from memp_core.sim.world import World
+
+Policy = Generator[str, str, bool]
+
+
+@dataclass(frozen=True)
+class Strength:
+    name: str
+    open_closed: bool  # opens closed places while searching without being told to
+    retries: int  # times it repeats an action that did nothing
+    remember: bool  # keeps in mind what it saw at other places
+    search_budget: int  # places visited looking for one thing before it gives up
+
+
+STRENGTHS = {
+    "strong": Strength("strong", open_closed=True, retries=0, remember=True, search_budget=10),
+    "weak": Strength("weak", open_closed=False, retries=2, remember=False, search_budget=10),
+}
+
+
+@dataclass
+class Episode:
+    """One finished run of an agent in the world."""
+
+    task: str
+    task_type: str
+    intro: str
+    steps: list[StepView]
+    success: bool
+    tokens: int = 0
+    gave_up: bool = False
+    guide: Guide = field(default_factory=Guide)
+
+
+class HeuristicAgent:
+    """The non-LLM agent; ``model`` labels it as what it is (``heuristic-strong``)."""
+
+    def __init__(self, strength: str = "strong") -> None:
+        self.strength = STRENGTHS[strength]
+        self.model = f"heuristic-{strength}"
+
+    def run(self, world: World, recalls: Sequence[Recall] = ()) -> Episode:
+        intro = world.intro()
+        facts = extract_facts(intro)
+        guide = read_guide(world.task.text, recalls)
+        mind = Mind(intro, facts, guide, self.strength)
+        policy = mind.policy()
+        steps: list[StepView] = []
+        gave_up = False
+        try:
+            action = next(policy)
+            while True:
+                result = world.step(action)
+                steps.append(StepView(action, result.observation))
+                if result.done:
+                    break
+                action = policy.send(result.observation)
+        except StopIteration:
+            gave_up = not world.success
+        return Episode(world.task.text, facts.task_type, intro, steps, world.success, 0,
+                       gave_up, guide)  # fmt: skip
+
+
+class Mind:
+    """The agent's beliefs (built from observations only) and its plan as a generator."""
+
+    def __init__(self, intro: str, facts: TaskFacts, guide: Guide, strength: Strength) -> None:
+        self.facts = facts
+        self.guide = guide
+        self.s = strength
+        room = intro.split("\n", 1)[0]
+        # ALFWorld lists 'cabinet 4, cabinet 3, ...'; search goes kind by kind, low numbers first
+        self.places = sorted(items_in(room), key=lambda p: (type_of(p), int(p.split()[-1])))
+        self.kinds = list(dict.fromkeys(type_of(p) for p in self.places))
+        self.at = ""
+        self.seen: dict[str, list[str] | None] = {}
+        self.closed: set[str] = set()
+        self.visited: set[str] = set()
+        self.holding = ""
+        self.placed_at = ""
+        self.no_repeat = guide.no_repeat
+
+    # -- acting and observing -------------------------------------------------------------
+
+    def do(self, action: str) -> Generator[str, str, str]:
+        """Yield one action (repeated while a careless agent insists), return its answer."""
+        obs = yield action
+        tries = 0
+        while failed(obs) and tries < self.s.retries and not self.no_repeat:
+            tries += 1
+            obs = yield action
+        self._observe(action, obs)
+        return obs
+
+    def _observe(self, action: str, obs: str) -> None:
+        if failed(obs):
+            if action.startswith("take ") and self.at in self.seen:
+                item = action[5:].split(" from ")[0]
+                self.seen[self.at] = [i for i in self.seen[self.at] or [] if i != item]
+            return
+        verb = action.split()[0]
+        if verb == "go":
+            self.at = action[6:]
+            self.visited.add(self.at)
+        if verb in ("go", "open"):
+            if is_closed_view(obs):
+                self.closed.add(self.at)
+                self.seen[self.at] = None
+            else:
+                self.closed.discard(self.at)
+                self.seen[self.at] = items_in(obs)
+        elif verb == "take":
+            self.holding = action[5:].split(" from ")[0]
+            self.seen[self.at] = [i for i in self.seen.get(self.at) or [] if i != self.holding]
+        elif verb == "put":
+            self.seen.setdefault(self.at, [])
+            self.seen[self.at] = [*(self.seen[self.at] or []), self.holding]
+            self.placed_at, self.holding = self.at, ""
+
+    def go(self, place: str) -> Generator[str, str, None]:
+        if self.at != place:
+            yield from self.do(f"go to {place}")
+
+    # -- the plan ---------------------------------------------------------------------------
+
+    def policy(self) -> Policy:
+        f = self.facts
+        g = self.guide
+        if not (yield from self.acquire(self.search_order(g.where, g.other))):
+            return False
+        if f.task_type in ("heat", "cool", "clean") and not (yield from self.transform()):
+            return False
+        if f.task_type == "examine":
+            return (yield from self.use_lamp())
+        if not (yield from self.deliver()):
+            return False
+        if f.task_type == "puttwo":
+            order = self.search_order(g.second or g.where, g.other)
+            if not (yield from self.acquire(order)):
+                return False
+            return (yield from self.deliver())
+        return True
+
+    def search_order(self, evidence: Counts, other: Sequence[str] = ()) -> list[str]:
+        """Places by the estimated chance that the thing is there, per place.
+
+        Without evidence every place is equally likely: the listed order. Memory's counts
+        (found in ``f`` of ``l`` runs that looked into a kind) update a prior that spreads
+        the chance over kinds by how many places each has (Beta prior of weight 1), and the
+        chance of a kind is shared by its places: one fridge before nine cabinets. Kinds
+        where other objects of the task were found count as half a sighting.
+        """
+        count = Counter(type_of(p) for p in self.places)
+        total = len(self.places)
+        stats = {k: list(v) for k, v in evidence.items()}
+        for kind in other:
+            stats.setdefault(kind, [0.25, 1])
+
+        def value(place: str) -> float:
+            kind = type_of(place)
+            found, looked = stats.get(kind, (0, 0))
+            # rounded so that equal chances tie exactly and keep the listed order
+            return round((found + count[kind] / total) / (looked + 1) / count[kind], 9)
+
+        return sorted(self.places, key=value, reverse=True)  # stable: ties keep the list order
+
+    def known(self, kind: str, skip: str = "") -> str | None:
+        for place in self.places:
+            if place == skip or (not self.s.remember and place != self.at):
+                continue
+            if any(type_of(i) == kind for i in self.seen.get(place) or []):
+                return place
+        return None
+
+    def find(self, kind: str, order: list[str], skip: str = "") -> Generator[str, str, str | None]:
+        """Walk ``order`` until ``kind`` is visible at the current place; return that place."""
+        visits = 0
+        for place in order:
+            where = self.known(kind, skip)
+            if where:
+                yield from self.go(where)
+                return where
+            if place in self.visited or place == skip or visits >= self.s.search_budget:
+                continue
+            visits += 1
+            yield from self.go(place)
+            if self.at in self.closed and self._may_open(place):
+                yield from self.do(f"open {place}")
+            yield from self._greedy_lamp()
+        where = self.known(kind, skip)
+        if where:
+            yield from self.go(where)
+        return where
+
+    def _may_open(self, place: str) -> bool:
+        """A careless agent opens a closed place only when memory points there."""
+        g = self.guide
+        pointed = g.where.get(type_of(place), [0])[0] > 0 or type_of(place) in g.other
+        return self.s.open_closed or g.open_closed or pointed
+
+    def _greedy_lamp(self) -> Generator[str, str, None]:
+        """Without knowing the order, an agent switches on a lamp as soon as it sees one."""
+        if self.facts.task_type != "examine" or self.guide.take_before_use or self.holding:
+            return
+        lamp = next((i for i in self.seen.get(self.at) or [] if type_of(i) in LAMP_TYPES), "")
+        if lamp:
+            yield from self.do(f"use {lamp}")
+
+    def acquire(self, order: list[str]) -> Generator[str, str, bool]:
+        skip = self.placed_at if self.facts.task_type == "puttwo" else ""
+        for _ in range(4):
+            place = yield from self.find(self.facts.object, order, skip)
+            if place is None:
+                return False
+            item = next(i for i in self.seen[place] or [] if type_of(i) == self.facts.object)
+            obs = yield from self.do(f"take {item} from {place}")
+            if not failed(obs):
+                return True
+        return False
+
+    def transform(self) -> Generator[str, str, bool]:
+        verb = self.facts.task_type
+        avoid = self.guide.avoid.get(verb, set())
+        order = [self.guide.tools[verb]] if verb in self.guide.tools else []
+        order += [type_of(self.at)] + self.kinds  # try where it stands, then kind by kind
+        kinds = [k for k in dict.fromkeys(order) if k in self.kinds and k not in avoid]
+        for kind in kinds[: self.s.search_budget]:
+            here = type_of(self.at) == kind
+            place = self.at if here else next(p for p in self.places if type_of(p) == kind)
+            yield from self.go(place)
+            obs = yield from self.do(f"{verb} {self.holding} with {place}")
+            if not failed(obs):
+                return True
+        return False
+
+    def deliver(self) -> Generator[str, str, bool]:
+        target = self.facts.receptacle
+        spots = [p for p in self.places if type_of(p) == target]
+        if self.placed_at in spots:
+            spots.remove(self.placed_at)
+            spots.insert(0, self.placed_at)
+        for place in spots:
+            yield from self.go(place)
+            if self.at in self.closed and (self.s.open_closed or self.guide.open_target):
+                yield from self.do(f"open {place}")
+            obs = yield from self.do(f"put {self.holding} in/on {place}")
+            if not failed(obs):
+                return True
+            if self.at in self.closed:  # even a careless agent opens it after failing
+                yield from self.do(f"open {place}")
+                obs = yield from self.do(f"put {self.holding} in/on {place}")
+                if not failed(obs):
+                    return True
+        return False
+
+    def use_lamp(self) -> Generator[str, str, bool]:
+        lamp_kind = self.facts.tool if self.facts.tool in LAMP_TYPES else "desklamp"
+        place = yield from self.find(lamp_kind, self.search_order(self.guide.lamp))
+        if place is None:
+            return False
+        lamp = next(i for i in self.seen[place] or [] if type_of(i) == lamp_kind)
+        obs = yield from self.do(f"use {lamp}")
+        return not failed(obs)

@@ -1,0 +1,165 @@
+"""The learning benchmark: memory policies compared on one seeded task set.
+
+Protocol (the paper's, online): for each condition a fresh, throw-away database; the agent
+works through a *training* stream of tasks in groups while the update policy writes memory
+(the learning curve); then it is measured on a *held-out test set* of other seeded tasks
+(the same for every condition) with memory read-only. A condition's ``success_rate`` and
+``mean_steps`` are those test figures (failures count at the step limit).
+
+Conditions:
+- ``none``: no memory. ``vanilla``, ``validation``, ``reflect``: query retrieval (k) and that
+  update policy. ``random``: reflect updates but random retrieval (the ablation).
+- ``weak``: the weak agent without memory; ``transfer``: the weak agent reading the memory
+  the strong agent built under ``reflect`` (retrieval only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from memp_core.config import Settings, get_settings
+from memp_core.embeddings import Embedder, get_embedder
+from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
+from memp_core.memory import ProceduralMemory
+from memp_core.sim.tasks import make_scene, task_seeds
+from memp_core.store import Store
+
+CONDITIONS = ("none", "vanilla", "validation", "reflect", "random", "weak", "transfer")
+TEST_SEED_OFFSET = 10_007  # test tasks come from another seed stream than training tasks
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    train: int = 240
+    test: int = 120
+    groups: int = 6
+    seed: int = 0
+    k: int = 3
+    update_every: int = 5
+    conditions: tuple[str, ...] = CONDITIONS
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> BenchConfig:
+        return cls(train=90, test=60, groups=3, seed=seed)
+
+
+@dataclass
+class ConditionResult:
+    name: str
+    agent: str
+    memory: str
+    retrieve: str | None
+    success_rate: float
+    mean_steps: float
+    online_success_rate: float
+    online_mean_steps: float
+    curve: list[dict[str, Any]] = field(default_factory=list)  # training groups
+    reflections: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    conditions: dict[str, ConditionResult]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": "train online, then test on held-out tasks with memory read-only",
+            "train_tasks": self.config.train, "test_tasks": self.config.test,
+            "groups": self.config.groups, "seed": self.config.seed, "k": self.config.k,
+            "conditions": {n: c.as_dict() for n, c in self.conditions.items()},
+        }  # fmt: skip
+
+
+def _plan(name: str) -> tuple[str, str, str | None]:
+    """(strength, update policy, retrieve policy) of a condition's training run."""
+    return {
+        "none": ("strong", "none", None),
+        "vanilla": ("strong", "vanilla", "query"),
+        "validation": ("strong", "validation", "query"),
+        "reflect": ("strong", "reflect", "query"),
+        "random": ("strong", "reflect", "random"),
+        "weak": ("weak", "none", None),
+        "transfer": ("weak", "none", "query"),
+    }[name]
+
+
+def run_learning_bench(
+    config: BenchConfig,
+    *,
+    embedder: Embedder | None = None,
+    settings: Settings | None = None,
+    on_task: Callable[[str, int, int], None] | None = None,
+) -> BenchResult:
+    settings = settings or get_settings()
+    cached = CachedEmbedder(embedder or get_embedder(settings))
+    cached.warm(task_texts(config))
+    embedder = cached
+    stores: dict[str, Store] = {}
+    results: dict[str, ConditionResult] = {}
+    for name in config.conditions:
+        strength, policy, retrieve = _plan(name)
+        base = LoopConfig(
+            agent="heuristic", strength=strength, memory=policy, retrieve=retrieve,
+            k=config.k, groups=config.groups, seed=config.seed, kind="experiment",
+            update_every=config.update_every,
+        )  # fmt: skip
+        if name == "transfer":
+            store = stores.get("reflect") or _train_reflect(config, embedder, settings, stores)
+            train = None
+        else:
+            store = Store("sqlite://")
+            stores[name] = store
+            train = _run(store, embedder, settings, replace(base, tasks=config.train,
+                         name=f"bench {name} (train)"), name, on_task)  # fmt: skip
+        test_cfg = replace(
+            base, memory="none", tasks=config.test, groups=1,
+            seed=config.seed + TEST_SEED_OFFSET, name=f"bench {name} (test)",
+        )  # fmt: skip
+        test = _run(store, embedder, settings, test_cfg, name, on_task)
+        src = train or test
+        results[name] = ConditionResult(
+            name, f"heuristic-{strength}", policy, retrieve, test.success_rate,
+            test.mean_steps, src.success_rate, src.mean_steps, src.groups, src.reflections,
+        )  # fmt: skip
+    for store in stores.values():
+        store.dispose()
+    return BenchResult(config, results)
+
+
+def task_texts(config: BenchConfig) -> list[str]:
+    """Every task sentence of the benchmark (training and test streams)."""
+    pairs = task_seeds(config.train, config.seed)
+    pairs += task_seeds(config.test, config.seed + TEST_SEED_OFFSET)
+    return [make_scene(seed, task_type).task.text for seed, task_type in pairs]
+
+
+def _train_reflect(
+    config: BenchConfig, embedder: Embedder, settings: Settings, stores: dict[str, Store]
+) -> Store:
+    """Transfer without a reflect condition in the list: build the strong agent's memory."""
+    store = Store("sqlite://")
+    stores["reflect"] = store
+    cfg = LoopConfig(memory="reflect", tasks=config.train, groups=config.groups,
+                     seed=config.seed, k=config.k, kind="experiment",
+                     update_every=config.update_every)  # fmt: skip
+    _run(store, embedder, settings, cfg, "transfer", None)
+    return store
+
+
+def _run(
+    store: Store, embedder: Embedder, settings: Settings, cfg: LoopConfig, name: str,
+    on_task: Callable[[str, int, int], None] | None,
+) -> LoopResult:  # fmt: skip
+    memory = ProceduralMemory(store, settings=settings, embedder=embedder, backend="heuristic")
+
+    def progress(done: int, total: int) -> None:
+        if on_task is not None:
+            on_task(name, done, total)
+
+    return run_loop(store, cfg, memory=memory, settings=settings, progress=progress)
