@@ -143,9 +143,29 @@ def act(label: str, fn, *args, **kwargs) -> None:  # noqa: ANN001 (a review func
     st.rerun()
 
 
-def show_replay(res: object) -> None:
-    """Revision vs parent, side by side."""
-    st.write(res)
+def show_replay(res) -> None:  # noqa: ANN001 (memp_core.sim.replay.ReplayResult)
+    """Revision vs its parent (or no memory), side by side."""
+    mine, base = res.revision, res.baseline
+    st.caption(f"{res.revision.tasks} {res.task_type} tasks, seed {res.seed}: {res.note}.")
+    m = st.columns(4)
+    m[0].metric(
+        f"Success, {mine.label}",
+        pct(mine.success_rate),
+        f"{res.delta_success * 100:+.0f} points",
+        delta_color="normal" if res.delta_success else "off",
+        border=True,
+    )
+    m[1].metric(f"Success, {base.label}", pct(base.success_rate), border=True)
+    m[2].metric(
+        f"Mean steps, {mine.label}",
+        f"{mine.mean_steps:.1f}",
+        f"{res.delta_steps:+.1f}",
+        delta_color="inverse" if res.delta_steps else "off",  # fewer steps is better
+        border=True,
+    )
+    m[3].metric(f"Mean steps, {base.label}", f"{base.mean_steps:.1f}", border=True)
+    with st.expander("Task by task"):
+        st.dataframe(pd.DataFrame(res.per_task), hide_index=True, width="stretch")
 
 
 def editor_keys() -> tuple[str, str, str]:
@@ -242,19 +262,25 @@ with tab_replay:
                "simulator (a synthetic world, not ALFWorld) before approving.")  # fmt: skip
     if loop is None or not hasattr(loop, "replay"):
         st.info("Replay is not available yet (memp_core.loop.replay has not landed).")
-    elif cur is None:
+    elif not d.revisions:
         st.caption("No revision to replay.")
     else:
-        r1, r2 = st.columns(2)
+        choices = {
+            f"revision {r.id} · {r.origin} · {r.author}": r.id for r in reversed(d.revisions)
+        }
+        r0, r1, r2 = st.columns([2, 1, 1])
+        which = r0.selectbox(
+            "Revision (against its parent)", list(choices), key=f"procs_replay_rev_{pid}"
+        )
         n_tasks = r1.number_input("Tasks", 1, 200, 10, key="procs_replay_n")
         seed = r2.number_input("Seed", 0, 10_000, 0, key="procs_replay_seed")
         if st.button("Replay", key="procs_replay"):
-            with st.spinner("Running the simulator…"), errors_shown():
+            with st.spinner("Running the household simulator…"), errors_shown():
                 st.session_state["procs_replay_result"] = loop.replay(
-                    store, cur.id, parent=True, n_tasks=int(n_tasks), seed=int(seed)
+                    store, choices[which], parent=True, n_tasks=int(n_tasks), seed=int(seed)
                 )
         res = st.session_state.get("procs_replay_result")
-        if res is not None:
+        if res is not None and res.procedure_id == pid:
             show_replay(res)
 
 with tab_more:

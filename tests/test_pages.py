@@ -591,3 +591,17 @@ def test_a_step_with_no_effect_is_the_problem_when_nothing_loops() -> None:
     problem = locate_problem(steps)
     assert problem is not None and (problem.index, problem.kind) == (1, "no_effect")
     assert locate_problem(steps[:1]) is None
+
+
+def test_replay_compares_a_revision_with_its_parent_and_writes_nothing(
+    store: Store, filled: dict[str, int]
+) -> None:
+    at = open_procedure(filled["approved"])
+    before = store.counts()
+    at.number_input(key="procs_replay_n").set_value(3)
+    at.button(key="procs_replay").click().run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert f"Success, revision {filled['rev_child']}" in labels
+    assert f"Success, parent revision {filled['rev_root']}" in labels
+    assert store.counts() == before
