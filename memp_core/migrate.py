@@ -1,7 +1,12 @@
 """Schema migrations with Alembic, run by :meth:`memp_core.store.Store.init`.
 
 A new database gets the current tables and is stamped at the newest revision; an existing
-one is upgraded in place, so `memp init` on an old database keeps its data.
+one is upgraded in place, so `memp init` on an old database keeps its data. Postgres needs
+the pgvector extension (the searchable embedding column); it is created when missing.
+
+Several processes may open the same database at once: the upgrade runs under the write
+lock (SQLite ``BEGIN IMMEDIATE``, a Postgres advisory lock) and re-checks the schema version
+there, so exactly one of them creates or upgrades and the others find it up to date.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
+
+from memp_core.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The first released schema; databases created before Alembic was added are at this one.
 BASELINE = "0001"
+_LOCK_KEY = 0x6D656D70  # "memp": the advisory lock that serialises upgrades on Postgres
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -40,13 +49,34 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str:
-    """Bring the schema to the newest revision; returns what was done."""
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Run the migrations up to ``revision`` on an empty or older database (used by tests
+    that build an old-schema database to upgrade)."""
     with engine.begin() as conn:
-        tables = set(inspect(conn).get_table_names())
-        current = current_revision(conn)
-        if current == head_revision():
+        if conn.dialect.name == "postgresql":
+            ensure_pgvector(conn)
+        command.upgrade(alembic_config(conn), revision)
+
+
+def upgrade(engine: Engine, write_engine: Engine | None = None) -> str:
+    """Bring the schema to the newest revision; returns what was done.
+
+    ``write_engine`` opens write transactions (on SQLite: ``BEGIN IMMEDIATE``); the cheap
+    check runs first without the lock, so opening an up-to-date database never waits.
+    """
+    head = head_revision()
+    with engine.connect() as conn:
+        if current_revision(conn) == head:
             return "up to date"
+    with (write_engine or engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        current = current_revision(conn)
+        if current == head:
+            return "up to date"
+        if conn.dialect.name == "postgresql":
+            ensure_pgvector(conn)
+        tables = set(inspect(conn).get_table_names())
         cfg = alembic_config(conn)
         if not tables - {"alembic_version"}:
             SQLModel.metadata.create_all(conn)
@@ -56,3 +86,19 @@ def upgrade(engine: Engine) -> str:
             command.stamp(cfg, BASELINE)
         command.upgrade(cfg, "head")
         return "upgraded"
+
+
+def ensure_pgvector(conn: Connection) -> None:
+    """Create the pgvector extension if this database lacks it, or say how to get it."""
+    found = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first()
+    if found is not None:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+    except DBAPIError as exc:
+        raise StoreError(
+            "Postgres needs the pgvector extension for memory search and this database does "
+            f"not have it ({str(exc.orig).strip()}); install pgvector on the server and run "
+            "CREATE EXTENSION vector as a superuser, then `memp init` again"
+        ) from exc

@@ -3,6 +3,11 @@
 Lineage is the product's core: ``ProcedureRevision`` rows are append-only. A reflection, a
 human edit or a rollback adds a child revision (``parent_revision_id``) and moves
 ``Procedure.current_revision_id``; nothing is updated in place or deleted.
+
+``Procedure.embedding`` mirrors the embedding of the procedure's current revision: it is the
+column retrieval searches on Postgres (pgvector, HNSW index, cosine). Every ORM flush that
+sets ``current_revision_id`` copies it (:func:`_mirror_current_embeddings`), so builds,
+merges, reflections, edits, rollbacks and imports keep it in step without knowing of it.
 """
 
 from __future__ import annotations
@@ -11,12 +16,46 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary
-from sqlmodel import Field, SQLModel
+import numpy as np
+from sqlalchemy import JSON, Column, Index, LargeBinary, event, inspect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, Session, SQLModel
+
+# The dimension of the searchable embedding column (all-MiniLM-L6-v2). pgvector's HNSW index
+# needs a fixed dimension; revisions embedded by a model of another size keep their own
+# embedding but are not vector-searchable on Postgres (see memp_core.pgsearch).
+EMBEDDING_DIM = 384
+HNSW_M = 16  # pgvector's defaults: recall is tuned at query time with hnsw.ef_search
+HNSW_EF_CONSTRUCTION = 64
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EmbeddingType(TypeDecorator[bytes]):
+    """float32 little-endian bytes in Python; ``vector(384)`` on Postgres, a BLOB elsewhere."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import VECTOR  # only where Postgres is used
+
+            return dialect.type_descriptor(VECTOR(EMBEDDING_DIM))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return np.frombuffer(value, dtype="<f4")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None or isinstance(value, bytes):
+            return value
+        return np.asarray(value, dtype="<f4").tobytes()
 
 
 class Status(StrEnum):
@@ -123,6 +162,18 @@ class Procedure(SQLModel, table=True):
     pinned: bool = False  # a pinned procedure is never deprecated automatically
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
+    # The current revision's embedding (EMBEDDING_DIM floats), kept in step on every flush.
+    embedding: bytes | None = Field(default=None, sa_column=Column(EmbeddingType()))
+
+    __table_args__ = (
+        Index(
+            "ix_procedure_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
 
 class ProcedureRevision(SQLModel, table=True):
@@ -174,3 +225,27 @@ class AuditEvent(SQLModel, table=True):
     object_id: int | None = Field(default=None, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+def searchable(blob: bytes | None) -> bytes | None:
+    """The blob if it has the searchable column's dimension, else None."""
+    return blob if blob is not None and len(blob) == 4 * EMBEDDING_DIM else None
+
+
+@event.listens_for(Session, "before_flush")
+def _mirror_current_embeddings(session: Session, _context: Any, _instances: Any) -> None:
+    """Copy the current revision's embedding onto every procedure whose current revision
+    was set or changed in this flush (the revision is already flushed: its id is known)."""
+    for obj in [*session.new, *session.dirty]:
+        if not isinstance(obj, Procedure):
+            continue
+        moved = inspect(obj).attrs.current_revision_id.history.has_changes()
+        if obj not in session.new and not moved:
+            continue
+        blob = None
+        if obj.current_revision_id is not None:
+            with session.no_autoflush:
+                rev = session.get(ProcedureRevision, obj.current_revision_id)
+            blob = searchable(rev.embedding) if rev is not None else None
+        if obj.embedding != blob:
+            obj.embedding = blob

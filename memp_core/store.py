@@ -3,6 +3,13 @@
 Every write goes through :meth:`Store.transaction`: a batch lands whole or not at all.
 SQLite runs in WAL mode with a busy timeout; lock and I/O failures surface as
 :class:`~memp_core.errors.StoreError` with a readable message instead of a traceback.
+
+On a SQLite file, SQLAlchemy (not the sqlite3 module) opens every transaction: a read session
+runs in one ``BEGIN`` (one snapshot for all its queries: no torn reads across statements),
+and a write transaction starts with ``BEGIN IMMEDIATE``, taking the write lock before its
+first statement. Lock waits then happen only at that ``BEGIN``, where they are retried with
+backoff before a :class:`~memp_core.errors.DatabaseLockedError`; a statement half-way through
+a transaction never meets a lock (and never a stale-snapshot ``SQLITE_BUSY``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -33,6 +40,7 @@ from memp_core.models import (
 )
 
 T = TypeVar("T", bound=SQLModel)
+WRITE_OPTION = "memp_write"  # execution option: this connection's transactions write
 
 
 @dataclass(frozen=True)
@@ -102,9 +110,23 @@ def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            if path is not None:
+                dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin)
+
+        if path is not None:  # the in-memory database shares one connection: keep defaults
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                mode = conn.get_execution_options().get(WRITE_OPTION)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _is_lock(exc: OperationalError) -> bool:
+    text = str(exc.orig)
+    return "locked" in text or "busy" in text
 
 
 def translate(exc: SQLAlchemyError, url: str) -> StoreError:
@@ -118,7 +140,7 @@ def translate(exc: SQLAlchemyError, url: str) -> StoreError:
         )
     if "unable to open" in text or "disk I/O" in text or "readonly" in text:
         return StoreError(f"cannot open database {where}: {text}")
-    if "no such table" in text or "does not exist" in text:
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
         return StoreError(f"database {where} is not initialised ({text}); run `memp init`")
     return StoreError(f"database error on {where}: {text}")
 
@@ -129,6 +151,8 @@ class Store:
     def __init__(self, url: str, *, busy_timeout_s: float = 10.0, create: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url, busy_timeout_s)
+        # The same pool; on SQLite its transactions begin with BEGIN IMMEDIATE.
+        self.write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         if create:
             self.init()
 
@@ -154,7 +178,7 @@ class Store:
         from memp_core import migrate  # alembic loads only where a schema is checked
 
         try:
-            return migrate.upgrade(self.engine)
+            return migrate.upgrade(self.engine, self.write_engine)
         except SQLAlchemyError as exc:
             raise translate(exc, self.url) from exc
 
@@ -176,23 +200,33 @@ class Store:
     def transaction(self, retries: int = 3) -> Iterator[Session]:
         """A write session committed at the end, rolled back whole on any error.
 
-        A lock that outlasts the busy timeout at commit is retried with backoff, then
-        reported as DatabaseLockedError.
+        On SQLite the write lock is taken first (``BEGIN IMMEDIATE``); a lock that outlasts
+        the busy timeout there is retried ``retries`` times with backoff, then reported as
+        DatabaseLockedError. Nothing of the caller's body has run at that point, so a retry
+        is always safe.
         """
-        with self.session() as s:
+        try:
+            with Session(self.write_engine, expire_on_commit=False) as s:
+                self._begin(s, retries)
+                try:
+                    yield s
+                    s.commit()
+                except BaseException:
+                    s.rollback()
+                    raise
+        except SQLAlchemyError as exc:
+            raise translate(exc, self.url) from exc
+
+    def _begin(self, s: Session, retries: int) -> None:
+        for attempt in range(retries + 1):
             try:
-                yield s
-                for attempt in range(retries + 1):
-                    try:
-                        s.commit()
-                        break
-                    except OperationalError as exc:
-                        if "locked" not in str(exc.orig) or attempt == retries:
-                            raise
-                        time.sleep(0.1 * 2**attempt)
-            except BaseException:
+                s.connection()  # runs the begin event: BEGIN IMMEDIATE on SQLite
+                return
+            except OperationalError as exc:
+                if not _is_lock(exc) or attempt == retries:
+                    raise
                 s.rollback()
-                raise
+                time.sleep(0.05 * 2**attempt)
 
     # -- generic ------------------------------------------------------------------------
 
