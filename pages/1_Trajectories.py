@@ -99,13 +99,18 @@ linked = params_int("trajectory") if flt == TrajectoryFilter() and page_no == 1 
 open_default = pick or linked or (result.rows[0].id if result.rows else 0) or 0
 
 
-def show_steps(steps: list[Step], detail: TrajectoryDetail | None, key: str) -> None:
+def show_steps(
+    steps: list[Step], detail: TrajectoryDetail | None, key: str, compact: bool = False
+) -> None:
+    """The step table, the first problem step painted; ``compact``: action and result only."""
     problem = detail.problem if detail else None
     frame = pd.DataFrame(
         step_rows(steps, problem), columns=["step", "flag", "thought", "action", "observation"]
     )
-    if not frame["thought"].astype(bool).any():
-        frame = frame.drop(columns=["thought"])  # agents without thoughts: more room to read
+    if compact or not frame["thought"].astype(bool).any():
+        frame = frame.drop(columns=["thought"])  # more room for what the agent did and saw
+    if compact:
+        frame = frame.drop(columns=["flag"])
     highlight = problem.index if problem else None
 
     def paint(row: pd.Series) -> list[str]:
@@ -221,4 +226,4 @@ with compare:
                 st.markdown(f"**{label}: trajectory {traj.id}** ({traj.step_count} steps)")
                 st.text(traj.task)
                 d = detail if traj.id == t.id else trajectory_detail(store, traj.id or 0)
-                show_steps(d.steps, d, key=f"traj_cmp_{label}")
+                show_steps(d.steps, d, key=f"traj_cmp_{label}", compact=True)
