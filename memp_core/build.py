@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from memp_core.embeddings import Embedder, to_bytes
@@ -179,11 +180,15 @@ def plan_builds(
 
 def live_procedure(store: Store, slug: str) -> Procedure | None:
     """The procedure of a group that is still alive (not rejected or deprecated)."""
-    pattern = re.compile(rf"^{re.escape(slug)}(?:-\d+)?$")
     with store.session() as s:
-        rows = s.exec(
-            select(Procedure).where(col(Procedure.key).startswith(slug)).order_by(col(Procedure.id))
-        ).all()
+        return live_in(s, slug)
+
+
+def live_in(s: Session, slug: str) -> Procedure | None:
+    pattern = re.compile(rf"^{re.escape(slug)}(?:-\d+)?$")
+    rows = s.exec(
+        select(Procedure).where(col(Procedure.key).startswith(slug)).order_by(col(Procedure.id))
+    ).all()
     alive = [p for p in rows if pattern.match(p.key) and p.status not in DEAD]
     return alive[-1] if alive else None
 
@@ -312,10 +317,17 @@ def rev_ids(rev: ProcedureRevision) -> list[int]:
 def write_builds(
     s: Session, store: Store, plans: Sequence[PlannedBuild], *, status: Status, actor: str
 ) -> list[ProcedureRevision]:
-    """Write planned builds inside the caller's transaction (embeddings already set)."""
+    """Write planned builds inside the caller's transaction (embeddings already set).
+
+    A group planned as new whose procedure another writer created meanwhile is a
+    :class:`ConflictError` (nothing is written): building again merges into that procedure.
+    """
     out: list[ProcedureRevision] = []
     for plan in plans:
         if plan.procedure_id is None:
+            rival = live_in(s, plan.key)
+            if rival is not None:
+                raise _created_meanwhile(rival.key)
             proc = add_procedure(s, plan, status=status)
             store.audit(s, actor, "build", "procedure", proc.id, revision_id=plan.revision.id,
                         evidence=plan.new_evidence, tokens=plan.tokens)  # fmt: skip
@@ -340,7 +352,12 @@ def add_procedure(s: Session, plan: PlannedBuild, *, status: Status) -> Procedur
     key = _free_key(s, plan.key)
     proc = Procedure(key=key, title=plan.title, task_type=plan.task_type, status=status.value)
     s.add(proc)
-    s.flush()
+    try:
+        s.flush()
+    except IntegrityError as exc:  # Postgres: a concurrent build took the key first
+        if "procedure.key" in str(exc.orig) or "ix_procedure_key" in str(exc.orig):
+            raise _created_meanwhile(key) from exc
+        raise
     plan.revision.procedure_id = int(proc.id or 0)
     s.add(plan.revision)
     s.flush()
@@ -394,6 +411,13 @@ def append_revision(
     s.add(proc)
     s.flush()
     return revision
+
+
+def _created_meanwhile(key: str) -> ConflictError:
+    return ConflictError(
+        f"procedure {key} was created by another writer while this build was planned; "
+        "nothing was saved. Build again: the runs will merge into it."
+    )
 
 
 def _free_key(s: Session, slug: str) -> str:

@@ -9,25 +9,30 @@
   update policy (none, vanilla, validation, reflect) after tasks finish.
 - ``cold_start(*, top=3, policy="script", ...)``: seed memory from the best runs per type.
 
-Create one per process and reuse it: it holds the retrieval index, which it keeps in step
-with the database incrementally. The embedder and the backend load on first use, so listing
+Create one per process and reuse it: on SQLite it holds the retrieval index, which it keeps
+in step with the database incrementally; on Postgres retrieval runs in the database (pgvector
+HNSW) and nothing is cached. The embedder and the backend load on first use, so listing
 or reviewing procedures never loads torch or needs an LLM endpoint.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
+from sqlmodel import Session
 
 from memp_core.build import embed_revisions, load_evidence, plan_builds, unused_successes
 from memp_core.build import write_builds as _write_builds
 from memp_core.config import Settings, get_settings
 from memp_core.embeddings import Embedder, get_embedder
+from memp_core.errors import ConflictError
 from memp_core.index import ProcedureIndex
 from memp_core.llm import Backend, get_backend
 from memp_core.models import ProcedureRevision, Status
+from memp_core.pgsearch import EF_SEARCH, PgSearch
 from memp_core.retrieve import (
     Query,
     RetrievalResult,
@@ -35,13 +40,15 @@ from memp_core.retrieve import (
     log_retrieval,
     policy_function,
     resolve_statuses,
-    servable,
 )
-from memp_core.store import Store
+from memp_core.search import Filter, MemorySearch, Search
+from memp_core.store import DeadlockError, Store
 from memp_core.update import UpdateReport
 from memp_core.update import update as _update
 
 VECTOR_POLICIES = ("query", "hybrid")
+WRITE_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 class ProceduralMemory:
@@ -60,6 +67,7 @@ class ProceduralMemory:
         self._embedder = embedder
         self._backend = backend
         self._index: ProcedureIndex | None = None
+        self.ef_search = EF_SEARCH  # Postgres: HNSW candidates per search (recall vs time)
         self._lock = threading.Lock()
 
     @property
@@ -84,6 +92,13 @@ class ProceduralMemory:
         self._index.sync()
         return self._index
 
+    def search(self, s: Session, index: ProcedureIndex | None = None) -> Search:
+        """Where candidates come from, read through ``s``: the database on Postgres, the
+        synced in-memory index elsewhere."""
+        if self.store.dialect == "postgresql":
+            return PgSearch(s, self.ef_search)
+        return MemorySearch(s, index or self.index)
+
     # -- build ----------------------------------------------------------------------------
 
     def build(
@@ -94,16 +109,23 @@ class ProceduralMemory:
         status: Status = Status.pending_review,
         actor: str = "cli",
     ) -> list[ProcedureRevision]:
-        """Build procedures; returns the revisions written (first revisions and merges)."""
-        ids = unused_successes(self.store) if trajectory_ids is None else list(trajectory_ids)
-        runs = load_evidence(self.store, ids)
-        if not runs:
-            return []
-        plans = plan_builds(self.store, self.backend, runs, policy=policy)
-        embed_revisions(self.embedder, [p.revision for p in plans])
-        with self.store.transaction() as s:
-            written = _write_builds(s, self.store, plans, status=Status(status), actor=actor)
-        return written
+        """Build procedures; returns the revisions written (first revisions and merges).
+
+        Planning reads the database without a lock; if another writer moved a procedure on
+        in the meantime the write is refused whole and planned again (``WRITE_ATTEMPTS``).
+        """
+
+        def attempt() -> list[ProcedureRevision]:
+            ids = unused_successes(self.store) if trajectory_ids is None else trajectory_ids
+            runs = load_evidence(self.store, ids)
+            if not runs:
+                return []
+            plans = plan_builds(self.store, self.backend, runs, policy=policy)
+            embed_revisions(self.embedder, [p.revision for p in plans])
+            with self.store.transaction() as s:
+                return _write_builds(s, self.store, plans, status=Status(status), actor=actor)
+
+        return _retrying(attempt)
 
     # -- retrieve -------------------------------------------------------------------------
 
@@ -128,17 +150,15 @@ class ProceduralMemory:
         procedures whose current revision was written by that model (memory transfer).
         """
         fn = policy_function(policy)
-        index = self.index
-        accept, eligible = servable(
-            self.store, index, resolve_statuses(all_statuses, statuses), author_model
-        )
-        # Embed before taking the index lock: the model is the slow part of a retrieval.
+        flt = Filter(max(k, 0), threshold, resolve_statuses(all_statuses, statuses), author_model)
+        # Embed before searching: the model is the slow part of a retrieval.
         vector = self._embed_one(query) if policy in VECTOR_POLICIES and k > 0 else None
         embed = self._embed_one if vector is None else lambda _text: vector
-        q = Query(query, max(k, 0), threshold, seed, index, embed, accept, eligible)
-        with index.lock:
-            scored = fn(q) if k > 0 else []
-        items = load_items(self.store, scored)
+        index = self.index if self.store.dialect != "postgresql" else None  # synced here
+        with self.store.session() as s:  # one read transaction: search, then load
+            search = self.search(s, index)
+            scored = fn(Query(query, seed, flt, search, embed)) if k > 0 else []
+            items = load_items(s, scored)
         retrieval_id = None
         if log:
             retrieval_id = log_retrieval(
@@ -160,11 +180,20 @@ class ProceduralMemory:
         build_policy: str = "script",
         auto_approve: bool = True,
     ) -> UpdateReport:
-        """Apply the update ``policy`` (none, vanilla, validation, reflect) to finished runs."""
-        return _update(
-            self.store, self.backend, self.embedder, self.settings, trajectory_ids,
-            policy=policy, build_policy=build_policy, auto_approve=auto_approve,
-        )  # fmt: skip
+        """Apply the update ``policy`` (none, vanilla, validation, reflect) to finished runs;
+        planned again (backend calls included) if another writer got in the way."""
+        return _retrying(
+            lambda: _update(
+                self.store,
+                self.backend,
+                self.embedder,
+                self.settings,
+                trajectory_ids,
+                policy=policy,
+                build_policy=build_policy,
+                auto_approve=auto_approve,
+            )  # fmt: skip
+        )
 
     # -- cold start -----------------------------------------------------------------------
 
@@ -182,3 +211,14 @@ class ProceduralMemory:
 
         ids = seed_ids(self.store, top=top, agent_model=agent_model)
         return self.build(ids, policy=policy, status=status, actor=actor) if ids else []
+
+
+def _retrying(write: Callable[[], T]) -> T:
+    """Run a plan-then-write step again when a concurrent writer made its plan stale."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return write()
+        except (ConflictError, DeadlockError):
+            if attempt == WRITE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")

@@ -16,9 +16,11 @@ Policies (``RETRIEVE_POLICIES``; the score each returns):
   hybrid 99.8% (0.5 would give 96%), facts 100% (when the sentence parses). MiniLM's cosine
   follows objects ("lettuce") more than the task's verb, hence the facts term.
 
-Status filtering happens after ranking: the top candidates are over-fetched and checked
-against the database, and the window grows until ``k`` servable procedures are found or the
-index is exhausted. Agents get approved procedures only unless they ask otherwise.
+Candidates come from a :class:`~memp_core.search.Search`: on SQLite the in-memory index
+(numpy; statuses checked in the database for an over-fetched window that widens until ``k``
+servable procedures are found), on Postgres the database itself (pgvector HNSW for
+``query``, SQL scoring for ``facts`` and ``hybrid``; see :mod:`memp_core.pgsearch`). Agents
+get approved procedures only unless they ask otherwise.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from memp_core.errors import NotFoundError
 from memp_core.facts import extract_facts
-from memp_core.index import ProcedureIndex, top_rows
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status
 from memp_core.registry import resolve
+from memp_core.search import FACT_WEIGHTS, HYBRID_WEIGHT, Filter, Scored, Search
 from memp_core.store import Store
 
 RETRIEVE_POLICIES: dict[str, str] = {
@@ -43,10 +45,9 @@ RETRIEVE_POLICIES: dict[str, str] = {
     "random": "memp_core.retrieve:by_random",
     "hybrid": "memp_core.retrieve:by_hybrid",
 }
-FACT_WEIGHTS: dict[str, float] = {"task_type": 0.5, "object": 0.2, "receptacle": 0.2, "tool": 0.1}
-HYBRID_WEIGHT = 0.3  # share of cosine in hybrid; see the module docstring
 SERVED_TO_AGENTS: tuple[str, ...] = (Status.approved.value,)
 LIVE: tuple[str, ...] = (Status.draft.value, Status.pending_review.value, Status.approved.value)
+__all__ = ["FACT_WEIGHTS", "HYBRID_WEIGHT", "Scored"]  # re-exported: documented here
 
 
 @dataclass(frozen=True)
@@ -87,126 +88,37 @@ class RetrievalResult:
 
 
 @dataclass(frozen=True)
-class Scored:
-    procedure_id: int
-    score: float
-    matched: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Query:
-    """Everything a policy function needs; built by :func:`retrieve`."""
+    """Everything a policy function needs; built by ProceduralMemory.retrieve."""
 
     text: str
-    k: int
-    threshold: float | None
     seed: int | None
-    index: ProcedureIndex
+    filter: Filter
+    search: Search
     embed: Callable[[str], np.ndarray]
-    accept: Callable[[Sequence[int]], set[int]]  # which candidate ids may be served
-    eligible: Callable[[], list[int]]  # every servable id (for random)
 
 
 def by_query(q: Query) -> list[Scored]:
-    keys, scores = q.index.vectors.scores(q.embed(q.text))
-    return _take(q, keys, scores, {})
+    return q.search.nearest(q.embed(q.text), q.filter)
 
 
 def by_facts(q: Query) -> list[Scored]:
-    keys, scores, matched = _facts_scores(q)
-    order = np.argsort(-keys, kind="stable")  # newer procedures first among equal scores
-    return _take(q, keys[order], scores[order], matched)
+    facts = extract_facts(q.text).as_dict()
+    return q.search.facts(facts, q.filter) if facts else []
 
 
 def by_random(q: Query) -> list[Scored]:
-    pool = sorted(q.eligible())
-    picked = random.Random(q.seed).sample(pool, min(q.k, len(pool)))
-    return [Scored(pid, 0.0) for pid in picked]
+    pool = q.search.eligible(q.filter)
+    return random.Random(q.seed).sample(pool, min(q.filter.k, len(pool)))
 
 
 def by_hybrid(q: Query) -> list[Scored]:
-    keys, cosine = q.index.vectors.scores(q.embed(q.text))
-    fkeys, fscores, matched = _facts_scores(q)
-    if not fkeys.size:
-        return _take(q, keys, cosine, {})
-    bonus = np.zeros_like(cosine)
-    for pid, score in zip(fkeys.tolist(), fscores.tolist(), strict=True):
-        row = q.index.vectors.row(pid)
-        if row is not None:  # procedures without an embedding are not ranked by hybrid
-            bonus[row] = score
-    return _take(q, keys, HYBRID_WEIGHT * cosine + (1 - HYBRID_WEIGHT) * bonus, matched)
-
-
-def _facts_scores(q: Query) -> tuple[np.ndarray, np.ndarray, dict[int, dict[str, str]]]:
     facts = extract_facts(q.text).as_dict()
-    total = sum(FACT_WEIGHTS.get(k, 0.0) for k in facts)
-    score: dict[int, float] = {}
-    matched: dict[int, dict[str, str]] = {}
-    for pair in facts.items():
-        for pid in q.index.postings.get(pair, ()):
-            score[pid] = score.get(pid, 0.0) + FACT_WEIGHTS.get(pair[0], 0.0) / total
-            matched.setdefault(pid, {})[pair[0]] = pair[1]
-    keys = np.fromiter(score.keys(), dtype=np.int64, count=len(score))
-    values = np.fromiter(score.values(), dtype=np.float32, count=len(score))
-    return keys, values, matched
-
-
-def _take(
-    q: Query, keys: np.ndarray, scores: np.ndarray, matched: dict[int, dict[str, str]]
-) -> list[Scored]:
-    """Best-first servable candidates: over-fetch a window, filter, widen until k found."""
-    n = int(keys.shape[0])
-    window = max(4 * q.k, 16)
-    while True:
-        rows = top_rows(scores, window)
-        if q.threshold is not None:
-            rows = rows[scores[rows] >= q.threshold]
-        ids = keys[rows].tolist()
-        ok = q.accept(ids)
-        found = [
-            Scored(pid, float(scores[r]), matched.get(pid, {}))
-            for pid, r in zip(ids, rows.tolist(), strict=True)
-            if pid in ok
-        ]
-        if len(found) >= q.k or window >= n or len(rows) < min(window, n):
-            return found[: q.k]
-        window *= 4
+    vector = q.embed(q.text)
+    return q.search.hybrid(vector, facts, q.filter) if facts else q.search.nearest(vector, q.filter)
 
 
 # -- the whole operation ------------------------------------------------------------------
-
-
-def servable(
-    store: Store, index: ProcedureIndex, statuses: Sequence[str] | None, author_model: str | None
-) -> tuple[Callable[[Sequence[int]], set[int]], Callable[[], list[int]]]:
-    """The ``accept`` and ``eligible`` filters for a status set and an author model."""
-
-    def by_author(ids: Sequence[int]) -> list[int]:
-        if author_model is None:
-            return [i for i in ids if i in index.entries]
-        return [i for i in ids if (e := index.entries.get(i)) and e.model == author_model]
-
-    def accept(ids: Sequence[int]) -> set[int]:
-        ids = by_author(ids)
-        if not ids or statuses is None:
-            return set(ids)
-        with store.session() as s:
-            rows = s.exec(
-                select(Procedure.id)
-                .where(col(Procedure.id).in_(ids))
-                .where(col(Procedure.status).in_(list(statuses)))
-            ).all()
-        return {int(i) for i in rows if i is not None}
-
-    def eligible() -> list[int]:
-        with store.session() as s:
-            stmt = select(Procedure.id).where(col(Procedure.current_revision_id).is_not(None))
-            if statuses is not None:
-                stmt = stmt.where(col(Procedure.status).in_(list(statuses)))
-            ids = [int(i) for i in s.exec(stmt).all() if i is not None]
-        return by_author(ids)
-
-    return accept, eligible
 
 
 def resolve_statuses(all_statuses: bool, statuses: Sequence[str] | None) -> list[str] | None:
@@ -216,22 +128,26 @@ def resolve_statuses(all_statuses: bool, statuses: Sequence[str] | None) -> list
     return None if all_statuses else list(SERVED_TO_AGENTS)
 
 
-def load_items(store: Store, scored: Sequence[Scored]) -> list[RetrievedProcedure]:
-    """Procedures and their current revisions for the scored ids, in score order."""
+def load_items(s: Session, scored: Sequence[Scored]) -> list[RetrievedProcedure]:
+    """Procedures (as they are now) and the revisions they were scored on, in score order."""
     if not scored:
         return []
-    ids = [s.procedure_id for s in scored]
-    with store.session() as s:
-        procs = {p.id: p for p in s.exec(select(Procedure).where(col(Procedure.id).in_(ids)))}
-        rev_ids = [p.current_revision_id for p in procs.values() if p.current_revision_id]
-        revs = {
-            r.id: r
-            for r in s.exec(select(ProcedureRevision).where(col(ProcedureRevision.id).in_(rev_ids)))
-        }
+    ids = [sc.procedure_id for sc in scored]
+    procs = {p.id: p for p in s.exec(select(Procedure).where(col(Procedure.id).in_(ids)))}
+    wanted = {
+        sc.procedure_id: sc.revision_id or procs[sc.procedure_id].current_revision_id
+        for sc in scored
+        if sc.procedure_id in procs
+    }
+    rev_ids = [i for i in wanted.values() if i is not None]
+    revs = {
+        r.id: r
+        for r in s.exec(select(ProcedureRevision).where(col(ProcedureRevision.id).in_(rev_ids)))
+    }
     items: list[RetrievedProcedure] = []
     for sc in scored:
         proc = procs.get(sc.procedure_id)
-        rev = revs.get(proc.current_revision_id) if proc else None
+        rev = revs.get(wanted.get(sc.procedure_id))
         if proc is not None and rev is not None:
             items.append(RetrievedProcedure(proc, rev, sc.score, sc.matched))
     return items

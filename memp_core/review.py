@@ -196,7 +196,10 @@ def _moved_on(procedure_id: int, current: int | None, base: int) -> str:
 
 
 def _procedure(s: Session, procedure_id: int) -> Procedure:
-    proc = s.get(Procedure, procedure_id)
+    """The procedure, locked until the transaction ends (Postgres ``FOR UPDATE``; SQLite's
+    write transactions hold the database lock), so a check and the write it allows are one
+    atomic step."""
+    proc = s.get(Procedure, procedure_id, with_for_update=True, populate_existing=True)
     if proc is None:
         raise NotFoundError(f"procedure {procedure_id} not found")
     return proc

@@ -124,6 +124,10 @@ def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+class DeadlockError(DatabaseLockedError):
+    """Postgres aborted this write to break a lock cycle with another writer; retry it."""
+
+
 def _is_lock(exc: OperationalError) -> bool:
     text = str(exc.orig)
     return "locked" in text or "busy" in text
@@ -133,6 +137,11 @@ def translate(exc: SQLAlchemyError, url: str) -> StoreError:
     """Turn a driver error into a one-line message that names the database."""
     text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
     where = sqlite_path(url) or url.split("@")[-1]
+    if "deadlock detected" in text:
+        return DeadlockError(
+            f"database {where}: another writer held locks this write needed, and Postgres "
+            "aborted this one to break the cycle; nothing was saved, try again"
+        )
     if "locked" in text or "busy" in text:
         return DatabaseLockedError(
             f"database {where} is locked by another process (waited for the busy timeout); "

@@ -214,19 +214,26 @@ def count_uses(
     s: Session, store: Store, runs: Sequence[Evidence], settings: Settings
 ) -> tuple[int, list[int]]:
     """Count each run as a use of the procedure it followed; deprecate the failing ones."""
-    touched: dict[int, Procedure] = {}
-    counted = 0
+    followed: list[tuple[Evidence, int]] = []
     for ev in runs:
         rid = ev.trajectory.procedure_revision_id
-        if rid is None:
-            continue
-        rev = s.get(ProcedureRevision, rid)
-        proc = s.get(Procedure, rev.procedure_id) if rev else None
+        rev = s.get(ProcedureRevision, rid) if rid is not None else None
+        if rev is not None:
+            followed.append((ev, rev.procedure_id))
+    # Row locks (Postgres; SQLite's write lock is already held), taken in id order so two
+    # concurrent updates never wait on each other crosswise: their counts add up.
+    touched: dict[int, Procedure] = {}
+    for pid in sorted({pid for _, pid in followed}):
+        proc = s.get(Procedure, pid, with_for_update=True, populate_existing=True)
+        if proc is not None:
+            touched[pid] = proc
+    counted = 0
+    for ev, pid in followed:
+        proc = touched.get(pid)
         if proc is None:
             continue
         proc.use_count += 1
         proc.success_count += int(ev.trajectory.success)
-        touched[int(proc.id or 0)] = proc
         counted += 1
     deprecated: list[int] = []
     for pid, proc in touched.items():

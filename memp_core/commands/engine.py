@@ -10,23 +10,18 @@ the online loop and the dashboard's agents), `--all-statuses` adds rejected and 
 from __future__ import annotations
 
 import getpass
-import tempfile
-import time
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
-from sqlalchemy import insert
 
-from memp_core.build import BUILD_POLICIES, append_revision
+from memp_core.bench import run_postgres_bench, run_retrieval_bench
+from memp_core.build import BUILD_POLICIES
 from memp_core.cli import DbOpt, JsonOpt, open_store, out_console, print_json, settings_for
-from memp_core.embeddings import Embedder, to_bytes
 from memp_core.errors import ConfigError
-from memp_core.index import ProcedureIndex, top_rows
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Procedure, ProcedureRevision, Status, utcnow
+from memp_core.models import Procedure, ProcedureRevision, Status
+from memp_core.pgsearch import EF_SEARCH
 from memp_core.retrieve import LIVE, RETRIEVE_POLICIES
 from memp_core.review import Actor, approve, reject, rollback
 from memp_core.store import Store
@@ -238,151 +233,71 @@ def bench_retrieval(
         str, typer.Option(help="Comma-separated memory sizes (revisions)")
     ] = "1000,10000,100000",
     repeats: Annotated[int, typer.Option(help="Timed repetitions per measurement")] = 60,
+    postgres: Annotated[
+        bool,
+        typer.Option(
+            "--postgres",
+            help="Also measure Postgres + pgvector HNSW (a throw-away pgserver "
+            "unless --pg-url); a few minutes at 100k",
+        ),
+    ] = False,
+    pg_url: Annotated[
+        str | None, typer.Option(help="Postgres server to use (a database per size is created)")
+    ] = None,
+    pg_sizes: Annotated[
+        str, typer.Option(help="Sizes of the Postgres section")
+    ] = "1000,10000,100000",
+    ef_search: Annotated[int, typer.Option(help="HNSW candidates per search")] = EF_SEARCH,
+    pg_data: Annotated[
+        str, typer.Option(help="embedding-like (default) | uniform (HNSW's worst case)")
+    ] = "embedding-like",
     json_: JsonOpt = False,
 ) -> None:
     """Time top-5 retrieval and one-revision updates as memory grows, against a bare numpy
-    matrix product over the same vectors and against a full index rebuild per update."""
-    result = run_retrieval_bench([int(s) for s in sizes.split(",") if s.strip()], repeats)
+    matrix product over the same vectors and against a full index rebuild per update.
+
+    With --postgres, "recall_at_5" is HNSW's (against exact search); without, that of the
+    SQLite index path (exact by construction).
+    """
+    if pg_data not in ("embedding-like", "uniform"):
+        raise ConfigError(f"unknown --pg-data {pg_data!r}; valid: embedding-like, uniform")
+    result = run_retrieval_bench(_sizes(sizes), repeats)
+    if postgres:
+        pg = run_postgres_bench(
+            _sizes(pg_sizes), repeats, url=pg_url, ef_search=ef_search, data=pg_data
+        )
+        result["postgres"] = pg
+        result["recall_at_5"] = pg["recall_at_5"]
     if json_:
         print_json(result)
         return
-    table = Table("revisions", "retrieve ms", "bound ms", "ratio", "update ms", "rebuild ms")
+    _bench_table(result)
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def _bench_table(result: dict[str, Any]) -> None:
+    table = Table("revisions", "retrieve ms", "bound ms", "ratio", "update ms", "rebuild ms",
+                  title="SQLite (in-memory index)")  # fmt: skip
     for n, r in result["sizes"].items():
         table.add_row(str(n), f"{r['retrieve_ms']:.3f}", f"{r['bound_ms']:.3f}",
                       f"{r['ratio']:.2f}", f"{r['update_ms']:.3f}",
                       f"{r['rebuild_ms']:.1f}")  # fmt: skip
     out_console.print(table)
-    out_console.print(f"recall@5 of the index path against exact search: {result['recall_at_5']}")
-
-
-# -- the retrieval benchmark ---------------------------------------------------------------
-
-BENCH_DIM = 384  # all-MiniLM-L6-v2's dimension; random unit vectors stand in for embeddings
-
-
-class _FixedEmbedder(Embedder):
-    """Returns the query vectors of the benchmark in turn (no model: we time search only)."""
-
-    name = "bench-random"
-    dimension = BENCH_DIM
-
-    def __init__(self) -> None:
-        self.next: np.ndarray = np.zeros(BENCH_DIM, dtype=np.float32)
-
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        return [self.next.tolist() for _ in texts]
-
-    def embed_array(self, texts: list[str]) -> np.ndarray:
-        return np.tile(self.next, (len(texts), 1))
-
-
-def run_retrieval_bench(sizes: list[int], repeats: int) -> dict[str, object]:
-    """Medians in milliseconds, each size on its own fresh SQLite store.
-
-    On a shared machine the background load drifts, so comparisons are interleaved: each
-    query times the served path and the bare bound back to back (alternating which goes
-    first), and one-revision updates take turns across all sizes instead of running size
-    after size.
-    """
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
-        mems: dict[int, tuple[ProceduralMemory, np.ndarray]] = {}
-        for n in sizes:
-            store = Store(f"sqlite:///{Path(tmp) / f'bench-{n}.db'}")
-            matrix = _unit_rows(rng, n)
-            _populate(store, matrix)
-            mem = ProceduralMemory(store, embedder=_FixedEmbedder(), backend="heuristic")
-            mem.index  # noqa: B018  (first sync loads every revision once; not timed)
-            mems[n] = (mem, matrix)
-        rows = {n: _time_retrieval(mem, matrix, rng, repeats) for n, (mem, matrix) in mems.items()}
-        hits = sum(h for _, h in rows.values())
-        for name, incremental, rounds in (
-            ("update_ms", True, repeats),
-            ("rebuild_ms", False, max(3, repeats // 10)),
-        ):
-            times: dict[int, list[float]] = {n: [] for n in sizes}
-            for r in range(rounds):
-                for n in sizes[r % len(sizes) :] + sizes[: r % len(sizes)]:
-                    times[n].append(_timed_update(mems[n][0], rng, incremental=incremental))
-            for n in sizes:
-                rows[n][0][name] = _ms(times[n])
-        for mem, _ in mems.values():
-            mem.store.dispose()
-    total = 5 * repeats * len(sizes)
-    return {"sizes": {n: row for n, (row, _) in rows.items()},
-            "recall_at_5": round(hits / total, 4) if total else None}  # fmt: skip
-
-
-def _time_retrieval(
-    mem: ProceduralMemory, matrix: np.ndarray, rng: np.random.Generator, repeats: int
-) -> tuple[dict[str, float], int]:
-    """Top-5 through ProceduralMemory.retrieve vs ``matrix @ q`` + argpartition, per query."""
-    embedder = mem.embedder
-    assert isinstance(embedder, _FixedEmbedder)
-    served, bound, hits = [], [], 0
-    for i, q in enumerate(_unit_rows(rng, repeats)):
-        embedder.next = q
-        for turn in (0, 1) if i % 2 == 0 else (1, 0):
-            t0 = time.perf_counter()
-            if turn == 0:
-                got = mem.retrieve("bench", k=5, log=False)
-                served.append(time.perf_counter() - t0)
-            else:
-                exact = top_rows(matrix @ q, 5)
-                bound.append(time.perf_counter() - t0)
-        hits += len({it.procedure.id for it in got} & {int(j) + 1 for j in exact})
-    row = {"retrieve_ms": _ms(served), "bound_ms": _ms(bound)}
-    row["ratio"] = round(row["retrieve_ms"] / row["bound_ms"], 3) if row["bound_ms"] else 0.0
-    return row, hits
-
-
-def _timed_update(mem: ProceduralMemory, rng: np.random.Generator, *, incremental: bool) -> float:
-    """Append one revision to a random procedure, then bring an index up to date with it:
-    incrementally (ours), or by rebuilding it from every row (the reference code's way)."""
-    pid = int(rng.integers(1, len(mem.index) + 1))
-    vec = _unit_rows(rng, 1)[0]
-    t0 = time.perf_counter()
-    with mem.store.transaction() as s:
-        proc = s.get(Procedure, pid)
-        rev = ProcedureRevision(procedure_id=pid, script="1. bench.", embedding=to_bytes(vec))
-        append_revision(s, pid, rev, expected_current=proc.current_revision_id if proc else None)
-    if incremental:
-        mem.index.sync()
-    else:
-        ProcedureIndex(mem.store, BENCH_DIM).sync()
-    return time.perf_counter() - t0
-
-
-def _populate(store: Store, matrix: np.ndarray) -> None:
-    """n approved procedures, each with one revision holding a vector (bulk inserts)."""
-    n = matrix.shape[0]
-    now = utcnow()
-    procs = [
-        {"id": i + 1, "key": f"bench-{i + 1}", "title": f"bench {i + 1}", "task_type": "put",
-         "status": Status.approved.value, "current_revision_id": i + 1, "use_count": 0,
-         "success_count": 0, "pinned": False, "created_at": now, "updated_at": now}
-        for i in range(n)
-    ]  # fmt: skip
-    revs = [
-        {"id": i + 1, "procedure_id": i + 1, "kind": "script", "task_text": "", "script": "",
-         "steps": [], "origin": "build", "author": "bench", "model": "bench", "rationale": "",
-         "evidence_trajectory_ids": [], "facts": {}, "embedding": to_bytes(matrix[i]),
-         "created_at": now}
-        for i in range(n)
-    ]  # fmt: skip
-    with store.transaction() as s:
-        for i in range(0, n, 5000):
-            s.execute(insert(Procedure), procs[i : i + 5000])
-            s.execute(insert(ProcedureRevision), revs[i : i + 5000])
-
-
-def _unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    m = rng.standard_normal((n, BENCH_DIM)).astype(np.float32)
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
-
-
-def _ms(seconds: list[float]) -> float:
-    return round(float(np.median(seconds)) * 1000, 4)
+    pg = result.get("postgres")
+    if pg:
+        table = Table("revisions", "retrieve ms", "SQL ms", "bound ms", "ratio", "update ms",
+                      "recall@5", "index build s",
+                      title=f"Postgres + pgvector HNSW (ef_search {pg['ef_search']}, "
+                      f"m {pg['m']}, {pg['data']} vectors)")  # fmt: skip
+        for n, r in pg["sizes"].items():
+            table.add_row(str(n), f"{r['retrieve_ms']:.3f}", f"{r['sql_ms']:.3f}",
+                          f"{r['bound_ms']:.3f}", f"{r['ratio']:.2f}", f"{r['update_ms']:.3f}",
+                          f"{r['recall_at_5']:.3f}", f"{r['build_s']:.1f}")  # fmt: skip
+        out_console.print(table)
+    out_console.print(f"recall@5 against exact search: {result['recall_at_5']}")
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
