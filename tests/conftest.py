@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,14 +65,59 @@ def pg_server_fixture(tmp_path_factory: pytest.TempPathFactory):  # type: ignore
 _pg_counter = iter(range(1_000_000))
 
 
+def pg_database(server, template: str | None = None) -> str:  # type: ignore[no-untyped-def]
+    """Create a database on the pgserver (a copy of ``template`` if given); its URL."""
+    name = f"memp_test_{next(_pg_counter)}"
+    if template is None:
+        server.psql(f"CREATE DATABASE {name};")
+        server.psql(f"\\c {name}\nCREATE EXTENSION IF NOT EXISTS vector;")
+    else:
+        server.psql(f"CREATE DATABASE {name} TEMPLATE {pg_name(template)};")
+    socket_dir = server.get_uri().split("host=", 1)[1]
+    return f"postgresql+psycopg://postgres:@/{name}?host={socket_dir}"
+
+
+def pg_name(url: str) -> str:
+    return url.split("@/", 1)[1].split("?", 1)[0]
+
+
 @pytest.fixture(name="pg_url")
 def pg_url_fixture(pg_server) -> str:  # type: ignore[no-untyped-def]
     """A fresh, empty Postgres database (with pgvector) for one test."""
-    name = f"memp_test_{next(_pg_counter)}"
-    pg_server.psql(f"CREATE DATABASE {name};")
-    pg_server.psql(f"\\c {name}\nCREATE EXTENSION IF NOT EXISTS vector;")
-    socket_dir = pg_server.get_uri().split("host=", 1)[1]
-    return f"postgresql+psycopg://postgres:@/{name}?host={socket_dir}"
+    return pg_database(pg_server)
+
+
+@pytest.fixture(name="any_url", params=["sqlite", "postgres"])
+def any_url_fixture(request: pytest.FixtureRequest, db_url: str) -> str:
+    """An empty database URL, SQLite or Postgres, for tests that open their own stores
+    (several processes, old schemas)."""
+    return db_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+class HashEmbedder(Embedder):
+    """A deterministic stand-in for tests that need *some* vector, not retrieval quality
+    (concurrency, crash safety): each text gets a fixed pseudo-random unit vector."""
+
+    name = "test-hash"
+    dimension = 384
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist()
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        rows = [
+            np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:16], 16))
+            .standard_normal(self.dimension)
+            .astype(np.float32)
+            for t in texts
+        ]
+        m = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimension)
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+@pytest.fixture(name="hash_embedder")
+def hash_embedder_fixture() -> HashEmbedder:
+    return HashEmbedder()
 
 
 @pytest.fixture(name="any_store", params=["sqlite", "postgres"])

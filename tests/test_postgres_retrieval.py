@@ -1,0 +1,183 @@
+"""Retrieval on Postgres + pgvector: in the database, ranked like SQLite, filters honoured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, pg_database
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from test_build import approved_template, load_alfworld, store_from
+from test_retrieve import NEW_TASKS
+
+from memp_core.bench import FixedEmbedder, pg_populate
+from memp_core.build import append_revision
+from memp_core.embeddings import Embedder, get_embedder, to_bytes
+from memp_core.errors import ConfigError
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Procedure, ProcedureRevision, Status
+from memp_core.pgsearch import PgSearch
+from memp_core.review import Actor, approve, deprecate
+from memp_core.search import Filter
+from memp_core.store import Store
+
+__all__ = ["approved_template"]
+ADMIN = Actor("rita", "reviewer")
+
+
+@pytest.fixture(scope="session")
+def pg_approved(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """A template database: the ALFWorld transcripts built into 12 approved procedures."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (the shared agent data sits beside the repo)")
+    url = pg_database(pg_server)
+    store = Store(url)
+    load_alfworld(store, SHARED_DATA)
+    ProceduralMemory(store, embedder=get_embedder(), backend="heuristic").build(
+        status=Status.approved
+    )
+    store.dispose()  # a template must have no open connections
+    return url
+
+
+@pytest.fixture(name="pg_mem")
+def pg_mem_fixture(pg_server, pg_approved: str, embedder: Embedder) -> Iterator[ProceduralMemory]:  # type: ignore[no-untyped-def]
+    store = Store(pg_database(pg_server, template=pg_approved))
+    yield ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    store.dispose()
+
+
+@pytest.fixture(name="sqlite_mem")
+def sqlite_mem_fixture(
+    approved_template: Path, db_url: str, embedder: Embedder
+) -> Iterator[ProceduralMemory]:
+    store = store_from(approved_template, db_url)
+    yield ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    store.dispose()
+
+
+@pytest.fixture(name="big")
+def big_fixture(pg_url: str) -> Iterator[tuple[Store, np.ndarray]]:
+    """3000 approved procedures with random vectors, bulk-loaded, HNSW index built."""
+    store = Store(pg_url)
+    matrix = np.random.default_rng(7).standard_normal((3000, 384)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    pg_populate(store, matrix)
+    yield store, matrix
+    store.dispose()
+
+
+def _ranking(mem: ProceduralMemory, policy: str, **kw: object) -> list[list[tuple[str, float]]]:
+    return [
+        [(it.procedure.key, round(it.score, 4))
+         for it in mem.retrieve(task, policy=policy, k=4, log=False, **kw)]  # type: ignore[arg-type]
+        for task, _ in NEW_TASKS
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("policy", ["query", "facts", "hybrid"])
+def test_postgres_ranks_every_policy_like_sqlite(
+    pg_mem: ProceduralMemory, sqlite_mem: ProceduralMemory, policy: str
+) -> None:
+    on_pg = _ranking(pg_mem, policy)
+    assert on_pg == _ranking(sqlite_mem, policy)
+    assert sum(map(len, on_pg)) >= 8  # every new task finds something (facts: if it parses)
+
+
+def test_author_model_and_threshold_filter_in_the_database_as_on_sqlite(
+    pg_mem: ProceduralMemory, sqlite_mem: ProceduralMemory
+) -> None:
+    for kw in ({"author_model": "heuristic"}, {"author_model": "nobody"}, {"threshold": 0.5}):
+        assert _ranking(pg_mem, "hybrid", **kw) == _ranking(sqlite_mem, "hybrid", **kw)
+    assert _ranking(pg_mem, "query", author_model="nobody") == [[] for _ in NEW_TASKS]
+
+
+def test_reviews_decide_what_postgres_serves(pg_mem: ProceduralMemory) -> None:
+    first = pg_mem.retrieve("put two pillow in sofa", k=1, log=False).items[0]
+    assert first.revision.id == first.procedure.current_revision_id
+    deprecate(pg_mem.store, first.procedure.id or 0, actor=ADMIN, reason="keeps failing")
+    again = pg_mem.retrieve("put two pillow in sofa", k=12, log=False)
+    assert first.procedure.id not in {it.procedure.id for it in again}
+    assert len(again) == 11
+
+
+def test_query_search_walks_the_hnsw_index_with_its_filters(big: tuple[Store, np.ndarray]) -> None:
+    store, matrix = big
+    with store.session() as s:
+        search = PgSearch(s)
+        for flt in (Filter(5, statuses=["approved"]), Filter(5, author_model="bench")):
+            stmt = search.nearest_statement(matrix[0], flt)
+            sql = stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+            plan = "\n".join(r[0] for r in s.execute(text(f"EXPLAIN {sql}")).all())
+            assert "Index Scan using ix_procedure_embedding_hnsw" in plan, plan
+        found = search.nearest(matrix[42], Filter(5, statuses=["approved"]))
+    assert found[0].procedure_id == 43 and found[0].score == pytest.approx(1.0, abs=1e-5)
+    assert found[0].revision_id == 43
+
+
+def test_a_filter_that_empties_the_graph_walk_falls_back_to_exact_search(
+    big: tuple[Store, np.ndarray],
+) -> None:
+    store, matrix = big
+    far = [2000, 2500, 2999]  # the only approved procedures, and not near the query
+    with store.transaction() as s:
+        s.execute(text("UPDATE procedure SET status = 'pending_review' WHERE id <> ALL(:ids)"),
+                  {"ids": far})  # fmt: skip
+    query = matrix[0]
+    with store.session() as s:
+        found = PgSearch(s).nearest(query, Filter(5, statuses=["approved"]))
+    expected = sorted(far, key=lambda pid: -float(matrix[pid - 1] @ query))
+    assert [sc.procedure_id for sc in found] == expected
+
+
+def test_a_revision_committed_after_a_newer_one_is_still_found(
+    big: tuple[Store, np.ndarray],
+) -> None:
+    """Postgres hands out ids before commit; a cache synced by 'id > last seen' would miss
+    the slower transaction's revision. Search in the database sees both."""
+    store, _ = big
+    mem = ProceduralMemory(store, embedder=FixedEmbedder(), backend="heuristic")
+    slow_vec, fast_vec = np.eye(384, dtype=np.float32)[0], np.eye(384, dtype=np.float32)[1]
+    with store.transaction() as slow:
+        slow_rev = _append(slow, 10, slow_vec)  # takes the lower id, commits last
+        with store.transaction() as fast:
+            fast_rev = _append(fast, 20, fast_vec)
+        assert (slow_rev.id or 0) < (fast_rev.id or 0)
+        assert _top(mem, fast_vec) == (20, fast_rev.id)
+    assert _top(mem, slow_vec) == (10, slow_rev.id)
+    assert _top(mem, fast_vec) == (20, fast_rev.id)
+
+
+def test_an_embedder_of_another_size_is_refused_clearly(pg_url: str) -> None:
+    with Store(pg_url).session() as s:
+        with pytest.raises(ConfigError, match="384"):
+            PgSearch(s).nearest(np.ones(768, dtype=np.float32), Filter(3))
+
+
+def _append(s, pid: int, vec: np.ndarray) -> ProcedureRevision:  # type: ignore[no-untyped-def]
+    proc = s.get(Procedure, pid)
+    rev = ProcedureRevision(procedure_id=pid, script="1. go.", embedding=to_bytes(vec))
+    return append_revision(s, pid, rev, expected_current=proc.current_revision_id)
+
+
+def _top(mem: ProceduralMemory, vec: np.ndarray) -> tuple[int | None, int | None]:
+    assert isinstance(mem.embedder, FixedEmbedder)
+    mem.embedder.next = vec
+    top = mem.retrieve("x", k=1, log=False).items[0]
+    return top.procedure.id, top.revision.id
+
+
+def test_approving_on_postgres_serves_the_procedure(pg_server, pg_approved: str) -> None:  # type: ignore[no-untyped-def]
+    store = Store(pg_database(pg_server, template=pg_approved))
+    with store.transaction() as s:
+        s.execute(text("UPDATE procedure SET status = 'pending_review'"))
+    mem = ProceduralMemory(store, embedder=get_embedder(), backend="heuristic")
+    assert mem.retrieve("put two pillow in sofa", log=False).items == []
+    everything = mem.retrieve("put two pillow in sofa", all_statuses=True, log=False)
+    approve(store, everything.items[1].procedure.id or 0, actor=ADMIN)
+    served = mem.retrieve("put two pillow in sofa", k=3, log=False)
+    assert [it.procedure.id for it in served] == [everything.items[1].procedure.id]
+    store.dispose()
