@@ -17,7 +17,9 @@ or reviewing procedures never loads torch or needs an LLM endpoint.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -47,7 +49,7 @@ from memp_core.update import UpdateReport
 from memp_core.update import update as _update
 
 VECTOR_POLICIES = ("query", "hybrid")
-WRITE_ATTEMPTS = 3
+WRITE_ATTEMPTS = 5
 T = TypeVar("T")
 
 
@@ -214,11 +216,13 @@ class ProceduralMemory:
 
 
 def _retrying(write: Callable[[], T]) -> T:
-    """Run a plan-then-write step again when a concurrent writer made its plan stale."""
+    """Run a plan-then-write step again when a concurrent writer made its plan stale; a
+    short random pause lets writers that keep meeting on one procedure fall out of step."""
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             return write()
         except (ConflictError, DeadlockError):
             if attempt == WRITE_ATTEMPTS:
                 raise
+            time.sleep(random.uniform(0.0, 0.02 * attempt))
     raise AssertionError("unreachable")
