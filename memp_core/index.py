@@ -168,6 +168,13 @@ class ProcedureIndex:
     several processes in step costs one ``max(id)`` query when nothing changed. Statuses are
     not cached here: they change without a new revision (approve, deprecate), so the
     retriever checks them for the few candidates it returns.
+
+    "Above the last id seen" misses nothing only where revisions commit in id order. SQLite
+    has one writer at a time (each write transaction holds the lock from its first
+    statement to its commit), and a sync reads ``max(id)`` and the rows in one snapshot. On
+    Postgres ids are handed out before commit, so a slow transaction can commit a lower id
+    after a sync has moved past it: Postgres therefore does not use this index, retrieval
+    runs in the database (:mod:`memp_core.pgsearch`).
     """
 
     def __init__(self, store: Store, dimension: int) -> None:

@@ -321,3 +321,43 @@ def test_a_lock_that_outlasts_the_retries_is_a_clear_error_before_anything_runs(
     assert store.counts().runs == 0  # readers are not blocked by the writer (WAL)
     holder.join()
     assert [r.name for r in store.runs()] == ["holder"]
+
+
+def test_the_sqlite_index_ends_in_step_with_writers_in_other_threads(db_url: str) -> None:
+    """Revisions commit in id order on SQLite, so syncing 'ids above the last seen' while
+    writers race still ends with every procedure at its current revision."""
+    store = Store(db_url)
+    mem = seed(store)
+    reader_done = threading.Event()
+
+    def writer(seed_: int) -> None:
+        own = Store(db_url, create=False)
+        rng = random.Random(seed_)
+        for i in range(25):
+            pid = rng.randrange(1, 9)
+            with own.transaction() as s:
+                proc = s.get(Procedure, pid)
+                vec = HashEmbedder().embed_array([f"{seed_}-{i}"])[0].tobytes()
+                rev = ProcedureRevision(procedure_id=pid, script=f"1. w{seed_}", embedding=vec)
+                append_revision(s, pid, rev, expected_current=proc.current_revision_id)
+        own.dispose()
+
+    def reader() -> None:
+        while not reader_done.is_set():
+            mem.index.sync()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    sync_thread = threading.Thread(target=reader)
+    for t in [*threads, sync_thread]:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    reader_done.set()
+    sync_thread.join(timeout=30)
+    index = mem.index
+    assert {pid: e.revision_id for pid, e in index.entries.items()} == {
+        p.id: p.current_revision_id for p in store.procedures()
+    }
+    for p in store.procedures():
+        stored = np.frombuffer(p.embedding or b"", dtype="<f4")
+        assert np.allclose(index.vectors.vector(p.id or 0), stored, atol=1e-6)  # type: ignore[arg-type]

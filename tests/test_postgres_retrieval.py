@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,14 +13,16 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from test_build import approved_template, load_alfworld, store_from
 from test_retrieve import NEW_TASKS
+from typer.testing import CliRunner
 
 from memp_core.bench import FixedEmbedder, pg_populate
 from memp_core.build import append_revision
+from memp_core.cli import app
 from memp_core.embeddings import Embedder, get_embedder, to_bytes
 from memp_core.errors import ConfigError
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status
-from memp_core.pgsearch import PgSearch
+from memp_core.pgsearch import EF_SEARCH, PgSearch
 from memp_core.review import Actor, approve, deprecate
 from memp_core.search import Filter
 from memp_core.store import Store
@@ -181,3 +184,19 @@ def test_approving_on_postgres_serves_the_procedure(pg_server, pg_approved: str)
     served = mem.retrieve("put two pillow in sofa", k=3, log=False)
     assert [it.procedure.id for it in served] == [everything.items[1].procedure.id]
     store.dispose()
+
+
+def test_bench_retrieval_reports_the_postgres_section(pg_server) -> None:  # type: ignore[no-untyped-def]
+    base = pg_database(pg_server)  # any database of the server: the bench adds its own
+    args = ["bench", "retrieval", "--sizes", "200", "--repeats", "4", "--postgres",
+            "--pg-url", base, "--pg-sizes", "300,600", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    pg = out["postgres"]
+    assert set(pg["sizes"]) == {"300", "600"} and pg["ef_search"] == EF_SEARCH
+    for row in pg["sizes"].values():
+        assert {"retrieve_ms", "sql_ms", "bound_ms", "ratio", "update_ms", "recall_at_5",
+                "build_s"} <= set(row)  # fmt: skip
+        assert 0.0 <= row["recall_at_5"] <= 1.0 and row["retrieve_ms"] > 0
+    assert out["recall_at_5"] == pg["recall_at_5"] and set(out["sizes"]) == {"200"}
