@@ -3,9 +3,10 @@
 
 - ``nearest``: ``ORDER BY embedding <=> :q LIMIT k`` over ``procedure.embedding`` (the
   current revision's vector) with the status and author filters in the same statement.
-  ``hnsw.ef_search`` is ``EF_SEARCH`` (recall@5 >= 0.95 in ``memp bench retrieval
-  --postgres``). HNSW applies filters after the graph walk, so a very selective filter can
-  leave fewer than ``k`` rows: then the same statement runs again as an exact scan.
+  ``hnsw.ef_search`` is ``EF_SEARCH``, set on every connection (recall@5 >= 0.95 in
+  ``memp bench retrieval --postgres``); a search with another breadth sets it locally.
+  HNSW applies filters after the graph walk, so a very selective filter can leave fewer
+  than ``k`` rows: then the same statement runs again as an exact scan.
 - ``facts`` / ``hybrid``: one exact scan scoring each current revision's JSON facts (and
   cosine, for hybrid) in SQL, best first, ``LIMIT k``.
 
@@ -24,10 +25,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from memp_core.errors import ConfigError
-from memp_core.models import EMBEDDING_DIM, EmbeddingType, Procedure, ProcedureRevision
+from memp_core.models import (
+    EMBEDDING_DIM,
+    HNSW_EF_SEARCH,
+    EmbeddingType,
+    Procedure,
+    ProcedureRevision,
+)
 from memp_core.search import FACT_WEIGHTS, HYBRID_WEIGHT, Filter, Scored, facts_weight
 
-EF_SEARCH = 150  # pgvector's default is 40; see the module docstring
+EF_SEARCH = HNSW_EF_SEARCH
 MAX_EF_SEARCH = 1000  # pgvector's upper bound
 
 
@@ -42,7 +49,9 @@ class PgSearch:
         if f.k <= 0:
             return []
         stmt = self.nearest_statement(vector, f)
-        _set(self.s, "hnsw.ef_search", str(min(max(self.ef_search, f.k), MAX_EF_SEARCH)))
+        breadth = min(max(self.ef_search, f.k), MAX_EF_SEARCH)
+        if breadth != HNSW_EF_SEARCH:  # the connection default; anything else costs a trip
+            _set(self.s, "hnsw.ef_search", str(breadth))
         rows = self.s.execute(stmt).all()
         if len(rows) < f.k:  # the filter ate the graph walk's candidates: scan exactly
             _set(self.s, "enable_indexscan", "off")

@@ -129,28 +129,30 @@ def resolve_statuses(all_statuses: bool, statuses: Sequence[str] | None) -> list
 
 
 def load_items(s: Session, scored: Sequence[Scored]) -> list[RetrievedProcedure]:
-    """Procedures (as they are now) and the revisions they were scored on, in score order."""
+    """Procedures (as they are now) and the revisions they were scored on, in score order,
+    in one statement (each revision joined to its own procedure)."""
     if not scored:
         return []
-    ids = [sc.procedure_id for sc in scored]
-    procs = {p.id: p for p in s.exec(select(Procedure).where(col(Procedure.id).in_(ids)))}
-    wanted = {
-        sc.procedure_id: sc.revision_id or procs[sc.procedure_id].current_revision_id
+    wanted = {sc.procedure_id: sc.revision_id for sc in scored}
+    missing = [pid for pid, rid in wanted.items() if rid is None]
+    if missing:  # scored without a revision: the procedure's current one
+        current = s.exec(
+            select(Procedure.id, Procedure.current_revision_id).where(
+                col(Procedure.id).in_(missing)
+            )
+        ).all()
+        wanted.update({int(pid or 0): rid for pid, rid in current})
+    rows = s.exec(
+        select(Procedure, ProcedureRevision)
+        .join(ProcedureRevision, col(ProcedureRevision.procedure_id) == Procedure.id)
+        .where(col(ProcedureRevision.id).in_([r for r in wanted.values() if r is not None]))
+    ).all()
+    pairs = {int(proc.id or 0): (proc, rev) for proc, rev in rows}
+    return [
+        RetrievedProcedure(*pairs[sc.procedure_id], sc.score, sc.matched)
         for sc in scored
-        if sc.procedure_id in procs
-    }
-    rev_ids = [i for i in wanted.values() if i is not None]
-    revs = {
-        r.id: r
-        for r in s.exec(select(ProcedureRevision).where(col(ProcedureRevision.id).in_(rev_ids)))
-    }
-    items: list[RetrievedProcedure] = []
-    for sc in scored:
-        proc = procs.get(sc.procedure_id)
-        rev = revs.get(wanted.get(sc.procedure_id))
-        if proc is not None and rev is not None:
-            items.append(RetrievedProcedure(proc, rev, sc.score, sc.matched))
-    return items
+        if sc.procedure_id in pairs and pairs[sc.procedure_id][1].id == wanted[sc.procedure_id]
+    ]
 
 
 def log_retrieval(

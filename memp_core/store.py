@@ -30,6 +30,7 @@ from sqlmodel import Session, SQLModel, col, create_engine, select
 from memp_core.config import Settings, get_settings
 from memp_core.errors import DatabaseLockedError, NotFoundError, StoreError
 from memp_core.models import (
+    HNSW_EF_SEARCH,
     AuditEvent,
     Procedure,
     ProcedureRevision,
@@ -121,7 +122,8 @@ def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if mode else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    options = f"-c hnsw.ef_search={HNSW_EF_SEARCH}"  # pgvector's search breadth (models.py)
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
 
 
 class DeadlockError(DatabaseLockedError):
