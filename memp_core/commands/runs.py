@@ -1,11 +1,26 @@
-"""`memp` commands about runs: listing runs and their per-group curves."""
+"""`memp` commands about runs: listing runs, running the online loop, the learning bench."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 from rich.table import Table
+from tqdm import tqdm
 
-from memp_core.cli import DbOpt, JsonOpt, open_store, out_console, print_json
+from memp_core.cli import (
+    DbOpt,
+    JsonOpt,
+    err_console,
+    open_store,
+    out_console,
+    print_json,
+    settings_for,
+)
 from memp_core.models import Run
 
 
@@ -54,6 +69,146 @@ def runs(db: DbOpt = None, json_: JsonOpt = False) -> None:
     out_console.print(table)
 
 
+@contextmanager
+def task_bar(total: int, desc: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr (stdout stays clean for --json); silent when not a terminal."""
+    with tqdm(total=total, desc=desc, unit="task", file=sys.stderr,
+              disable=not sys.stderr.isatty(), leave=False) as bar:  # fmt: skip
+
+        def update(done: int, _total: int) -> None:
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def single_thread_torch() -> None:
+    """One intra-op thread: embedding one short text at a time gains nothing from more, and
+    on a busy 2-core machine extra threads oversubscribe the CPU (many times slower)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run(
+    agent: Annotated[str, typer.Option(help="heuristic (no LLM) or llm (OPENAI_BASE_URL)")] = (
+        "heuristic"
+    ),
+    memory: Annotated[str, typer.Option(help="Update policy: none|vanilla|validation|reflect")] = (
+        "reflect"
+    ),
+    build: Annotated[str, typer.Option(help="Build policy for new procedures")] = "script",
+    retrieve: Annotated[str, typer.Option(help="query | facts | random | hybrid")] = "query",
+    k: Annotated[int, typer.Option("-k", help="Procedures retrieved per task")] = 3,
+    tasks: Annotated[int, typer.Option(help="Number of tasks")] = 60,
+    groups: Annotated[int, typer.Option(help="Groups (one metrics point each)")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the task set")] = 0,
+    strength: Annotated[str, typer.Option(help="Heuristic agent: strong | weak")] = "strong",
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve/--review",
+            help="Serve what the run learns at once, or queue it for review",
+        ),
+    ] = True,  # fmt: skip
+    max_steps: Annotated[int, typer.Option(help="Step limit per task")] = 50,
+    update_every: Annotated[int, typer.Option(help="Tasks per memory update")] = 1,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run an agent online on seeded household-simulator tasks; memory learns as it goes."""
+    from memp_core.loop import CachedEmbedder, LoopConfig, run_loop
+    from memp_core.memory import ProceduralMemory
+
+    config = LoopConfig(
+        agent=agent, strength=strength, memory=memory,
+        retrieve=None if memory == "none" else retrieve, build=build, k=k, tasks=tasks,
+        groups=groups, seed=seed, max_steps=max_steps, auto_approve=auto_approve,
+        update_every=update_every,
+    )  # fmt: skip
+    config.check()
+    settings = settings_for(db)
+    store = open_store(db)
+    embedder = None
+    if config.retrieve:
+        from memp_core.embeddings import get_embedder
+
+        single_thread_torch()
+        embedder = CachedEmbedder(get_embedder(settings))
+    mem = ProceduralMemory(store, settings=settings, embedder=embedder)
+    with task_bar(tasks, f"run {agent} memory={memory}") as bar:
+        result = run_loop(store, config, memory=mem, settings=settings, progress=bar)
+    summary = {
+        "run_id": result.run_id, "status": result.status, "agent": agent,
+        "memory": memory, "tasks": tasks, "groups": result.groups,
+        "success_rate": result.success_rate, "mean_steps": result.mean_steps,
+        "reflections": result.reflections,
+    }  # fmt: skip
+    if json_:
+        print_json(summary)
+        return
+    table = Table("group", "tasks", "success", "mean steps", "tokens")
+    for g in result.groups:
+        table.add_row(str(g["index"] + 1), str(g["tasks"]), f"{g['success_rate']:.0%}",
+                      f"{g['mean_steps']:.1f}", str(g["tokens"]))  # fmt: skip
+    out_console.print(table)
+    out_console.print(
+        f"Run #{result.run_id} {result.status}: {result.success_rate:.0%} success, "
+        f"{result.mean_steps:.1f} mean steps, {result.reflections} reflection(s)."
+    )
+
+
+def bench_learning(
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller task sets (under a minute)")] = (
+        False
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the task sets")] = 0,
+    out: Annotated[Path, typer.Option(help="Where to write the PNG of the curves")] = Path(
+        "bench_out/learning.png"
+    ),
+    json_: JsonOpt = False,
+) -> None:
+    """Memory policies on one seeded task set: none, vanilla, validation, reflect, random
+    retrieval, and transfer (a weak agent reading a strong agent's memory)."""
+    from memp_core.sim.bench import BenchConfig, run_learning_bench, write_png
+
+    single_thread_torch()
+    config = BenchConfig.quick(seed) if quick else BenchConfig(seed=seed)
+    bars: dict[str, Any] = {}
+
+    def on_task(name: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        bar = bars.get(name)
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = bars[name] = tqdm(total=total, desc=name, unit="task", file=sys.stderr,
+                                    leave=False)  # fmt: skip
+        bar.update(done - bar.n)
+
+    result = run_learning_bench(config, on_task=on_task)
+    for bar in bars.values():
+        bar.close()
+    png = write_png(result, out)
+    if json_:
+        print_json(result.as_dict())
+        err_console.print(f"curves: {png}")
+        return
+    table = Table("condition", "agent", "memory", "retrieve", "test success", "test mean steps",
+                  "online success")  # fmt: skip
+    for c in result.conditions.values():
+        table.add_row(c.name, c.agent, c.memory, c.retrieve or "-", f"{c.success_rate:.0%}",
+                      f"{c.mean_steps:.1f}", f"{c.online_success_rate:.0%}")  # fmt: skip
+    out_console.print(table)
+    out_console.print(
+        f"Train {config.train} tasks in {config.groups} groups, then {config.test} held-out "
+        f"test tasks with memory read-only (household simulator, heuristic agents). "
+        f"Curves: {png}"
+    )
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this area's commands to the app and the `bench` group."""
     app.command("runs")(runs)
+    app.command("run")(run)
+    bench.command("learning")(bench_learning)

@@ -55,7 +55,7 @@ class Guide:
 
     where: Counts = field(default_factory=dict)  # the object: same-object procedures, summed
     second: Counts = field(default_factory=dict)  # puttwo: where the second one was
-    other: list[str] = field(default_factory=list)  # kinds other objects of the task were in
+    other: Counts = field(default_factory=dict)  # the same counts for other objects
     open_closed: bool = False  # memory says the object hides in closed places
     tools: dict[str, str] = field(default_factory=dict)  # verb -> appliance kind
     avoid: dict[str, set[str]] = field(default_factory=dict)
@@ -64,12 +64,16 @@ class Guide:
     no_repeat: bool = False
     take_before_use: bool = False
     used: list[int] = field(default_factory=list)  # revision ids that contributed
+    # The procedure for this very kind of task (same type, same object), if one was served:
+    # the one a failure is reflected into. Hints from other procedures are borrowed, not
+    # followed, so another object's failure never rewrites their counts.
+    followed: int | None = None
 
     @property
     def hints(self) -> list[str]:
         """Kinds memory points to, best evidence first (for display and tests)."""
         own = [k for k, (f, _) in sorted(self.where.items(), key=lambda kv: -kv[1][0]) if f]
-        return own + [k for k in self.other if k not in own]
+        return own + [k for k, (f, _) in self.other.items() if f and k not in own]
 
     def size(self) -> tuple[int, ...]:
         return (len(self.where), len(self.other), len(self.tools), int(self.open_target),
@@ -101,6 +105,8 @@ def read_guide(task: str, recalls: Sequence[Recall]) -> Guide:
             _read_steps(guide, recall, same_object)
         if guide.size() != before and recall.revision_id is not None:
             guide.used.append(recall.revision_id)
+        if guide.followed is None and same_object and recall.task_type == facts.task_type:
+            guide.followed = recall.revision_id
     return guide
 
 
@@ -149,12 +155,14 @@ def _read_script(guide: Guide, recall: Recall, same_object: bool) -> None:
 
 def _read_find(guide: Guide, line: str, same_object: bool) -> None:
     """'find <object>: check A (3/4); rarely in X (0/2); open closed ones', or free text."""
-    found = FindLine.parse(line) if ": check" in line else _free_find(line)
+    found = FindLine.parse(line)
+    if not found.stats:  # not the counted format: read the places it names
+        found = _free_find(line)
     guide.open_closed |= found.open_closed
     if same_object:
         merge_counts(guide.second if "second" in line else guide.where, found.stats)
-    else:  # where another object was is a weaker hint; where it was not says nothing
-        guide.other.extend(k for k in found.hints if k not in guide.other)
+    else:
+        merge_counts(guide.other, found.stats)
 
 
 def _free_find(line: str) -> FindLine:
@@ -168,7 +176,7 @@ def _free_find(line: str) -> FindLine:
 def _roles(line: str, obj: str, rec: str) -> str:
     if obj:
         line = re.sub(rf"\b{re.escape(obj)}s?\b", "<object>", line)
-    if rec:
+    if rec and not _FIND.search(line):  # in a search line the place is a place to look
         line = re.sub(rf"\b{re.escape(rec)}s?\b", "<receptacle>", line)
     return line
 
@@ -185,7 +193,7 @@ def _read_steps(guide: Guide, recall: Recall, same_object: bool) -> None:
         merge_counts(guide.where, where.stats)
         merge_counts(guide.second, {k: [1, 1] for k in rf.found[1:2]})
     else:
-        guide.other.extend(k for k in where.hints if k not in guide.other)
+        merge_counts(guide.other, where.stats)
     guide.open_closed |= rf.found_closed
     for verb, kind in rf.tools_ok.items():
         guide.tools.setdefault(verb, kind)

@@ -1,0 +1,318 @@
+"""The online learning loop: tasks arrive in groups, the agent uses memory, memory updates.
+
+For every task: retrieve procedures (logged), run the agent in the household world, store the
+trajectory with its steps, the revision it followed and its retrieval, then apply the update
+policy. Each :class:`~memp_core.models.Run` stores its configuration and one metrics entry
+per group (success rate, mean steps with failures counted at the step limit, tokens), written
+as each group ends so the dashboard sees a running experiment grow. Cancel with Ctrl-C or a
+``threading.Event``: the run is kept, marked ``cancelled``, with the groups it finished.
+
+:func:`replay` compares a revision with its parent on seeded tasks in a sandbox: it writes
+nothing to the database.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memp_core.config import Settings, get_settings
+from memp_core.embeddings import Embedder
+from memp_core.errors import ConfigError
+from memp_core.facts import extract_facts
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Retrieval, Run, Step, Trajectory, utcnow
+from memp_core.retrieve import RetrievedProcedure
+from memp_core.sim.agents import STRENGTHS, Episode, HeuristicAgent
+from memp_core.sim.guide import Recall
+from memp_core.sim.replay import ReplayResult, ReplayScore, replay
+from memp_core.sim.tasks import make_scene, task_seeds
+from memp_core.sim.transcript import step_flags
+from memp_core.sim.world import DEFAULT_MAX_STEPS, World
+from memp_core.store import Store
+
+__all__ = [
+    "CachedEmbedder", "LoopConfig", "LoopResult", "ReplayResult", "ReplayScore", "replay",
+    "run_loop", "start_run",
+]  # fmt: skip
+
+ENVIRONMENT = "household-sim"
+MEMORY_POLICIES = ("none", "vanilla", "validation", "reflect")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """One run. ``retrieve=None`` (or ``memory='none'`` from the CLI) means no memory at all;
+    ``memory='none'`` with a retrieve policy reads memory without changing it (transfer)."""
+
+    agent: str = "heuristic"  # heuristic | llm
+    strength: str = "strong"  # heuristic agents only
+    memory: str = "reflect"  # update policy
+    retrieve: str | None = "query"
+    build: str = "script"
+    k: int = 3
+    tasks: int = 60
+    groups: int = 3
+    seed: int = 0
+    max_steps: int = DEFAULT_MAX_STEPS
+    auto_approve: bool = True
+    author_model: str | None = None  # only serve revisions written by this model
+    task_types: tuple[str, ...] = ()  # empty: all six
+    update_every: int = 1  # tasks per memory update (a batch embeds in one pass)
+    name: str = ""
+    kind: str = "online"
+
+    def check(self) -> None:
+        if self.memory not in MEMORY_POLICIES:
+            raise ConfigError(f"unknown memory policy {self.memory!r}; valid: {MEMORY_POLICIES}")
+        if self.agent not in ("heuristic", "llm"):
+            raise ConfigError(f"unknown agent {self.agent!r}; valid: heuristic, llm")
+        if self.strength not in STRENGTHS:
+            raise ConfigError(f"unknown strength {self.strength!r}; valid: {sorted(STRENGTHS)}")
+        if self.tasks < 1 or not 1 <= self.groups <= self.tasks:
+            raise ConfigError("need at least one task and 1 <= groups <= tasks")
+
+
+@dataclass
+class GroupMetrics:
+    index: int
+    tasks: int = 0
+    successes: int = 0
+    steps: int = 0  # failures counted at the step limit
+    tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        n = max(self.tasks, 1)
+        return {
+            "index": self.index, "tasks": self.tasks, "successes": self.successes,
+            "success_rate": self.successes / n, "mean_steps": self.steps / n,
+            "tokens": self.tokens,
+        }  # fmt: skip
+
+
+@dataclass
+class LoopResult:
+    run_id: int
+    status: str
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    trajectory_ids: list[int] = field(default_factory=list)
+    reflections: int = 0
+
+    def _total(self, key: str) -> float:
+        n = sum(g["tasks"] for g in self.groups)
+        return sum(g[key] * g["tasks"] for g in self.groups) / n if n else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self._total("success_rate")
+
+    @property
+    def mean_steps(self) -> float:
+        return self._total("mean_steps")
+
+
+class CachedEmbedder(Embedder):
+    """Remembers vectors by text. Loops embed the same task sentences and scripts again and
+    again (every condition of a benchmark replays one task set); a cache turns that into one
+    batched pass, which matters on CPU."""
+
+    def __init__(self, base: Embedder, max_items: int = 50_000) -> None:
+        self.base = base
+        self.name = base.name
+        self.dimension = base.dimension
+        self.max_items = max_items
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def warm(self, texts: Sequence[str]) -> None:
+        """Embed all unseen ``texts`` in one batch."""
+        self.embed_array(list(texts))
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist()
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            if len(self._vectors) + len(missing) > self.max_items:
+                self._vectors.clear()
+            for text, vec in zip(missing, self.base.embed_array(missing), strict=True):
+                self._vectors[text] = vec
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
+
+
+def make_agent(config: LoopConfig, settings: Settings) -> Any:
+    if config.agent == "heuristic":
+        return HeuristicAgent(config.strength)
+    from memp_core.llm_openai import OpenAIBackend
+    from memp_core.sim.react import ReactAgent
+
+    return ReactAgent(OpenAIBackend(settings))
+
+
+def recalls_of(items: Sequence[RetrievedProcedure]) -> list[Recall]:
+    return [
+        Recall(it.revision.task_text, it.procedure.task_type, it.revision.script,
+               tuple(it.revision.steps), it.revision.id, it.score)
+        for it in items
+    ]  # fmt: skip
+
+
+def run_loop(
+    store: Store,
+    config: LoopConfig,
+    *,
+    memory: ProceduralMemory | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> LoopResult:
+    """Run ``config`` as one Run in ``store``; see the module docstring."""
+    config.check()
+    settings = settings or get_settings()
+    memory = memory or ProceduralMemory(store, settings=settings)
+    agent = make_agent(config, settings)
+    pairs = task_seeds(config.tasks, config.seed, config.task_types or _all_types())
+    run = _start(store, config, agent.model)
+    result = LoopResult(int(run.id or 0), "running")
+    bounds = [round(i * config.tasks / config.groups) for i in range(config.groups + 1)]
+    try:
+        for g in range(config.groups):
+            metrics = GroupMetrics(g)
+            pending: list[int] = []
+            for i in range(bounds[g], bounds[g + 1]):
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt
+                seed, task_type = pairs[i]
+                tid, ep = run_task(store, memory, agent, config, run, g, seed, task_type)
+                result.trajectory_ids.append(tid)
+                pending.append(tid)
+                if len(pending) >= config.update_every or i + 1 == bounds[g + 1]:
+                    result.reflections += _update(memory, config, pending)
+                    pending = []
+                metrics.tasks += 1
+                metrics.successes += int(ep.success)
+                metrics.steps += len(ep.steps) if ep.success else config.max_steps
+                metrics.tokens += ep.tokens
+                if progress is not None:
+                    progress(i + 1, config.tasks)
+            result.groups.append(metrics.as_dict())
+            _save_metrics(store, result.run_id, result.groups)
+        result.status = "done"
+    except KeyboardInterrupt:
+        result.status = "cancelled"
+    finally:
+        status = result.status if result.status != "running" else "failed"
+        _finish(store, result.run_id, status)
+    return result
+
+
+def _update(memory: ProceduralMemory, config: LoopConfig, ids: list[int]) -> int:
+    """Apply the update policy to finished runs; returns the number of reflections."""
+    if not config.retrieve or config.memory == "none" or not ids:
+        return 0
+    report = memory.update(
+        ids, policy=config.memory, build_policy=config.build, auto_approve=config.auto_approve
+    )
+    return len(report.reflected)
+
+
+def _all_types() -> tuple[str, ...]:
+    from memp_core.facts import TASK_TYPES
+
+    return TASK_TYPES
+
+
+def run_task(
+    store: Store, memory: ProceduralMemory, agent: Any, config: LoopConfig, run: Run,
+    group: int, seed: int, task_type: str,
+) -> tuple[int, Episode]:  # fmt: skip
+    """One task: retrieve, act, store (trajectory, steps, retrieval link)."""
+    world = World(make_scene(seed, task_type), config.max_steps)
+    retrieval_id, recalls = None, []
+    if config.retrieve:
+        found = memory.retrieve(
+            world.task.text, policy=config.retrieve, k=config.k, run_id=run.id,
+            agent_model=agent.model, author_model=config.author_model, seed=seed,
+        )  # fmt: skip
+        retrieval_id, recalls = found.retrieval_id, recalls_of(found.items)
+    episode = agent.run(world, recalls)
+    followed = episode.guide.followed
+    flags = step_flags(episode.steps)
+    with store.transaction() as s:
+        traj = Trajectory(
+            task=world.task.text, task_type=task_type, environment=ENVIRONMENT,
+            source="simulator", agent_model=agent.model, success=episode.success,
+            reward=1.0 if episode.success else 0.0, step_count=len(episode.steps),
+            token_count=episode.tokens, run_id=run.id, group_index=group,
+            facts=extract_facts(world.task.text).as_dict(), procedure_revision_id=followed,
+        )  # fmt: skip
+        steps = [
+            Step(trajectory_id=0, index=i, thought=st.thought or None, action=st.action or None,
+                 observation=st.observation, is_error=err, is_loop=loop)
+            for i, (st, (err, loop)) in enumerate(zip(episode.steps, flags, strict=True))
+        ]  # fmt: skip
+        store.add_trajectory(s, traj, steps)
+        if retrieval_id is not None:
+            row = s.get(Retrieval, retrieval_id)
+            if row is not None:
+                row.trajectory_id = traj.id
+                s.add(row)
+    return int(traj.id or 0), episode
+
+
+def _start(store: Store, config: LoopConfig, agent_model: str) -> Run:
+    name = config.name or (
+        f"{config.agent}-{config.strength if config.agent == 'heuristic' else agent_model} "
+        f"memory={config.memory if config.retrieve else 'none'} seed={config.seed}"
+    )
+    with store.transaction() as s:
+        run = Run(
+            name=name, kind=config.kind, agent=config.agent, agent_model=agent_model,
+            environment=ENVIRONMENT, build_policy=config.build if config.retrieve else None,
+            retrieve_policy=config.retrieve,
+            update_policy=config.memory if config.retrieve else "none", k=config.k,
+            seed=config.seed, task_set=f"household-sim seed={config.seed} n={config.tasks}",
+            n_tasks=config.tasks, n_groups=config.groups, source="simulator",
+            config=asdict(config),
+        )  # fmt: skip
+        s.add(run)
+        s.flush()
+    return run
+
+
+def _save_metrics(store: Store, run_id: int, groups: list[dict[str, Any]]) -> None:
+    with store.transaction() as s:
+        run = s.get(Run, run_id)
+        if run is not None:
+            run.metrics = list(groups)
+            s.add(run)
+
+
+def _finish(store: Store, run_id: int, status: str) -> None:
+    with store.transaction() as s:
+        run = s.get(Run, run_id)
+        if run is not None:
+            run.status = status
+            run.finished_at = utcnow()
+            s.add(run)
+
+
+def start_run(
+    store: Store, *, agent: str = "heuristic", memory: str = "reflect", retrieve: str = "query",
+    build: str = "script", k: int = 3, tasks: int = 60, groups: int = 6, seed: int = 0,
+    progress: Progress | None = None, **extra: Any,
+) -> Run:  # fmt: skip
+    """The dashboard's entry point: run the loop and return the finished Run row."""
+    config = LoopConfig(
+        agent=agent, memory=memory, retrieve=None if memory == "none" else retrieve,
+        build=build, k=k, tasks=tasks, groups=groups, seed=seed, **extra,
+    )  # fmt: skip
+    result = run_loop(store, config, progress=progress)
+    return store.get(Run, result.run_id)
