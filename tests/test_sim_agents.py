@@ -90,8 +90,8 @@ def test_the_agent_never_peeks_at_hidden_contents() -> None:
 
 
 def test_weak_agent_opens_closed_places_only_when_memory_points_there() -> None:
-    hint = Recall("put some egg in diningtable", "put", "1. find <object>: check drawer (2/2)\n"
-                  "2. take <object>\n3. go to <receptacle>\n4. put <object> in/on <receptacle>")  # fmt: skip
+    script = "1. find <object>: check drawer (2/2)\n2. take <object>\n3. go to <receptacle>"
+    hint = Recall("put some egg in diningtable", "put", script)
     weak = HeuristicAgent("weak")
     blind = weak.run(kitchen("drawer 1", drawer_closed=True))
     assert "open drawer 1" not in [s.action for s in blind.steps]
@@ -115,9 +115,11 @@ def test_weak_agent_repeats_failed_actions_unless_memory_says_not_to() -> None:
 
 
 def test_guide_reads_free_text_scripts_and_trajectories() -> None:
-    llm = Recall("heat some egg and put it in countertop", "heat",
-                 "1. Find the egg: check the countertops, then the fridge.\n2. Take it.\n"
-                 "3. Go to the microwave and heat the egg.\n4. Put it in the countertop.")  # fmt: skip
+    text = (
+        "1. Find the egg: check the countertops, then the fridge.\n2. Take it.\n"
+        "3. Go to the microwave and heat the egg.\n4. Put it in the countertop."
+    )
+    llm = Recall("heat some egg and put it in countertop", "heat", text)
     g = read_guide("put a hot egg in garbagecan", [llm])
     assert g.hints[:2] == ["countertop", "fridge"] and g.tools["heat"] == "microwave"
     steps = (
@@ -125,10 +127,11 @@ def test_guide_reads_free_text_scripts_and_trajectories() -> None:
         {"action": "take apple 2 from sinkbasin 1",
          "observation": "You pick up the apple 2 from the sinkbasin 1."},
         {"action": "go to fridge 1", "observation": "The fridge 1 is closed."},
-        {"action": "cool apple 2 with fridge 1", "observation": "You cool the apple 2 using the fridge 1."},
+        {"action": "cool apple 2 with fridge 1",
+         "observation": "You cool the apple 2 using the fridge 1."},
     )  # fmt: skip
-    g = read_guide("cool some apple and put it in shelf",
-                   [Recall("cool some apple and put it in countertop", "cool", "", steps, 3)])  # fmt: skip
+    done = Recall("cool some apple and put it in countertop", "cool", "", steps, 3)
+    g = read_guide("cool some apple and put it in shelf", [done])
     assert g.where == {"sinkbasin": [1, 1]} and g.tools == {"cool": "fridge"}
     assert g.followed == 3
 
