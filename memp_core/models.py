@@ -12,14 +12,16 @@ merges, reflections, edits, rollbacks and imports keep it in step without knowin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Column, Index, LargeBinary, event, inspect
+from sqlalchemy import JSON, Column, Index, LargeBinary, event, func, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 from sqlmodel import Field, Session, SQLModel
 
 # The dimension of the searchable embedding column (all-MiniLM-L6-v2). pgvector's HNSW index
@@ -46,20 +48,45 @@ class EmbeddingType(TypeDecorator[bytes]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            from pgvector.sqlalchemy import VECTOR  # only where Postgres is used
-
-            return dialect.type_descriptor(VECTOR(EMBEDDING_DIM))
+            return dialect.type_descriptor(PgVector())
         return dialect.type_descriptor(LargeBinary())
 
-    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name != "postgresql":
-            return value
-        return np.frombuffer(value, dtype="<f4")
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
-        if value is None or isinstance(value, bytes):
-            return value
-        return np.asarray(value, dtype="<f4").tobytes()
+class PgVector(UserDefinedType[bytes]):
+    """pgvector's ``vector(EMBEDDING_DIM)``. Values go in as pgvector's text form and come
+    back in its binary send format (``vector_send``), which decodes about ten times faster
+    than the text form: listing procedures costs about the same as on SQLite."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return f"VECTOR({EMBEDDING_DIM})"
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[bytes | None], str | None]:
+        def process(value: bytes | None) -> str | None:
+            return None if value is None else vector_text(value)
+
+        return process
+
+    def literal_processor(self, dialect: Dialect) -> Callable[[bytes], str]:
+        return lambda value: f"'{vector_text(value)}'"  # digits, commas, brackets only
+
+    def column_expression(self, colexpr: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.vector_send(colexpr, type_=self)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], bytes | None]:
+        def process(value: Any) -> bytes | None:
+            if value is None:
+                return None
+            # int16 dimension, int16 unused, then big-endian float4s
+            return np.frombuffer(bytes(value), dtype=">f4", offset=4).astype("<f4").tobytes()
+
+        return process
+
+
+def vector_text(blob: bytes) -> str:
+    """pgvector's text form of float32 little-endian bytes (exact: repr of each float32)."""
+    return "[" + ",".join(map(repr, np.frombuffer(blob, dtype="<f4").tolist())) + "]"
 
 
 class Status(StrEnum):
