@@ -7,8 +7,11 @@
   ``memp bench retrieval --postgres``); a search with another breadth sets it locally.
   HNSW applies filters after the graph walk, so a very selective filter can leave fewer
   than ``k`` rows: then the same statement runs again as an exact scan.
-- ``facts`` / ``hybrid``: one exact scan scoring each current revision's JSON facts (and
-  cosine, for hybrid) in SQL, best first, ``LIMIT k``.
+- ``facts``: one scan scoring each current revision's JSON facts in SQL, best first,
+  ``LIMIT k`` (about 35 ms at 100k procedures; no index serves JSON facts yet).
+- ``hybrid``: the procedures sharing a fact with the query, scored exactly in SQL (the
+  same scan), merged with the HNSW top-``k`` by cosine, which stands for every procedure
+  sharing none (those score only ``HYBRID_WEIGHT * cosine``).
 
 Every statement reads the procedure and its current revision id in one snapshot, so the
 revision returned is the one scored. There is no cache to keep in step, so nothing is missed
@@ -17,6 +20,7 @@ when transactions commit out of id order.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -75,16 +79,26 @@ class PgSearch:
         return self._run(stmt.order_by(score.desc(), col(Procedure.id).desc()), facts, f)
 
     def hybrid(self, vector: np.ndarray, facts: dict[str, str], f: Filter) -> list[Scored]:
+        """Procedures sharing a fact are scored exactly in SQL; the others can only score
+        ``HYBRID_WEIGHT * cosine``, so the index's top-``k`` by cosine stands for them."""
         score = _facts_score(facts)
-        if score is None:
+        if score is None or f.k <= 0:
             return self.nearest(vector, f)
-        cosine = literal(1.0) - _distance(vector)
-        mixed = HYBRID_WEIGHT * cosine + (1 - HYBRID_WEIGHT) * score
+        unfiltered = replace(f, threshold=None)  # the threshold applies to the mixed score
+        mixed = HYBRID_WEIGHT * (literal(1.0) - _distance(vector)) + (1 - HYBRID_WEIGHT) * score
         stmt = self._scored_select(mixed, f).where(col(Procedure.embedding).is_not(None))
-        found = self._run(stmt.order_by(mixed.desc(), col(Procedure.id)), facts, f)
-        if found and not any(sc.matched for sc in found):
+        stmt = stmt.where(_any_fact(facts)).order_by(mixed.desc(), col(Procedure.id))
+        matched = self._run(stmt, facts, unfiltered)
+        if not matched:
             return self.nearest(vector, f)  # no fact shared: pure cosine, as on SQLite
-        return found
+        seen = {sc.procedure_id for sc in matched}
+        others = [
+            Scored(sc.procedure_id, HYBRID_WEIGHT * sc.score, {}, sc.revision_id)
+            for sc in self.nearest(vector, unfiltered)
+            if sc.procedure_id not in seen
+        ]
+        best = sorted([*matched, *others], key=lambda sc: -sc.score)[: f.k]
+        return _above(best, f.threshold)
 
     def eligible(self, f: Filter) -> list[Scored]:
         stmt = self._filtered(select(Procedure.id, Procedure.current_revision_id), f)
