@@ -181,3 +181,43 @@ def test_memory_policies_write_to_the_run_they_belong_to(
     with store.session() as s:
         ids = s.exec(select(Trajectory.id).where(col(Trajectory.run_id) == a.run_id)).all()
     assert sorted(ids) == sorted(a.trajectory_ids)
+
+
+def test_demo_fills_an_empty_database_once(store: Store, embedder: Embedder, shared_data) -> None:
+    from memp_core.config import Settings
+    from memp_core.demo import DemoRefusedError, build_demo
+
+    report = build_demo(store, Settings(database_url=store.url), scale=0.1, embedder=embedder,
+                        shared_data=shared_data)  # fmt: skip
+    runs = {r.id: r for r in store.runs()}
+    assert set(report.runs) <= set(runs)
+    isolated = [r for r in runs.values() if r.config.get("isolated")]
+    assert {r.update_policy for r in isolated} == {"none", "vanilla", "validation", "reflect"}
+    assert all(r.metrics for r in isolated)  # curves, though their trajectories stayed behind
+    assert any(r.kind == "import" for r in runs.values())  # Reflexion's multi-trial logs
+    assert report.imported["trajectories"] > 0 and report.built_for_review > 0
+    statuses = {p.status for p in rows(store, Procedure)}
+    assert {"approved", "pending_review"} <= statuses  # served memory and a review queue
+    transfer = next(r for r in runs.values() if "transfer" in r.name)
+    assert transfer.agent_model == "heuristic-weak" and transfer.retrieve_policy == "query"
+    with pytest.raises(DemoRefusedError, match="only fills an empty database"):
+        build_demo(store, Settings(database_url=store.url), scale=0.1, embedder=embedder)
+
+
+def test_demo_command_refuses_a_filled_database_and_resets_on_request(db_url: str) -> None:
+    store = Store(db_url)
+    run_loop(store, LoopConfig(memory="none", retrieve=None, tasks=2, groups=1))
+    store.dispose()
+    res = CliRunner().invoke(app, ["demo", "--no-launch", "--db", db_url])
+    assert res.exit_code == 1 and "--reset" in res.output
+
+
+def test_reset_deletes_only_sqlite_files(tmp_path: Path) -> None:
+    from memp_core.demo import DemoRefusedError, reset_sqlite
+
+    store = Store(f"sqlite:///{tmp_path / 'demo.db'}")
+    assert (tmp_path / "demo.db").exists()
+    assert reset_sqlite(store) == tmp_path / "demo.db"
+    assert not (tmp_path / "demo.db").exists()
+    with pytest.raises(DemoRefusedError, match="only deletes SQLite files"):
+        reset_sqlite(Store("postgresql+psycopg://u:p@127.0.0.1:1/none", create=False))

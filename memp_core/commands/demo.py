@@ -1,9 +1,70 @@
-"""`memp` commands: demo (filled in by its area's owner)."""
+"""`memp demo`: fill a database from real runs of the loop, then open the dashboard."""
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated, Any
+
 import typer
+from tqdm import tqdm
+
+from memp_core.cli import DbOpt, JsonOpt, err_console, open_store, print_json, settings_for
+
+
+def demo(
+    db: DbOpt = None,
+    no_launch: Annotated[
+        bool, typer.Option("--no-launch", help="Fill the database, do not start the dashboard")
+    ] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Half as many tasks per run")] = False,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Delete the (SQLite) database first and rebuild it")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Dashboard port")] = 8501,
+    json_: JsonOpt = False,
+) -> None:
+    """Build a demo database from real runs (several policies, strong and weak agents,
+    reflections, a review queue) and the shared ALFWorld logs, then launch the dashboard."""
+    from memp_core.commands.runs import single_thread_torch
+    from memp_core.demo import build_demo, ensure_empty, reset_sqlite
+
+    settings = settings_for(db)
+    store = open_store(db)
+    if reset:
+        path = reset_sqlite(store)
+        err_console.print(f"Deleted {path}; rebuilding the demo database.")
+        store = open_store(db)
+    ensure_empty(store)  # refuse before loading models
+    single_thread_torch()
+    bars: dict[str, Any] = {}
+
+    def on_task(title: str, done: int, total: int) -> None:
+        bar = bars.get(title)
+        if bar is None:
+            for old in bars.values():
+                old.close()
+            bar = bars[title] = tqdm(total=total, desc=title[:48], unit="task", file=sys.stderr,
+                                     disable=not sys.stderr.isatty())  # fmt: skip
+        bar.update(done - bar.n)
+
+    report = build_demo(store, settings, scale=0.5 if quick else 1.0, on_task=on_task)
+    for bar in bars.values():
+        bar.close()
+    if json_:
+        print_json(report)
+    else:
+        err_console.print(
+            f"Demo database {report.database}: {len(report.runs)} runs, {report.tasks} "
+            f"simulated tasks, {report.imported.get('trajectories', 0)} imported "
+            f"trajectories, {report.built_for_review} procedures built for review, "
+            f"in {report.seconds:.0f}s."
+        )
+    if not no_launch:
+        from memp_core.cli import dashboard
+
+        dashboard(db=db, port=port, headless=False)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this area's commands to the app and the `bench` group."""
+    app.command("demo")(demo)

@@ -1,0 +1,223 @@
+"""`memp demo`: a database filled by real runs, so the dashboard opens on real data.
+
+Nothing is drawn or invented: every curve is a run of the online loop in the household
+simulator (synthetic, ALFWorld-compatible; heuristic agents, labelled as such), every
+procedure was built or reflected by the offline heuristic backend from those runs, and the
+shared ALFWorld/Reflexion logs are imported as they are.
+
+What it writes into one (empty) database:
+- **Policy comparison**: none, vanilla, validation and reflect, two seeds each (a band),
+  each learning from an empty memory. Runs that share a database would share memory, so
+  each of these runs in its own throw-away database and only its Run row (configuration
+  and per-group metrics) is copied here, marked ``isolated`` in its config; their
+  trajectories are not kept.
+- **The story in this database**: the strong agent without memory (two seeds, a band); the
+  strong agent learning with ``reflect`` from empty memory (trajectories, retrievals,
+  lineage from reflections); the weak agent without memory and reading the strong agent's
+  memory (transfer); the strong agent continuing in review mode, so what it learns waits in
+  the review queue.
+- When ``../shared/data`` exists: the ALFWorld transcripts and Reflexion's multi-trial logs,
+  and script procedures built from the imported successful transcripts (pending review).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from memp_core.config import PROJECT_ROOT, Settings
+from memp_core.embeddings import Embedder, get_embedder
+from memp_core.errors import MempError
+from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Run, Status, Trajectory
+from memp_core.store import Store
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+OnTask = Callable[[str, int, int], None]
+
+
+class DemoRefusedError(MempError):
+    """The target database already holds data; the demo only fills an empty one."""
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    title: str
+    config: LoopConfig
+    isolated: bool = False  # run in a throw-away database, copy only the Run row
+
+
+@dataclass
+class DemoReport:
+    database: str
+    runs: list[int] = field(default_factory=list)
+    tasks: int = 0
+    imported: dict[str, int] = field(default_factory=dict)
+    built_for_review: int = 0
+    seconds: float = 0.0
+
+
+def demo_plan(scale: float = 1.0) -> list[DemoStep]:
+    """The runs of the demo, in order; ``scale`` multiplies every task count."""
+    n = scale
+
+    def cfg(tasks: int, groups: int, **kw: object) -> LoopConfig:
+        return LoopConfig(tasks=max(int(tasks * n), groups), groups=groups, k=5, **kw)  # type: ignore[arg-type]
+
+    story = "demo"
+    return [
+        *(
+            DemoStep(f"{policy}, seed {seed} (own empty memory)", cfg(120, 6, memory=policy,
+                     seed=seed, retrieve=None if policy == "none" else "query",
+                     kind="experiment", name=f"{story}: strong agent, {policy}, isolated memory"),
+                     isolated=True)
+            for policy in ("none", "vanilla", "validation", "reflect") for seed in (21, 22)
+        ),  # fmt: skip
+        *(
+            DemoStep(f"strong agent, no memory, seed {seed}", cfg(60, 6, memory="none",
+                     retrieve=None, seed=seed, name=f"{story}: strong agent, no memory"))
+            for seed in (1, 2)
+        ),  # fmt: skip
+        DemoStep("strong agent learning with reflect", cfg(
+            120, 6, memory="reflect", seed=1, name=f"{story}: strong agent, reflect")),
+        DemoStep("weak agent, no memory", cfg(
+            60, 6, strength="weak", memory="none", retrieve=None, seed=1,
+            name=f"{story}: weak agent, no memory")),
+        DemoStep("weak agent reading the strong agent's memory", cfg(
+            60, 6, strength="weak", memory="none", retrieve="query", seed=1,
+            name=f"{story}: weak agent, strong agent's memory (transfer)")),
+        DemoStep("strong agent, reflect, review mode", cfg(
+            48, 4, memory="reflect", seed=3, auto_approve=False,
+            name=f"{story}: strong agent, reflect, review mode")),
+    ]  # fmt: skip
+
+
+def ensure_empty(store: Store) -> None:
+    counts = store.counts()
+    if counts.trajectories or counts.runs or counts.procedures:
+        raise DemoRefusedError(
+            f"database {store.url} already holds {counts.trajectories} trajectories, "
+            f"{counts.runs} runs and {counts.procedures} procedures; memp demo only fills an "
+            "empty database. Use --reset to delete this SQLite file and rebuild it, or --db "
+            "to choose another database."
+        )
+
+
+def build_demo(
+    store: Store,
+    settings: Settings,
+    *,
+    scale: float = 1.0,
+    shared_data: Path | None = SHARED_DATA,
+    embedder: Embedder | None = None,
+    on_task: OnTask | None = None,
+) -> DemoReport:
+    """Fill the empty database behind ``store``; see the module docstring."""
+    ensure_empty(store)
+    started = time.monotonic()
+    report = DemoReport(store.url)
+    cached = CachedEmbedder(embedder or get_embedder(settings))
+    memory = ProceduralMemory(store, settings=settings, embedder=cached, backend="heuristic")
+    for step in demo_plan(scale):
+        result = _run_step(store, memory, settings, step, on_task)
+        report.runs.append(result.run_id)
+        report.tasks += step.config.tasks
+    if shared_data is not None and shared_data.is_dir():
+        report.imported = import_shared(store, shared_data)
+        report.built_for_review = build_from_imports(store, memory)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run_step(
+    store: Store, memory: ProceduralMemory, settings: Settings, step: DemoStep,
+    on_task: OnTask | None,
+) -> LoopResult:  # fmt: skip
+    def progress(done: int, total: int) -> None:
+        if on_task is not None:
+            on_task(step.title, done, total)
+
+    if not step.isolated:
+        return run_loop(store, step.config, memory=memory, settings=settings, progress=progress)
+    sandbox = Store("sqlite://")
+    try:
+        own = ProceduralMemory(sandbox, settings=settings, embedder=memory.embedder,
+                               backend="heuristic")  # fmt: skip
+        result = run_loop(sandbox, step.config, memory=own, settings=settings, progress=progress)
+        result.run_id = copy_run(sandbox.get(Run, result.run_id), store)
+    finally:
+        sandbox.dispose()
+    return result
+
+
+def copy_run(run: Run, store: Store) -> int:
+    """The Run row of an isolated run, into ``store`` (its trajectories stay behind)."""
+    data = run.model_dump(exclude={"id"})
+    data["config"] = {
+        **run.config, "isolated": True,
+        "note": "ran in a throw-away database so this policy started from empty memory; "
+                "its per-group metrics are real, its trajectories were not kept",
+    }  # fmt: skip
+    with store.transaction() as s:
+        row = Run(**data)
+        s.add(row)
+        s.flush()
+        return int(row.id or 0)
+
+
+def import_shared(store: Store, root: Path) -> dict[str, int]:
+    """The shared ALFWorld transcripts and Reflexion trial logs, through the importers."""
+    from memp_core.importers import import_paths
+
+    wanted: Sequence[tuple[str, str]] = (
+        ("reflexion-alfworld/react_prompts_alfworld.json", "alfworld"),
+        ("reflexion-alfworld/reflexion_few_shot_examples.txt", "alfworld"),
+        ("reflexion-alfworld/base_run_logs", "reflexion"),
+        ("reflexion-alfworld/reflexion_run_logs", "reflexion"),
+    )
+    counts: dict[str, int] = {}
+    for rel, fmt in wanted:
+        path = root / rel
+        if not path.exists():
+            continue
+        rep = import_paths(store, [path], fmt=fmt, skip_bad=True, actor="memp demo")
+        for key, value in rep.counts().items():
+            counts[key] = counts.get(key, 0) + value
+    return counts
+
+
+def build_from_imports(store: Store, memory: ProceduralMemory) -> int:
+    """Script procedures from the imported successful ALFWorld transcripts, for review."""
+    with store.session() as s:
+        ids = s.exec(
+            select(Trajectory.id)
+            .where(col(Trajectory.source).startswith("import"))
+            .where(col(Trajectory.success).is_(True))
+            .where(col(Trajectory.step_count) > 0)
+        ).all()
+    if not ids:
+        return 0
+    built = memory.build([int(i) for i in ids if i is not None], policy="script",
+                         status=Status.pending_review, actor="memp demo")  # fmt: skip
+    return len(built)
+
+
+def reset_sqlite(store: Store) -> Path:
+    """Delete the SQLite file behind ``store`` (and its WAL files); refuse anything else."""
+    from memp_core.store import sqlite_path
+
+    path = sqlite_path(store.url)
+    if path is None:
+        raise DemoRefusedError(
+            f"--reset only deletes SQLite files; {store.url.split('@')[-1]} is not one. "
+            "Empty that database yourself or point --db at a new one."
+        )
+    store.dispose()
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+    return path
