@@ -221,3 +221,21 @@ def test_reset_deletes_only_sqlite_files(tmp_path: Path) -> None:
     assert not (tmp_path / "demo.db").exists()
     with pytest.raises(DemoRefusedError, match="only deletes SQLite files"):
         reset_sqlite(Store("postgresql+psycopg://u:p@127.0.0.1:1/none", create=False))
+
+
+def test_llm_agent_runs_in_the_loop_and_its_tokens_are_counted(store: Store) -> None:
+    from memp_core.config import Settings
+    from tests.llm_server import ChatServer
+
+    with ChatServer(responder=lambda messages: "look") as server:
+        settings = Settings(openai_base_url=server.base_url, openai_api_key="test",
+                            llm_model="test-model", llm_max_retries=0)  # fmt: skip
+        cfg = LoopConfig(agent="llm", memory="none", retrieve=None, tasks=2, groups=1,
+                         max_steps=3)  # fmt: skip
+        result = run_loop(store, cfg, settings=settings)
+    run = store.get(Run, result.run_id)
+    assert run.agent == "llm" and run.agent_model == "test-model"
+    assert run.metrics[0]["tokens"] > 0 and run.metrics[0]["mean_steps"] == 3
+    trajs = rows(store, Trajectory)
+    assert all(t.token_count > 0 and t.step_count == 3 and not t.success for t in trajs)
+    assert len(server.received) == 6  # one completion per step
