@@ -87,7 +87,8 @@ class ProceduralMemory:
 
     @property
     def index(self) -> ProcedureIndex:
-        """The retrieval index, synced with the store (cheap when nothing changed)."""
+        """The in-memory retrieval index of SQLite stores, synced with the store (cheap when
+        nothing changed). Postgres retrieval does not use it (see memp_core.index)."""
         with self._lock:
             if self._index is None:
                 self._index = ProcedureIndex(self.store, self.embedder.dimension)
