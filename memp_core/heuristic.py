@@ -26,7 +26,7 @@ from memp_core.config import Settings
 from memp_core.errors import MempError
 from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
 from memp_core.sim.grammar import TRANSFORMS
-from memp_core.sim.script import FindLine
+from memp_core.sim.script import FindLine, parse_search
 from memp_core.sim.transcript import RunFacts, analyse
 
 OBJ, REC = "<object>", "<receptacle>"
@@ -212,12 +212,12 @@ def _repair_tool(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
 def _repair_hints(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
     """Add the failed run's evidence to the search counts: where the object was, and where
     it was looked for in vain. Counts, not a rewrite: one room does not erase many runs."""
-    at = _index(lines, re.compile(r"^find (?!the second)<object>", re.I))
+    at = _index(lines, re.compile(r"^find (?:the )?(?!the second|second)<object>", re.I))
     if at is None:
         return lines
-    old = FindLine.parse(lines[at])
-    new = FindLine.parse(lines[at])
-    new.counted = True
+    old = parse_search(lines[at])
+    new = parse_search(lines[at])
+    new.what, new.counted = OBJ, True
     where = list(dict.fromkeys(rf.found[:1] + rf.seen_at))
     empty = [k for k in rf.checked if k not in where]
     new.add(where, found=True)

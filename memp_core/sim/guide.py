@@ -16,14 +16,12 @@ from typing import Any
 
 from memp_core.facts import extract_facts
 from memp_core.llm import RunView, StepView
-from memp_core.sim.grammar import LAMP_TYPES, RECEPTACLE_TYPES, TRANSFORMS
-from memp_core.sim.script import FindLine
+from memp_core.sim.grammar import LAMP_TYPES, TRANSFORMS
+from memp_core.sim.script import FindLine, kinds_in, parse_search
 from memp_core.sim.transcript import analyse
 
-_KIND = re.compile(r"\b(" + "|".join(RECEPTACLE_TYPES) + r")(?:e?s)?\b")
 _FIND = re.compile(r"\b(find|search|look for|locate|check)\b")
 _NEGATION = re.compile(r"\b(not|other than|except|instead of)\b")
-_RARE = re.compile(r"\b(rarely|not|never|seldom)\b")
 _NUM = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*")
 
 
@@ -110,10 +108,6 @@ def read_guide(task: str, recalls: Sequence[Recall]) -> Guide:
     return guide
 
 
-def kinds_in(text: str) -> list[str]:
-    return list(dict.fromkeys(m.group(1) for m in _KIND.finditer(text)))
-
-
 def _split_negated(text: str) -> tuple[list[str], list[str]]:
     """Kinds named positively and kinds named after a negation ('not stoveburner')."""
     m = _NEGATION.search(text)
@@ -142,7 +136,7 @@ def _read_script(guide: Guide, recall: Recall, same_object: bool) -> None:
         elif lamp and re.search(r"\b(use|turn on|switch on)\b", line):
             use_at = i if use_at is None else use_at
         elif lamp and _FIND.search(line):
-            merge_counts(guide.lamp, FindLine.parse(line).stats)
+            merge_counts(guide.lamp, parse_search(line).stats)
         elif _FIND.search(line) and "<object>" in line:
             _read_find(guide, line, same_object)
         elif re.search(r"\bopen\b.*<receptacle>", line):
@@ -155,22 +149,12 @@ def _read_script(guide: Guide, recall: Recall, same_object: bool) -> None:
 
 def _read_find(guide: Guide, line: str, same_object: bool) -> None:
     """'find <object>: check A (3/4); rarely in X (0/2); open closed ones', or free text."""
-    found = FindLine.parse(line)
-    if not found.stats:  # not the counted format: read the places it names
-        found = _free_find(line)
+    found = parse_search(line)
     guide.open_closed |= found.open_closed
     if same_object:
         merge_counts(guide.second if "second" in line else guide.where, found.stats)
     else:
         merge_counts(guide.other, found.stats)
-
-
-def _free_find(line: str) -> FindLine:
-    """A free-form search line: places named positively count once, negated ones as misses."""
-    out = FindLine("<object>", open_closed=bool(re.search(r"\bopen\b", line)))
-    for part in line.split(":", 1)[-1].split(";"):
-        out.add(kinds_in(part), found=not _RARE.search(part))
-    return out
 
 
 def _roles(line: str, obj: str, rec: str) -> str:

@@ -13,7 +13,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from memp_core.sim.grammar import RECEPTACLE_TYPES
+
 OPEN_NOTE = "open closed ones"
+_KIND = re.compile(r"\b(" + "|".join(RECEPTACLE_TYPES) + r")(?:e?s)?\b")
+_NEGATED = re.compile(r"\b(rarely|not|never|seldom)\b")
 EVERYWHERE = "every place in turn"
 _ENTRY = re.compile(r"^([a-z]+)(?:\s*\((\d+)(?:/(\d+))?\))?$")
 
@@ -80,9 +84,20 @@ class FindLine:
         return out
 
 
-def parse_counts(text: str) -> dict[str, list[int]]:
-    """Kinds and their (found, looked) counts in free text; plain names count as (1, 1)."""
-    out: dict[str, list[int]] = {}
-    for m in re.finditer(r"\b([a-z]+)\s*\((\d+)/(\d+)\)", text):
-        out[m.group(1)] = [int(m.group(2)), int(m.group(3))]
+def kinds_in(text: str) -> list[str]:
+    """Receptacle kinds named in free text, in order ('countertops' -> 'countertop')."""
+    return list(dict.fromkeys(m.group(1) for m in _KIND.finditer(text.lower())))
+
+
+def parse_search(line: str) -> FindLine:
+    """A search line in the counted format, else free text (a person's or an LLM's): places
+    named count as one sighting each, places after 'not'/'rarely' as one miss each."""
+    parsed = FindLine.parse(line)
+    if parsed.stats:
+        return parsed
+    head, _, tail = line.partition(":")
+    out = FindLine(re.sub(r"^find\s+", "", head.strip(), flags=re.I), counted=False)
+    out.open_closed = bool(re.search(r"\bopen\b", line, re.I))
+    for part in (tail or line).split(";"):
+        out.add(kinds_in(part), found=not _NEGATED.search(part.lower()))
     return out
