@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/memp demo
+	$(BIN)/memp demo --open-existing
 
 # The real-browser smoke test drives Debian's chromium (Playwright's own download cannot run here).
 chromium:

@@ -97,9 +97,14 @@ def demo_plan(scale: float = 1.0) -> list[DemoStep]:
     ]  # fmt: skip
 
 
-def ensure_empty(store: Store) -> None:
+def is_empty(store: Store) -> bool:
     counts = store.counts()
-    if counts.trajectories or counts.runs or counts.procedures:
+    return not (counts.trajectories or counts.runs or counts.procedures)
+
+
+def ensure_empty(store: Store) -> None:
+    if not is_empty(store):
+        counts = store.counts()
         raise DemoRefusedError(
             f"database {store.url} already holds {counts.trajectories} trajectories, "
             f"{counts.runs} runs and {counts.procedures} procedures; memp demo only fills an "

@@ -20,13 +20,21 @@ def demo(
     reset: Annotated[
         bool, typer.Option("--reset", help="Delete the (SQLite) database first and rebuild it")
     ] = False,
+    open_existing: Annotated[
+        bool,
+        typer.Option(
+            "--open-existing",
+            help="If the database already holds data, open the dashboard on it instead of "
+            "refusing (what `make demo` does, so running it twice is harmless)",
+        ),
+    ] = False,
     port: Annotated[int, typer.Option(help="Dashboard port")] = 8501,
     json_: JsonOpt = False,
 ) -> None:
     """Build a demo database from real runs (several policies, strong and weak agents,
     reflections, a review queue) and the shared ALFWorld logs, then launch the dashboard."""
     from memp_core.commands.runs import single_thread_torch
-    from memp_core.demo import build_demo, ensure_empty, reset_sqlite
+    from memp_core.demo import build_demo, ensure_empty, is_empty, reset_sqlite
 
     settings = settings_for(db)
     store = open_store(db)
@@ -34,6 +42,13 @@ def demo(
         path = reset_sqlite(store)
         err_console.print(f"Deleted {path}; rebuilding the demo database.")
         store = open_store(db)
+    if open_existing and not reset and not is_empty(store):
+        err_console.print(f"{store.url} already holds demo data: opening it (--reset rebuilds).")
+        if not no_launch:
+            from memp_core.cli import dashboard
+
+            dashboard(db=db, port=port, headless=False)
+        return
     ensure_empty(store)  # refuse before loading models
     single_thread_torch()
     bars: dict[str, Any] = {}
