@@ -1,25 +1,31 @@
-"""Procedures and the review queue: read, edit, approve, reject, roll back, replay, pin."""
+"""Procedures and the review queue: read, edit, approve, reject, roll back, replay, pin.
+
+The open procedure is held by its id (``?procedure=N`` in the URL, see ui/picker.py), never by
+a row of the queue: the queue re-sorts by last update after every write. Every review button
+names the procedure and revision it acts on and carries them as its callback's arguments, so
+a click acts on exactly what the reviewer read on screen.
+"""
+
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
+from memp_core import loop, review
 from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
 from memp_core.models import Procedure, Status
 from memp_core.queue import ProcedureDetail, list_procedures, procedure_detail
-from ui.common import (
-    changed,
-    errors_shown,
-    link,
-    memory,
-    optional_module,
-    page,
-    params_int,
-    pct,
-)
+from ui.common import changed, errors_shown, link, memory, page, pct
+from ui.picker import id_input, id_table, open_id
+from ui.safe import md
 
 PAGE_SIZE = 25
 ALL = "(all)"
+TABLE = "procs_table"
+FEEDBACK = "procs_feedback"
+STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
+                 "deprecated": "gray", "draft": "blue"}  # fmt: skip
 
 ctx = page(
     "Procedures",
@@ -27,12 +33,7 @@ ctx = page(
     "Review what agents will be served: only approved procedures are.",
 )
 store = ctx.store
-review = optional_module("memp_core.review")
-loop = optional_module("memp_core.loop")
 can_review = ctx.person.can_review
-
-if flash := st.session_state.pop("procs_flash", None):
-    st.success(flash)
 
 cols = st.columns([1, 1, 2])
 status = cols[0].selectbox(
@@ -54,7 +55,8 @@ with errors_shown():
         task_type=None if task_type == ALL else task_type, text=text or None,
         offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE,
     )  # fmt: skip
-st.caption(f"{result.total:,} procedures match.")
+st.caption(f"{result.total:,} procedures match. Click a row to open it.")
+pid = open_id(TABLE, "procedure", result.rows[0].id if result.rows else None) or 0
 table = pd.DataFrame(
     [{"id": p.id, "title": p.title, "task type": p.task_type, "status": p.status,
       "pinned": p.pinned, "uses": p.use_count, "successes": p.success_count,
@@ -63,9 +65,9 @@ table = pd.DataFrame(
     columns=["id", "title", "task type", "status", "pinned", "uses", "successes", "success",
              "updated"],
 )  # fmt: skip
-picked = st.dataframe(
-    table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-    key="procs_table", height=min(38 + 35 * max(len(table), 1), 360),
+id_table(
+    table, [p.id for p in result.rows], pid, key=TABLE,
+    height=min(38 + 35 * max(len(table), 1), 360),
     column_config={
         "title": st.column_config.TextColumn(width="large"),
         "pinned": st.column_config.CheckboxColumn(),
@@ -73,22 +75,9 @@ picked = st.dataframe(
         "updated": st.column_config.DatetimeColumn(format="distance"),
     },
 )  # fmt: skip
-rows = picked.selection.rows if picked is not None else []
-# A clicked row, else a linked id (?procedure=N), else the first row; the key carries the
-# default so a new default shows a fresh input (see pages/1_Trajectories.py).
-open_default = (
-    (int(table.iloc[rows[0]]["id"]) if rows else None)
-    or params_int("procedure")
-    or (result.rows[0].id if result.rows else 0)
-    or 0
-)
 
 st.divider()
-pid = int(
-    st.columns(4)[0].number_input(
-        "Procedure id", min_value=0, value=open_default, step=1, key=f"procs_open_{open_default}"
-    )
-)
+pid = id_input("Procedure id", pid, key="procs_open_id", param="procedure")
 if not pid:
     st.info("No procedure to show. Pick a row above or type an id.")
     st.stop()
@@ -96,16 +85,15 @@ with errors_shown():
     d: ProcedureDetail = procedure_detail(store, pid)
 proc, cur = d.procedure, d.current
 cur_id = cur.id if cur is not None else None  # approving names what was read: no stale approvals
+of_this = f"procedure {pid}" + (f" · revision {cur_id}" if cur_id is not None else "")
 
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
-STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
-                 "deprecated": "gray", "draft": "blue"}  # fmt: skip
 b = st.columns([1, 1, 6])
-b[0].badge(proc.status, color=STATUS_COLORS.get(proc.status, "gray"))
+b[0].badge(md(proc.status), color=STATUS_COLORS.get(proc.status, "gray"))
 if proc.pinned:
     b[1].badge("pinned", icon=":material/push_pin:", color="violet")
-st.caption(f"Task type {proc.task_type or '–'} · key {proc.key}")
+st.caption(f"Task type {md(proc.task_type or '–')} · key {md(proc.key)}")
 m = st.columns(4)
 m[0].metric("Uses", proc.use_count, border=True)
 m[1].metric("Successes", proc.success_count, border=True)
@@ -115,8 +103,8 @@ link("pages/3_Lineage.py", "Lineage graph", ":material/account_tree:", procedure
 
 if cur is not None:
     st.markdown(
-        f"**Current revision {cur.id}** · {cur.kind} · origin `{cur.origin}` · "
-        f"author `{cur.author or '–'}` · model `{cur.model or '–'}`"
+        f"**Current revision {cur.id}** · {md(cur.kind)} · origin {md(cur.origin)} · "
+        f"author {md(cur.author or '–')} · model {md(cur.model or '–')}"
     )
     if cur.author == "heuristic":
         st.caption("Written by the offline heuristic backend (deterministic, no model).")
@@ -131,71 +119,107 @@ if cur is not None:
             st.code(diff or "(same text as the previous revision)", language="diff")
 
 
-def act(label: str, fn, *args, **kwargs) -> None:  # noqa: ANN001 (a review function)
-    """Run one review action; show MempErrors in place, a flash message on success."""
-    try:
-        fn(store, pid, *args, actor=ctx.actor(), **kwargs)
-    except MempError as exc:
-        st.error(str(exc))
-        return
+# -- the review actions: callbacks bound to the procedure and revision their button names ----
+
+
+def done(target: int, message: str) -> None:
+    """After a write: fresh reads everywhere, and stay on the procedure acted on."""
     changed()
-    st.session_state["procs_flash"] = f"{label}: procedure {pid}."
-    st.rerun()
+    st.query_params["procedure"] = str(target)
+    st.session_state[FEEDBACK] = ("success", message)
+
+
+def act(
+    label: str, fn: Callable[..., object], target: int, kwargs: dict[str, object],
+    typed: dict[str, str] | None = None, required: tuple[str, str] | None = None,
+) -> None:  # fmt: skip
+    """A review button's callback: ``fn`` on procedure ``target``, bound when the button was
+    drawn. ``typed``: keyword -> session key of a text box, read at click time; ``required``:
+    (keyword, message) refused when that text is blank."""
+    values = {name: str(st.session_state.get(key) or "") for name, key in (typed or {}).items()}
+    if required is not None and not values.get(required[0], "").strip():
+        st.session_state[FEEDBACK] = ("error", required[1])
+        return
+    try:
+        fn(store, target, actor=ctx.actor(), **kwargs, **values)
+    except MempError as exc:
+        st.session_state[FEEDBACK] = ("error", str(exc))
+    else:
+        done(target, f"{label} procedure {target}.")
+
+
+def save_edit(target: int, keys: tuple[str, str, str]) -> None:
+    text_key, base_key, comment_key = keys
+    try:
+        review.edit(
+            store, target, actor=ctx.actor(), script=st.session_state[text_key],
+            comment=st.session_state.get(comment_key, ""),
+            base_revision_id=st.session_state[base_key], embedder=memory(ctx).embedder,
+        )  # fmt: skip
+    except ConflictError as exc:
+        st.session_state[FEEDBACK] = (
+            "error", f"Not saved: {exc} Your text is kept in the editor below: copy it, "
+            "reload the current revision, and apply your change again.",
+        )  # fmt: skip
+    except MempError as exc:
+        st.session_state[FEEDBACK] = ("error", str(exc))
+    else:
+        for k in keys:
+            st.session_state.pop(k, None)
+        done(target, f"Saved a new revision of procedure {target}.")
 
 
 def show_replay(res) -> None:  # noqa: ANN001 (memp_core.sim.replay.ReplayResult)
     """Revision vs its parent (or no memory), side by side."""
     mine, base = res.revision, res.baseline
-    st.caption(f"{res.revision.tasks} {res.task_type} tasks, seed {res.seed}: {res.note}.")
+    st.caption(f"{res.revision.tasks} {md(res.task_type)} tasks, seed {res.seed}: {md(res.note)}.")
     m = st.columns(4)
     m[0].metric(
-        f"Success, {mine.label}",
+        f"Success, {md(mine.label)}",
         pct(mine.success_rate),
         f"{res.delta_success * 100:+.0f} points",
         delta_color="normal" if res.delta_success else "off",
         border=True,
     )
-    m[1].metric(f"Success, {base.label}", pct(base.success_rate), border=True)
+    m[1].metric(f"Success, {md(base.label)}", pct(base.success_rate), border=True)
     m[2].metric(
-        f"Mean steps, {mine.label}",
+        f"Mean steps, {md(mine.label)}",
         f"{mine.mean_steps:.1f}",
         f"{res.delta_steps:+.1f}",
         delta_color="inverse" if res.delta_steps else "off",  # fewer steps is better
         border=True,
     )
-    m[3].metric(f"Mean steps, {base.label}", f"{base.mean_steps:.1f}", border=True)
+    m[3].metric(f"Mean steps, {md(base.label)}", f"{base.mean_steps:.1f}", border=True)
     with st.expander("Task by task"):
         st.dataframe(pd.DataFrame(res.per_task), hide_index=True, width="stretch")
 
 
-def editor_keys() -> tuple[str, str, str]:
-    return f"procs_edit_text_{pid}", f"procs_edit_base_{pid}", f"procs_edit_comment_{pid}"
-
+if feedback := st.session_state.pop(FEEDBACK, None):
+    kind, message = feedback
+    (st.success if kind == "success" else st.error)(message)
+if not can_review:
+    st.caption(f"You are signed in as a {ctx.person.role}: you can read but not change memory.")
 
 tab_review, tab_edit, tab_rollback, tab_replay, tab_more, tab_evidence = st.tabs(
     ["Review", "Edit", "Roll back", "Replay", "Pin / deprecate", "Evidence and history"]
 )
-if not can_review:
-    st.caption(f"You are signed in as a {ctx.person.role}: you can read but not change memory.")
-no_review = "memp_core.review is not available yet (the engine's review module has not landed)."
 
 with tab_review:
-    if review is None:
-        st.info(no_review)
-    else:
-        comment = st.text_input("Comment (optional)", key=f"procs_comment_{pid}")
-        reason = st.text_input("Reason for rejecting", key=f"procs_reason_{pid}")
-        b1, b2, _ = st.columns([1, 1, 4])
-        if b1.button("Approve", type="primary", disabled=not can_review, key="procs_approve"):
-            act("Approved", review.approve, comment=comment, revision_id=cur_id)
-        if b2.button("Reject", disabled=not can_review, key="procs_reject"):
-            if not reason.strip():
-                st.error("Give a reason for rejecting.")
-            else:
-                act("Rejected", review.reject, reason=reason, revision_id=cur_id)
+    comment_key, reason_key = f"procs_comment_{pid}", f"procs_reason_{pid}"
+    st.text_input("Comment (optional)", key=comment_key)
+    st.text_input("Reason for rejecting", key=reason_key)
+    b1, b2, _ = st.columns([2, 2, 3])
+    b1.button(f"Approve {of_this}", type="primary", disabled=not can_review, key="procs_approve",
+              on_click=act, args=("Approved", review.approve, pid, {"revision_id": cur_id},
+                                  {"comment": comment_key}))  # fmt: skip
+    b2.button(f"Reject {of_this}", disabled=not can_review, key="procs_reject", on_click=act,
+              args=("Rejected", review.reject, pid, {"revision_id": cur_id},
+                    {"reason": reason_key}, ("reason", "Give a reason for rejecting.")),
+              )  # fmt: skip
 
 with tab_edit:
-    text_key, base_key, comment_key = editor_keys()
+    keys = (f"procs_edit_text_{pid}", f"procs_edit_base_{pid}", f"procs_edit_comment_{pid}")
+    text_key, base_key, comment_key = keys
     if text_key not in st.session_state and cur is not None:
         st.session_state[text_key] = cur.script
         st.session_state[base_key] = cur.id
@@ -208,96 +232,72 @@ with tab_edit:
             st.code(unified_diff(cur.script, st.session_state[text_key],
                                  old_label=f"revision {cur.id}", new_label="your edit"),
                     language="diff")  # fmt: skip
-    e1, e2 = st.columns([1, 3])
-    save = e1.button("Save as new revision", disabled=not can_review or review is None,
-                     key="procs_save")  # fmt: skip
+    e1, e2 = st.columns([2, 2])
+    e1.button(f"Save as a new revision of procedure {pid} (from revision {base})",
+              disabled=not can_review or base is None, key="procs_save", on_click=save_edit,
+              args=(pid, keys))  # fmt: skip
     if e2.button("Discard and reload the current revision", key="procs_reload"):
         for k in (text_key, base_key):
             st.session_state.pop(k, None)
         st.rerun()
-    if save and review is not None:
-        try:
-            review.edit(
-                store,
-                pid,
-                actor=ctx.actor(),
-                script=st.session_state[text_key],
-                comment=st.session_state.get(comment_key, ""),
-                base_revision_id=base,
-                embedder=memory(ctx).embedder,
-            )
-        except ConflictError as exc:
-            st.error(f"Not saved: {exc} Your text is kept in the editor above: copy it, "
-                     "reload the current revision, and apply your change again.")  # fmt: skip
-        except MempError as exc:
-            st.error(str(exc))
-        else:
-            for k in (text_key, base_key, comment_key):
-                st.session_state.pop(k, None)
-            changed()
-            st.session_state["procs_flash"] = f"Saved a new revision of procedure {pid}."
-            st.rerun()
 
 with tab_rollback:
     older = [r for r in reversed(d.revisions) if cur is None or r.id != cur.id]
     if not older:
         st.caption("Only one revision: nothing to roll back to.")
-    elif review is None:
-        st.info(no_review)
     else:
-        labels = {f"revision {r.id} · {r.origin} · {r.author} · {r.created_at:%Y-%m-%d %H:%M}":
-                  r.id for r in older}  # fmt: skip
-        target = st.selectbox("Roll back to", list(labels), key=f"procs_rb_target_{pid}")
-        target_rev = next(r for r in older if r.id == labels[target])
+        # Options are revision ids; the label is plain text built from them.
+        labels = {r.id: f"revision {r.id} · {r.origin} · {r.author} · "
+                  f"{r.created_at:%Y-%m-%d %H:%M}" for r in older}  # fmt: skip
+        target = st.selectbox("Roll back to", list(labels), format_func=labels.__getitem__,
+                              key=f"procs_rb_target_{pid}")  # fmt: skip
+        target_rev = next(r for r in older if r.id == target)
         st.code(unified_diff(revision_text(cur) if cur else "", revision_text(target_rev),
-                             old_label="current", new_label=target), language="diff")  # fmt: skip
-        rb_comment = st.text_input("Comment", key=f"procs_rb_comment_{pid}")
-        if st.button("Roll back (adds a new revision)", disabled=not can_review,
-                     key="procs_rollback"):  # fmt: skip
-            act("Rolled back", review.rollback, to_revision_id=labels[target],
-                comment=rb_comment, base_revision_id=cur_id)  # fmt: skip
+                             old_label="current", new_label=f"revision {target}"),
+                language="diff")  # fmt: skip
+        rb_comment = f"procs_rb_comment_{pid}"
+        st.text_input("Comment", key=rb_comment)
+        st.button(f"Roll back procedure {pid} to revision {target} (adds a new revision)",
+                  disabled=not can_review, key="procs_rollback", on_click=act,
+                  args=("Rolled back", review.rollback, pid,
+                        {"to_revision_id": target, "base_revision_id": cur_id},
+                        {"comment": rb_comment}))  # fmt: skip
 
 with tab_replay:
     st.caption("Replay a revision against its parent on N seeded tasks of the household "
                "simulator (a synthetic world, not ALFWorld) before approving.")  # fmt: skip
-    if loop is None or not hasattr(loop, "replay"):
-        st.info("Replay is not available yet (memp_core.loop.replay has not landed).")
-    elif not d.revisions:
+    if not d.revisions:
         st.caption("No revision to replay.")
     else:
-        choices = {
-            f"revision {r.id} · {r.origin} · {r.author}": r.id for r in reversed(d.revisions)
-        }
+        choices = {r.id: f"revision {r.id} · {r.origin} · {r.author}"
+                   for r in reversed(d.revisions)}  # fmt: skip
         r0, r1, r2 = st.columns([2, 1, 1])
-        which = r0.selectbox(
-            "Revision (against its parent)", list(choices), key=f"procs_replay_rev_{pid}"
-        )
+        which = r0.selectbox("Revision (against its parent)", list(choices),
+                             format_func=choices.__getitem__,
+                             key=f"procs_replay_rev_{pid}")  # fmt: skip
         n_tasks = r1.number_input("Tasks", 1, 200, 10, key="procs_replay_n")
         seed = r2.number_input("Seed", 0, 10_000, 0, key="procs_replay_seed")
-        if st.button("Replay", key="procs_replay"):
+        if st.button(f"Replay revision {which}", key="procs_replay"):
             with st.spinner("Running the household simulator…"), errors_shown():
                 st.session_state["procs_replay_result"] = loop.replay(
-                    store, choices[which], parent=True, n_tasks=int(n_tasks), seed=int(seed)
+                    store, which, parent=True, n_tasks=int(n_tasks), seed=int(seed)
                 )
         res = st.session_state.get("procs_replay_result")
         if res is not None and res.procedure_id == pid:
             show_replay(res)
 
 with tab_more:
-    if review is None:
-        st.info(no_review)
-    else:
-        pin_label = "Unpin" if proc.pinned else "Pin (automatic deprecation leaves it alone)"
-        if st.button(pin_label, disabled=not can_review, key="procs_pin"):
-            act("Unpinned" if proc.pinned else "Pinned", review.set_pinned,
-                pinned=not proc.pinned)  # fmt: skip
-        dep_reason = st.text_input("Reason for deprecating", key=f"procs_dep_reason_{pid}")
-        if st.button("Deprecate", disabled=not can_review or proc.status == "deprecated",
-                     key="procs_deprecate"):  # fmt: skip
-            if not dep_reason.strip():
-                st.error("Give a reason for deprecating.")
-            else:
-                act("Deprecated", review.deprecate, reason=dep_reason)
+    pin_label = f"Unpin procedure {pid}" if proc.pinned else (
+        f"Pin procedure {pid} (automatic deprecation leaves it alone)")  # fmt: skip
+    st.button(pin_label, disabled=not can_review, key="procs_pin", on_click=act,
+              args=("Unpinned" if proc.pinned else "Pinned", review.set_pinned, pid,
+                    {"pinned": not proc.pinned}))  # fmt: skip
+    dep_reason = f"procs_dep_reason_{pid}"
+    st.text_input("Reason for deprecating", key=dep_reason)
+    st.button(f"Deprecate procedure {pid}", key="procs_deprecate",
+              disabled=not can_review or proc.status == "deprecated", on_click=act,
+              args=("Deprecated", review.deprecate, pid, {}, {"reason": dep_reason},
+                    ("reason", "Give a reason for deprecating.")))  # fmt: skip
 
 with tab_evidence:
     st.caption("Evidence runs of the current revision")

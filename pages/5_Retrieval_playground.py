@@ -5,7 +5,7 @@ import streamlit as st
 
 from memp_core.facts import extract_facts
 from memp_core.lineage import revision_text
-from ui.common import errors_shown, memory, optional_module, page
+from ui.common import errors_shown, memory, page
 
 POLICIES = ["query", "facts", "random", "hybrid"]
 POLICY_HELP = {
@@ -38,9 +38,6 @@ st.dataframe(
     hide_index=True,
 )
 
-if optional_module("memp_core.memory") is None:
-    st.info("Retrieval is not available yet: the engine's memp_core.memory module has not landed.")
-    st.stop()
 if not task.strip() or not chosen:
     st.info("Type a task and pick at least one policy.")
     st.stop()

@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from memp_core.loop import start_run
 from memp_core.overview import latest_runs
-from ui.common import changed, errors_shown, link, optional_module, page
+from ui.common import changed, errors_shown, link, page
 
 ctx = page(
     "Experiments",
@@ -13,8 +14,6 @@ ctx = page(
     "ALFWorld-compatible text world) with a memory policy, and measure it.",
 )
 store = ctx.store
-loop = optional_module("memp_core.loop")
-start_run = getattr(loop, "start_run", None) if loop is not None else None
 
 if flash := st.session_state.pop("exp_flash", None):
     st.success(flash)
@@ -47,7 +46,7 @@ with st.form("exp_form"):
     )  # fmt: skip
     seed = c9.number_input("Seed", 0, 1_000_000, 0, key="exp_seed")
     submitted = st.form_submit_button(
-        "Start run", type="primary", disabled=start_run is None or not ctx.person.can_review
+        "Start run", type="primary", disabled=not ctx.person.can_review
     )
 
 if ctx.settings.llm_backend == "heuristic":
@@ -56,13 +55,8 @@ if ctx.settings.llm_backend == "heuristic":
     )
 if not ctx.person.can_review:
     st.caption(f"Signed in as a {ctx.person.role}: starting runs needs reviewer or admin.")
-if start_run is None:
-    st.info(
-        "Starting runs from the page is not available yet: memp_core.loop has not landed. "
-        "Meanwhile: `memp run --agent heuristic --memory reflect --tasks 60 --groups 6 --seed 0`."
-    )
 
-if submitted and start_run is not None:
+if submitted:
     bar = st.progress(0.0, text="Starting…")
 
     def progress(done: int, total: int) -> None:
@@ -70,8 +64,8 @@ if submitted and start_run is not None:
 
     with errors_shown():
         run = start_run(
-            store, agent=agent, memory=memory_policy, retrieve=retrieve, build=build,
-            k=int(k), tasks=int(tasks), groups=int(groups), seed=int(seed),
+            store, actor=ctx.actor(), agent=agent, memory=memory_policy, retrieve=retrieve,
+            build=build, k=int(k), tasks=int(tasks), groups=int(groups), seed=int(seed),
             progress=progress, **({"strength": strength} if agent == "heuristic" else {}),
         )  # fmt: skip
     changed()

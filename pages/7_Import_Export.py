@@ -82,7 +82,7 @@ if uploads:
     if do_import:
         try:
             with st.spinner("Importing…"):
-                report = import_uploads(store, uploads, fmt, actor=ctx.actor().author,
+                report = import_uploads(store, uploads, fmt, actor=ctx.actor(),
                                         skip_bad=skip_bad)  # fmt: skip
         except MempError as exc:
             st.error(f"Nothing was imported: {exc}")
@@ -109,7 +109,7 @@ e1, e2, _ = st.columns([1, 1, 4])
 what = e1.selectbox("What", WHATS, index=WHATS.index("all"), key="io_what")
 if e2.button("Prepare export", key="io_export"):
     with st.spinner("Exporting…"), errors_shown():
-        st.session_state["io_export_zip"] = (what, export_zip(store, what))
+        st.session_state["io_export_zip"] = (what, export_zip(store, what, actor=ctx.actor()))
 ready = st.session_state.get("io_export_zip")
 if ready:
     st.download_button(

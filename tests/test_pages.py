@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from memp_core.actor import Actor
 from memp_core.build import embed_revisions
 from memp_core.embeddings import Embedder
 from memp_core.models import (
@@ -333,7 +334,7 @@ def test_rollback_adds_a_revision_copying_the_old_one(store: Store, filled: dict
 def test_edit_conflict_is_refused_and_keeps_the_typed_text(
     store: Store, memory_filled: dict[str, int], embedder: Embedder
 ) -> None:
-    from memp_core.review import Actor, edit
+    from memp_core.review import edit
 
     pid = memory_filled["approved"]
     at = open_procedure(pid)
@@ -404,7 +405,7 @@ def test_a_viewer_cannot_approve(
     assert any("can read but not change" in c.value for c in at.caption)
     # The rule lives in memp_core: the same request as the page would send is refused.
     from memp_core.errors import PermissionDeniedError
-    from memp_core.review import Actor, approve
+    from memp_core.review import approve
 
     with pytest.raises(PermissionDeniedError, match="viewer role"):
         approve(store, filled["pending"], actor=Actor("vera", "viewer"))
@@ -480,13 +481,14 @@ def test_preview_counts_an_upload_and_writes_nothing(store: Store) -> None:
 def test_import_of_an_upload_lands_and_is_audited(store: Store) -> None:
     from memp_core.uploads import Upload, import_uploads
 
+    rita = Actor("rita", "reviewer")
     report = import_uploads(store, [Upload("../../etc/run.txt", ALFWORLD_LOG.encode())],
-                            "alfworld", actor="human:local")  # fmt: skip
+                            "alfworld", actor=rita)  # fmt: skip
     assert report.trajectories == 1
     assert store.counts().trajectories == 1
     assert store.audit_events(limit=1)[0].action == "import"
     again = import_uploads(store, [Upload("run.txt", ALFWORLD_LOG.encode())], "alfworld",
-                           actor="human:local")  # fmt: skip
+                           actor=rita)  # fmt: skip
     assert again.duplicates_skipped == 1 and store.counts().trajectories == 1
 
 
@@ -495,7 +497,9 @@ def test_an_unreadable_upload_is_refused_whole(store: Store) -> None:
     from memp_core.uploads import Upload, import_uploads
 
     with pytest.raises(ImportFormatError):
-        import_uploads(store, [Upload("x.json", b"\x00\x01binary")], "chat", actor="t")
+        import_uploads(
+            store, [Upload("x.json", b"\x00\x01binary")], "chat", actor=Actor("rita", "reviewer")
+        )
     assert store.counts().trajectories == 0
 
 

@@ -6,27 +6,25 @@ or stops the script with one readable message when the database cannot be opened
 
 from __future__ import annotations
 
-import importlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import streamlit as st
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from streamlit.errors import StreamlitPageNotFoundError
 
+from memp_core.actor import Actor
 from memp_core.config import Settings, get_settings
 from memp_core.errors import MempError
+from memp_core.memory import ProceduralMemory
 from memp_core.models import Trajectory
 from memp_core.store import Store
 from ui.auth import Person, sign_out_button, signed_in
-
-if TYPE_CHECKING:
-    from memp_core.memory import ProceduralMemory
-    from memp_core.review import Actor
+from ui.safe import md
 
 SIMULATOR_NOTE = (
     "Simulator data: trajectories from Memp Studio's seeded household world "
@@ -50,10 +48,8 @@ class PageContext:
         return self.settings.resolved_database_url()
 
     def actor(self) -> Actor:
-        """The person as memp_core.review's Actor (the core enforces the role)."""
-        from memp_core.review import Actor
-
-        return Actor(name=self.person.username or self.person.name, role=self.person.role)
+        """The signed-in person as the core's Actor: every write checks its role there."""
+        return Actor(name=self.person.username or self.person.name, role=self.person.role)  # type: ignore[arg-type]
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -65,8 +61,6 @@ def get_store(url: str, busy_timeout_s: float) -> Store:
 @st.cache_resource(max_entries=2, show_spinner="Loading the embedding model…")
 def get_memory(url: str, busy_timeout_s: float) -> ProceduralMemory:
     """The engine (embedder and vector index) per database, loaded once per process."""
-    from memp_core.memory import ProceduralMemory
-
     return ProceduralMemory(get_store(url, busy_timeout_s), settings=get_settings())
 
 
@@ -76,11 +70,17 @@ def data_sources(url: str, busy_timeout_s: float) -> list[str]:
 
 
 def safe_url(url: str) -> str:
-    """The database URL with any password hidden."""
+    """The database URL with any password hidden (also ``?password=`` in the query)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:  # not a URL SQLAlchemy can parse: show it as given
-        return url
+        parsed = make_url(url)
+    except ArgumentError:  # not a URL SQLAlchemy can parse: it may still hold a secret
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        return f"{scheme}://***" if scheme else "(a database URL that cannot be parsed)"
+    query = {k: ("***" if SECRET_PARAM.search(k) else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
 
 
 def memory(ctx: PageContext) -> ProceduralMemory:
@@ -121,12 +121,12 @@ def sidebar(ctx: PageContext) -> None:
             sign_out_button(ctx.auth)
         st.caption("Database")
         st.code(safe_url(ctx.url), language=None, wrap_lines=True)
-        st.caption(f"LLM backend: {backend_label(ctx.settings)}")
+        st.caption(f"LLM backend: {md(backend_label(ctx.settings))}")
         if ctx.settings.llm_backend == "heuristic":
             st.caption(HEURISTIC_NOTE)
         sources = data_sources(ctx.url, ctx.settings.sqlite_busy_timeout_s)
-        if sources:
-            st.caption("Data sources: " + ", ".join(sources))
+        if sources:  # values from imported files: shown as text, never as Markdown
+            st.caption("Data sources: " + ", ".join(md(x) for x in sources))
         if "simulator" in sources:
             st.caption(SIMULATOR_NOTE)
 
@@ -158,16 +158,6 @@ def errors_shown() -> Iterator[None]:
     except MempError as exc:
         st.error(str(exc))
         st.stop()
-
-
-def optional_module(name: str) -> ModuleType | None:
-    """A core module another part of the project provides, or None while it is absent."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:  # the module exists but one of *its* imports is missing
-            raise
-        return None
 
 
 def link(path: str, label: str, icon: str, **query: str) -> None:
