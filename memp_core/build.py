@@ -349,7 +349,7 @@ def write_builds(
 
 def add_procedure(s: Session, plan: PlannedBuild, *, status: Status) -> Procedure:
     """A new procedure and its first revision; a dead procedure's key gets a suffix."""
-    key = _free_key(s, plan.key)
+    key = free_key(s, plan.key)
     proc = Procedure(key=key, title=plan.title, task_type=plan.task_type, status=status.value)
     s.add(proc)
     try:
@@ -420,7 +420,8 @@ def _created_meanwhile(key: str) -> ConflictError:
     )
 
 
-def _free_key(s: Session, slug: str) -> str:
+def free_key(s: Session, slug: str) -> str:
+    """``slug``, or ``slug-2``, ``slug-3``... whichever no procedure holds yet."""
     taken = set(s.exec(select(Procedure.key).where(col(Procedure.key).startswith(slug))).all())
     if slug not in taken:
         return slug

@@ -18,6 +18,11 @@ What it writes into one (empty) database:
   the review queue.
 - When ``../shared/data`` exists: the ALFWorld transcripts and Reflexion's multi-trial logs,
   and script procedures built from the imported successful transcripts (pending review).
+
+The demo is the program filling a database of its own from empty: its writes are audited as
+``memp:demo`` (:func:`memp_core.actor.system`), including the procedures its story runs
+approve for their own agents. People's experiments go through
+:func:`memp_core.loop.run_experiment`, which keeps them off the shared memory.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from memp_core.actor import Actor, system
 from memp_core.config import PROJECT_ROOT, Settings
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import MempError
@@ -39,6 +45,7 @@ from memp_core.store import Store
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 OnTask = Callable[[str, int, int], None]
+DEMO: Actor = system("demo")
 
 
 class DemoRefusedError(MempError):
@@ -148,7 +155,8 @@ def _run_step(
             on_task(step.title, done, total)
 
     if not step.isolated:
-        return run_loop(store, step.config, memory=memory, settings=settings, progress=progress)
+        return run_loop(store, step.config, memory=memory, settings=settings, progress=progress,
+                        actor=DEMO)  # fmt: skip
     sandbox = Store("sqlite://")
     try:
         own = ProceduralMemory(sandbox, settings=settings, embedder=memory.embedder,
@@ -190,7 +198,7 @@ def import_shared(store: Store, root: Path) -> dict[str, int]:
         path = root / rel
         if not path.exists():
             continue
-        rep = import_paths(store, [path], fmt=fmt, skip_bad=True, actor="memp demo")
+        rep = import_paths(store, [path], fmt=fmt, skip_bad=True, actor=DEMO)
         for key, value in rep.counts().items():
             counts[key] = counts.get(key, 0) + value
     return counts
@@ -208,7 +216,7 @@ def build_from_imports(store: Store, memory: ProceduralMemory) -> int:
     if not ids:
         return 0
     built = memory.build([int(i) for i in ids if i is not None], policy="script",
-                         status=Status.pending_review, actor="memp demo")  # fmt: skip
+                         status=Status.pending_review, actor=DEMO)  # fmt: skip
     return len(built)
 
 

@@ -9,6 +9,7 @@ product plus ``argpartition``: the brute-force bound plus a small constant.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ import numpy as np
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from memp_core.errors import ConfigError
 from memp_core.models import Procedure, ProcedureRevision
 from memp_core.store import Store
+
+log = logging.getLogger(__name__)
+WARN_ROWS = 20  # rows named one by one per sync; more are summed up in one line
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,25 @@ def _unit(vector: np.ndarray, dimension: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A current revision whose embedding cannot be searched, and why."""
+
+    revision_id: int
+    procedure_id: int
+    reason: str
+
+
+def blob_problem(blob: bytes, dimension: int) -> str | None:
+    """Why an embedding blob cannot be searched at ``dimension`` (None: it can)."""
+    if len(blob) != 4 * dimension:
+        return (
+            f"its embedding has {len(blob) / 4:g} values, the embedder gives {dimension} "
+            "(written by another model, or damaged)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
 class Entry:
     """What the index knows of one procedure: its current revision and that revision's facts."""
 
@@ -175,6 +197,11 @@ class ProcedureIndex:
     Postgres ids are handed out before commit, so a slow transaction can commit a lower id
     after a sync has moved past it: Postgres therefore does not use this index, retrieval
     runs in the database (:mod:`memp_core.pgsearch`).
+
+    A current revision whose embedding is unusable (another length than the embedder's, or
+    NaN / infinite values, e.g. from a damaged import) is left out of vector search with one
+    logged warning and listed in :attr:`skipped`; its procedure stays reachable by facts
+    and random retrieval. One bad row never fails retrieval for everyone.
     """
 
     def __init__(self, store: Store, dimension: int) -> None:
@@ -183,6 +210,7 @@ class ProcedureIndex:
         self.entries: dict[int, Entry] = {}
         self.postings: dict[tuple[str, str], set[int]] = {}
         self.seen_revision_id = 0
+        self.skipped: dict[int, Skipped] = {}  # by procedure id, while that row is current
         # Held by sync and by each search (memp_core.retrieve), so a dashboard thread never
         # reads postings or rows while another thread's sync is changing them.
         self.lock = threading.RLock()
@@ -216,6 +244,11 @@ class ProcedureIndex:
             return len(rows)
 
     def _apply(self, rows: Sequence[Any]) -> None:
+        before = set(self.skipped.values())
+        self._load(rows)
+        _warn([sk for sk in self.skipped.values() if sk not in before])
+
+    def _load(self, rows: Sequence[Any]) -> None:
         keys: list[int] = []
         blobs: list[bytes] = []
         for rev_id, proc_id, blob, model, facts in rows:
@@ -224,21 +257,32 @@ class ProcedureIndex:
                 self._unpost(old)
             entry = Entry(int(proc_id), int(rev_id), model or "", _str_facts(facts))
             self.entries[entry.procedure_id] = entry
+            self.skipped.pop(entry.procedure_id, None)
             for pair in entry.facts.items():
                 self.postings.setdefault(pair, set()).add(entry.procedure_id)
-            if blob is None:
-                self.vectors.remove(entry.procedure_id)  # no embedding: facts/random only
+            problem = None if blob is None else blob_problem(blob, self.vectors.dimension)
+            if blob is None or problem is not None:
+                self.vectors.remove(entry.procedure_id)  # facts and random retrieval only
+                if problem is not None:
+                    self._skip(entry, problem)
                 continue
-            if len(blob) != 4 * self.vectors.dimension:
-                raise ConfigError(
-                    f"revision {rev_id} has a {len(blob) // 4}-dim embedding but the embedder "
-                    f"gives {self.vectors.dimension}; embeddings were written by another model"
-                )
             keys.append(entry.procedure_id)
             blobs.append(blob)
+        if not keys:
+            return
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1)
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():  # NaN or infinity would turn every score it touches into NaN
+            for pos in np.flatnonzero(~finite).tolist():
+                self.vectors.remove(keys[pos])
+                self._skip(self.entries[keys[pos]], "its embedding has NaN or infinite values")
+            keys = [k for k, ok in zip(keys, finite.tolist(), strict=True) if ok]
+            matrix = matrix[finite]
         if keys:
-            matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(keys), -1)
             self.vectors.upsert_many(keys, matrix)
+
+    def _skip(self, entry: Entry, reason: str) -> None:
+        self.skipped[entry.procedure_id] = Skipped(entry.revision_id, entry.procedure_id, reason)
 
     def _unpost(self, entry: Entry) -> None:
         for pair in entry.facts.items():
@@ -247,6 +291,17 @@ class ProcedureIndex:
                 members.discard(entry.procedure_id)
                 if not members:
                     del self.postings[pair]
+
+
+def _warn(fresh: list[Skipped]) -> None:
+    """One warning per newly skipped row (a model switch can skip thousands: summed up)."""
+    for sk in fresh[:WARN_ROWS]:
+        log.warning(
+            "procedure %s is left out of vector search (facts and random retrieval still "
+            "find it): revision %s: %s", sk.procedure_id, sk.revision_id, sk.reason,
+        )  # fmt: skip
+    if len(fresh) > WARN_ROWS:
+        log.warning("%d more procedures are left out of vector search", len(fresh) - WARN_ROWS)
 
 
 def _str_facts(facts: object) -> dict[str, str]:

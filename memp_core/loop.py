@@ -7,6 +7,12 @@ per group (success rate, mean steps with failures counted at the step limit, tok
 as each group ends so the dashboard sees a running experiment grow. Cancel with Ctrl-C or a
 ``threading.Event``: the run is kept, marked ``cancelled``, with the groups it finished.
 
+:func:`run_loop` runs in the store it is given, memory included: the demo and the benchmark
+use it on databases of their own. People start experiments with :func:`run_experiment`
+(``memp run``) or :func:`start_run` (the dashboard): those check the person's role and run
+any experiment that writes memory on a memory of its own (:mod:`memp_core.experiment`), so
+what it approves for its own agent is never served to the shared database's agents.
+
 :func:`replay` compares a revision with its parent on seeded tasks in a sandbox: it writes
 nothing to the database.
 """
@@ -20,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from memp_core.actor import Actor
 from memp_core.config import Settings, get_settings
-from memp_core.embeddings import Embedder
+from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import ConfigError
+from memp_core.experiment import RunMirror, land, writes_memory
 from memp_core.facts import extract_facts
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Retrieval, Run, Step, Trajectory, utcnow
@@ -37,12 +45,13 @@ from memp_core.store import Store
 
 __all__ = [
     "CachedEmbedder", "LoopConfig", "LoopResult", "ReplayResult", "ReplayScore", "replay",
-    "run_loop", "start_run",
+    "run_experiment", "run_loop", "start_run",
 ]  # fmt: skip
 
 ENVIRONMENT = "household-sim"
 MEMORY_POLICIES = ("none", "vanilla", "validation", "reflect")
 Progress = Callable[[int, int], None]
+OnRun = Callable[[Run], None]
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class LoopConfig:
     update_every: int = 1  # tasks per memory update (a batch embeds in one pass)
     name: str = ""
     kind: str = "online"
+    started_by: str = ""  # the author of the person who started it (recorded in its config)
 
     def check(self) -> None:
         if self.memory not in MEMORY_POLICIES:
@@ -102,6 +112,7 @@ class LoopResult:
     groups: list[dict[str, Any]] = field(default_factory=list)
     trajectory_ids: list[int] = field(default_factory=list)
     reflections: int = 0
+    proposed: list[int] = field(default_factory=list)  # an experiment's procedures, for review
 
     def _total(self, key: str) -> float:
         n = sum(g["tasks"] for g in self.groups)
@@ -172,14 +183,22 @@ def run_loop(
     settings: Settings | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    on_run: OnRun | None = None,
+    actor: Actor | None = None,
 ) -> LoopResult:
-    """Run ``config`` as one Run in ``store``; see the module docstring."""
+    """Run ``config`` as one Run in ``store``; see the module docstring.
+
+    ``on_run`` sees the Run row when it starts, after each group and when it ends;
+    ``actor`` is who the memory updates are audited as (default: the program).
+    """
+    notify = on_run or (lambda _run: None)
     config.check()
     settings = settings or get_settings()
     memory = memory or ProceduralMemory(store, settings=settings)
     agent = make_agent(config, settings)
     pairs = task_seeds(config.tasks, config.seed, config.task_types or _all_types())
     run = _start(store, config, agent.model)
+    notify(run)
     result = LoopResult(int(run.id or 0), "running")
     bounds = [round(i * config.tasks / config.groups) for i in range(config.groups + 1)]
     try:
@@ -194,7 +213,7 @@ def run_loop(
                 result.trajectory_ids.append(tid)
                 pending.append(tid)
                 if len(pending) >= config.update_every or i + 1 == bounds[g + 1]:
-                    result.reflections += _update(memory, config, pending)
+                    result.reflections += _update(memory, config, pending, actor)
                     pending = []
                 metrics.tasks += 1
                 metrics.successes += int(ep.success)
@@ -203,23 +222,26 @@ def run_loop(
                 if progress is not None:
                     progress(i + 1, config.tasks)
             result.groups.append(metrics.as_dict())
-            _save_metrics(store, result.run_id, result.groups)
+            notify(_save_metrics(store, result.run_id, result.groups))
         result.status = "done"
     except KeyboardInterrupt:
         result.status = "cancelled"
     finally:
         status = result.status if result.status != "running" else "failed"
-        _finish(store, result.run_id, status)
+        notify(_finish(store, result.run_id, status))
     return result
 
 
-def _update(memory: ProceduralMemory, config: LoopConfig, ids: list[int]) -> int:
+def _update(
+    memory: ProceduralMemory, config: LoopConfig, ids: list[int], actor: Actor | None
+) -> int:
     """Apply the update policy to finished runs; returns the number of reflections."""
-    if not config.retrieve or config.memory == "none" or not ids:
+    if not writes_memory(config.retrieve, config.memory) or not ids:
         return 0
     report = memory.update(
-        ids, policy=config.memory, build_policy=config.build, auto_approve=config.auto_approve
-    )
+        ids, policy=config.memory, build_policy=config.build,
+        auto_approve=config.auto_approve, actor=actor,
+    )  # fmt: skip
     return len(report.reflected)
 
 
@@ -287,32 +309,93 @@ def _start(store: Store, config: LoopConfig, agent_model: str) -> Run:
     return run
 
 
-def _save_metrics(store: Store, run_id: int, groups: list[dict[str, Any]]) -> None:
+def _save_metrics(store: Store, run_id: int, groups: list[dict[str, Any]]) -> Run:
     with store.transaction() as s:
         run = s.get(Run, run_id)
-        if run is not None:
-            run.metrics = list(groups)
-            s.add(run)
+        if run is None:
+            raise ConfigError(f"run {run_id} vanished from {store.url} while it ran")
+        run.metrics = list(groups)
+        s.add(run)
+        return run
 
 
-def _finish(store: Store, run_id: int, status: str) -> None:
+def _finish(store: Store, run_id: int, status: str) -> Run:
     with store.transaction() as s:
         run = s.get(Run, run_id)
-        if run is not None:
-            run.status = status
-            run.finished_at = utcnow()
-            s.add(run)
+        if run is None:
+            raise ConfigError(f"run {run_id} vanished from {store.url} while it ran")
+        run.status = status
+        run.finished_at = utcnow()
+        s.add(run)
+        return run
+
+
+def run_experiment(
+    store: Store,
+    config: LoopConfig,
+    *,
+    actor: Actor,
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+    backend: str | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> LoopResult:
+    """An experiment a person starts (``memp run``, the dashboard): needs the reviewer role;
+    if it writes memory it runs on a memory of its own and lands in ``store`` as
+    :mod:`memp_core.experiment` describes. ``run_id`` and ``trajectory_ids`` of the result
+    are those of ``store``."""
+    actor.require("start experiments")
+    config.check()
+    settings = settings or get_settings()
+    if config.retrieve and embedder is None:
+        embedder = CachedEmbedder(get_embedder(settings))
+    isolated = writes_memory(config.retrieve, config.memory)
+    mirror = RunMirror(store, actor, isolated=isolated)
+    if not isolated:
+        memory = ProceduralMemory(store, settings=settings, embedder=embedder, backend=backend)
+        return run_loop(store, config, memory=memory, settings=settings, progress=progress,
+                        cancel=cancel, on_run=mirror, actor=actor)  # fmt: skip
+    sandbox = Store("sqlite://")
+    try:
+        own = ProceduralMemory(sandbox, settings=settings, embedder=embedder, backend=backend)
+        try:
+            result = run_loop(sandbox, config, memory=own, settings=settings,
+                              progress=progress, cancel=cancel, on_run=mirror)  # fmt: skip
+        except BaseException:  # a failed run still lands what it did, marked failed
+            if mirror.run_id is not None:
+                land(sandbox, store, _only_run(sandbox), mirror.run_id, actor)
+            raise
+        landing = land(sandbox, store, result.run_id, int(mirror.run_id or 0), actor)
+        result.run_id = landing.run_id
+        result.trajectory_ids = [landing.trajectories[i] for i in result.trajectory_ids]
+        result.proposed = list(landing.procedures.values())
+        return result
+    finally:
+        sandbox.dispose()
+
+
+def _only_run(sandbox: Store) -> int:
+    (run,) = sandbox.runs()
+    return int(run.id or 0)
 
 
 def start_run(
-    store: Store, *, agent: str = "heuristic", memory: str = "reflect", retrieve: str = "query",
-    build: str = "script", k: int = 3, tasks: int = 60, groups: int = 6, seed: int = 0,
-    progress: Progress | None = None, **extra: Any,
+    store: Store, *, actor: Actor, agent: str = "heuristic", memory: str = "reflect",
+    retrieve: str = "query", build: str = "script", k: int = 3, tasks: int = 60,
+    groups: int = 6, seed: int = 0, progress: Progress | None = None,
+    settings: Settings | None = None, embedder: Embedder | None = None, **extra: Any,
 ) -> Run:  # fmt: skip
-    """The dashboard's entry point: run the loop and return the finished Run row."""
+    """The dashboard's entry point: run an experiment as ``actor`` (reviewer or admin) and
+    return its finished Run row. An experiment that writes memory runs on its own memory:
+    what it learns lands in ``store`` as procedures waiting for review, never served to
+    other agents (see :mod:`memp_core.experiment`)."""
+    actor.require("start experiments")
     config = LoopConfig(
         agent=agent, memory=memory, retrieve=None if memory == "none" else retrieve,
-        build=build, k=k, tasks=tasks, groups=groups, seed=seed, **extra,
+        build=build, k=k, tasks=tasks, groups=groups, seed=seed, started_by=actor.author,
+        **extra,
     )  # fmt: skip
-    result = run_loop(store, config, progress=progress)
+    result = run_experiment(store, config, actor=actor, settings=settings, embedder=embedder,
+                            progress=progress)  # fmt: skip
     return store.get(Run, result.run_id)

@@ -1,13 +1,19 @@
 """``ProceduralMemory``: the engine's one entry point (build, retrieve, update).
 
-- ``build(trajectory_ids=None, *, policy="script", status=pending_review, actor="cli")``:
+- ``build(trajectory_ids=None, *, policy="script", status=pending_review, actor=None)``:
   procedures from trajectories (``None``: successes not yet used as evidence).
 - ``retrieve(query, *, policy="query", k=3, threshold=None, all_statuses=False,
   author_model=None, run_id=None, agent_model="", log=True, seed=None)``: the top-k
   servable procedures (approved only, unless asked), logged unless ``log=False``.
-- ``update(trajectory_ids, *, policy, build_policy="script", auto_approve=True)``: apply an
-  update policy (none, vanilla, validation, reflect) after tasks finish.
-- ``cold_start(*, top=3, policy="script", ...)``: seed memory from the best runs per type.
+- ``update(trajectory_ids, *, policy, build_policy="script", auto_approve=True, actor=None)``:
+  apply an update policy (none, vanilla, validation, reflect) after tasks finish.
+- ``cold_start(*, top=3, policy="script", ..., actor=None)``: seed memory from the best runs.
+
+Writes name their :class:`~memp_core.actor.Actor`, recorded in the audit log: a person
+(the CLI's OS user, a signed-in reviewer) needs the reviewer role; without an actor the
+program writes as itself (``memp:build``, ``memp:update``, ``memp:cold-start``), as the
+online loop does inside an experiment's own memory. Only a person or the program may write
+approved procedures: an agent's writes wait for review whatever it asks.
 
 Create one per process and reuse it: on SQLite it holds the retrieval index, which it keeps
 in step with the database incrementally; on Postgres retrieval runs in the database (pgvector
@@ -26,11 +32,12 @@ from typing import TypeVar
 import numpy as np
 from sqlmodel import Session
 
+from memp_core.actor import Actor, system
 from memp_core.build import embed_revisions, load_evidence, plan_builds, unused_successes
 from memp_core.build import write_builds as _write_builds
 from memp_core.config import Settings, get_settings
 from memp_core.embeddings import Embedder, get_embedder
-from memp_core.errors import ConflictError
+from memp_core.errors import ConflictError, PermissionDeniedError
 from memp_core.index import ProcedureIndex
 from memp_core.llm import Backend, get_backend
 from memp_core.models import ProcedureRevision, Status
@@ -110,13 +117,15 @@ class ProceduralMemory:
         *,
         policy: str = "script",
         status: Status = Status.pending_review,
-        actor: str = "cli",
+        actor: Actor | None = None,
     ) -> list[ProcedureRevision]:
         """Build procedures; returns the revisions written (first revisions and merges).
 
         Planning reads the database without a lock; if another writer moved a procedure on
         in the meantime the write is refused whole and planned again (``WRITE_ATTEMPTS``).
         """
+        actor = actor or system("build")
+        check_writer(actor, "build procedures", Status(status))
 
         def attempt() -> list[ProcedureRevision]:
             ids = unused_successes(self.store) if trajectory_ids is None else trajectory_ids
@@ -126,7 +135,9 @@ class ProceduralMemory:
             plans = plan_builds(self.store, self.backend, runs, policy=policy)
             embed_revisions(self.embedder, [p.revision for p in plans])
             with self.store.transaction() as s:
-                return _write_builds(s, self.store, plans, status=Status(status), actor=actor)
+                return _write_builds(
+                    s, self.store, plans, status=Status(status), actor=actor.author
+                )
 
         return _retrying(attempt)
 
@@ -182,9 +193,17 @@ class ProceduralMemory:
         policy: str,
         build_policy: str = "script",
         auto_approve: bool = True,
+        actor: Actor | None = None,
     ) -> UpdateReport:
         """Apply the update ``policy`` (none, vanilla, validation, reflect) to finished runs;
-        planned again (backend calls included) if another writer got in the way."""
+        planned again (backend calls included) if another writer got in the way.
+
+        ``auto_approve`` serves what it writes at once: the online loop's own memory. Point
+        it only at an experiment's isolated memory (see :mod:`memp_core.experiment`).
+        """
+        actor = actor or system("update")
+        status = Status.approved if auto_approve else Status.pending_review
+        check_writer(actor, "update memory", status)
         return _retrying(
             lambda: _update(
                 self.store,
@@ -195,6 +214,7 @@ class ProceduralMemory:
                 policy=policy,
                 build_policy=build_policy,
                 auto_approve=auto_approve,
+                actor=actor.author,
             )  # fmt: skip
         )
 
@@ -207,13 +227,27 @@ class ProceduralMemory:
         policy: str = "script",
         status: Status = Status.pending_review,
         agent_model: str | None = None,
-        actor: str = "cli:cold-start",
+        actor: Actor | None = None,
     ) -> list[ProcedureRevision]:
         """Seed memory from the ``top`` best runs per task type (see :mod:`coldstart`)."""
         from memp_core.coldstart import seed_ids
 
+        actor = actor or system("cold-start")
+        check_writer(actor, "seed memory", Status(status))
         ids = seed_ids(self.store, top=top, agent_model=agent_model)
         return self.build(ids, policy=policy, status=status, actor=actor) if ids else []
+
+
+def check_writer(actor: Actor, action: str, status: Status) -> None:
+    """Refuse a write the actor may not make: it needs the reviewer role (a viewer only
+    reads), and only a person or the program itself may write procedures agents are served
+    (an agent proposes; a person approves)."""
+    actor.require(action)
+    if status == Status.approved and actor.kind == "agent":
+        raise PermissionDeniedError(
+            f"{actor.author} cannot write approved procedures: what agents propose waits "
+            "for a reviewer (build with status pending_review)"
+        )
 
 
 def _retrying(write: Callable[[], T]) -> T:

@@ -59,7 +59,8 @@ def list_procedures(
     if task_type:
         conds.append(Procedure.task_type == task_type)
     if text:
-        conds.append(col(Procedure.title).contains(text))
+        # autoescape: a "%" or "_" typed in the filter is a character, not a wildcard
+        conds.append(col(Procedure.title).contains(text, autoescape=True))
     with store.session() as s:
         total = int(s.exec(select(func.count()).select_from(Procedure).where(*conds)).one())
         rows = s.exec(

@@ -1,43 +1,49 @@
 """The review gate: people approve, reject, edit, roll back, pin and deprecate procedures.
 
-Every action checks the actor's role (viewers are refused here, in the core, not only in the
-pages), runs in one transaction and writes an :class:`~memp_core.models.AuditEvent` in that
-same transaction. Content changes add revisions (``human_edit``, ``rollback``) through
-:func:`memp_core.build.append_revision`, which refuses a save that started from a revision
-that is no longer current (optimistic concurrency) before writing anything.
+Every action checks its :class:`~memp_core.actor.Actor` here, in the core, not only in the
+pages: it must be a person (never an agent or the program itself) with the reviewer or admin
+role. Each action runs in one transaction and writes an
+:class:`~memp_core.models.AuditEvent` in that same transaction. Content changes add revisions
+(``human_edit``, ``rollback``) through :func:`memp_core.build.append_revision`, which refuses
+a save that started from a revision that is no longer current (optimistic concurrency)
+before writing anything.
+
+A rollback of an approved procedure stays approved only when it restores content a person
+approved (see :func:`approved_contents`); any other content goes back to ``pending_review``,
+so a rollback can never serve agents text nobody reviewed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import json
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from memp_core.actor import Actor, Role
 from memp_core.build import append_revision, embed_revisions
 from memp_core.embeddings import Embedder, get_embedder
-from memp_core.errors import ConflictError, MempError, NotFoundError, PermissionDeniedError
-from memp_core.models import Kind, Origin, Procedure, ProcedureRevision, Status, utcnow
+from memp_core.errors import ConflictError, MempError, NotFoundError
+from memp_core.models import (
+    AuditEvent,
+    Kind,
+    Origin,
+    Procedure,
+    ProcedureRevision,
+    Status,
+    utcnow,
+)
 from memp_core.prompts import normalise_script
 from memp_core.store import Store
 
-Role = Literal["viewer", "reviewer", "admin"]
+# Actor and Role are re-exported: callers written before memp_core.actor import them here.
+__all__ = [
+    "Actor", "ReviewError", "Role", "approve", "approved_contents", "deprecate", "edit",
+    "reject", "rollback", "set_pinned",
+]  # fmt: skip
 
 
 class ReviewError(MempError):
     """A review action is not valid here (empty reason, foreign revision, bad script)."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts; recorded as ``human:<name>`` on revisions and audit events."""
-
-    name: str
-    role: Role = "admin"
-
-    @property
-    def author(self) -> str:
-        return f"human:{self.name}"
 
 
 def approve(
@@ -133,7 +139,11 @@ def rollback(
     comment: str = "",
     base_revision_id: int | None = None,
 ) -> ProcedureRevision:
-    """A new current revision copying ``to_revision_id``'s content (origin ``rollback``)."""
+    """A new current revision copying ``to_revision_id``'s content (origin ``rollback``).
+
+    An approved procedure rolled back to content no person approved returns to
+    ``pending_review`` (the audit event records the status before and after).
+    """
     _allow(actor, "roll back")
     old = store.get(ProcedureRevision, to_revision_id)
     if old.procedure_id != procedure_id:
@@ -151,10 +161,43 @@ def rollback(
         embedding=old.embedding,
     )  # fmt: skip
     with store.transaction() as s:
-        append_revision(s, procedure_id, rev, expected_current=current.id)
+        before = _procedure(s, procedure_id).status
+        after = before
+        if before == Status.approved and _content(old) not in approved_contents(s, procedure_id):
+            after = Status.pending_review.value  # content nobody approved goes back to review
+        append_revision(s, procedure_id, rev, expected_current=current.id, status=after)
         store.audit(s, actor.author, "rollback", "procedure", procedure_id, revision_id=rev.id,
-                    to_revision_id=to_revision_id, comment=comment)  # fmt: skip
+                    to_revision_id=to_revision_id, comment=comment, before=before,
+                    after=after)  # fmt: skip
     return rev
+
+
+def approved_contents(s: Session, procedure_id: int) -> set[str]:
+    """The contents (kind, script, steps) of every revision a person approved.
+
+    An approve event records the revision that was current when it was approved; only
+    events by people count (``human:`` actors: the review actions refuse anyone else, and
+    imports never record a named person's action as theirs). Content, not the revision id,
+    is compared, so a merge that only added evidence to approved content still counts.
+    """
+    events = s.exec(
+        select(AuditEvent.detail)
+        .where(AuditEvent.object_type == "procedure", AuditEvent.object_id == procedure_id)
+        .where(AuditEvent.action == "approve", col(AuditEvent.actor).startswith("human:"))
+    ).all()
+    ids = {d.get("revision_id") for d in events if isinstance(d, dict)} - {None}
+    if not ids:
+        return set()
+    revs = s.exec(
+        select(ProcedureRevision)
+        .where(ProcedureRevision.procedure_id == procedure_id)
+        .where(col(ProcedureRevision.id).in_(ids))
+    ).all()
+    return {_content(r) for r in revs}
+
+
+def _content(rev: ProcedureRevision) -> str:
+    return json.dumps([rev.kind, rev.script, rev.steps], sort_keys=True)
 
 
 def _set_status(
@@ -206,11 +249,8 @@ def _procedure(s: Session, procedure_id: int) -> Procedure:
 
 
 def _allow(actor: Actor, action: str) -> None:
-    if actor.role not in ("reviewer", "admin"):
-        raise PermissionDeniedError(
-            f"{actor.name} has the {actor.role} role and cannot {action} procedures; "
-            "ask a reviewer or an admin"
-        )
+    """Review actions are for people with the reviewer (or admin) role, never an agent."""
+    actor.require_person(f"{action} procedures")
 
 
 def _required(reason: str) -> str:

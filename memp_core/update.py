@@ -15,7 +15,9 @@ its procedure (and a success if it succeeded); a procedure used at least
 is deprecated unless pinned. Call ``update`` once per trajectory: counts are not de-duplicated.
 
 Backend calls run first with no transaction open; all writes of one update then land in a
-single transaction. Revisions are only ever added, never changed or deleted.
+single transaction. Revisions are only ever added, never changed or deleted. The audit log
+names ``actor`` (who ran the update: ``memp:update`` by default, the program) for builds,
+merges, reflections and deprecations; each revision's ``author`` names the backend.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def update(
     policy: str,
     build_policy: str = "script",
     auto_approve: bool = True,
+    actor: str = UPDATE_ACTOR,
 ) -> UpdateReport:
     """Apply ``policy`` to the given trajectories; see the module docstring."""
     choose: Callable[[Sequence[Evidence]], Selection] = resolve(
@@ -121,10 +124,10 @@ def update(
     embed_revisions(embedder, [p.revision for p in builds] + [r.revision for r in reflections])
     status = Status.approved if auto_approve else Status.pending_review
     with store.transaction() as s:
-        built = write_builds(s, store, builds, status=status, actor=UPDATE_ACTOR)
+        built = write_builds(s, store, builds, status=status, actor=actor)
         advanced = {r.procedure_id: int(r.id or 0) for r in built}
-        reflected = write_reflections(s, store, reflections, advanced, status)
-        counted, deprecated = count_uses(s, store, runs, settings)
+        reflected = write_reflections(s, store, reflections, advanced, status, actor)
+        counted, deprecated = count_uses(s, store, runs, settings, actor)
     return UpdateReport(
         policy=policy,
         built=[int(r.id or 0) for r in built],
@@ -191,6 +194,7 @@ def write_reflections(
     plans: Sequence[PlannedReflection],
     advanced: dict[int, int],
     status: Status,
+    actor: str = UPDATE_ACTOR,
 ) -> list[int]:
     """Append the planned child revisions, chaining several on one procedure."""
     out: list[int] = []
@@ -202,16 +206,21 @@ def write_reflections(
         )
         advanced[plan.procedure_id] = int(rev.id or 0)
         store.audit(
-            s, plan.revision.author, "reflect", "procedure", plan.procedure_id,
-            revision_id=rev.id, parent_revision_id=expected, failed_trajectory_id=plan.failed_id,
+            s, actor, "reflect", "procedure", plan.procedure_id, revision_id=rev.id,
+            parent_revision_id=expected, failed_trajectory_id=plan.failed_id,
             followed_revision_id=plan.followed_revision_id, tokens=plan.tokens,
+            backend=plan.revision.author,
         )  # fmt: skip
         out.append(int(rev.id or 0))
     return out
 
 
 def count_uses(
-    s: Session, store: Store, runs: Sequence[Evidence], settings: Settings
+    s: Session,
+    store: Store,
+    runs: Sequence[Evidence],
+    settings: Settings,
+    actor: str = UPDATE_ACTOR,
 ) -> tuple[int, list[int]]:
     """Count each run as a use of the procedure it followed; deprecate the failing ones."""
     followed: list[tuple[Evidence, int]] = []
@@ -241,7 +250,7 @@ def count_uses(
             proc.status = Status.deprecated.value
             deprecated.append(pid)
             store.audit(
-                s, UPDATE_ACTOR, "deprecate", "procedure", pid,
+                s, actor, "deprecate", "procedure", pid,
                 use_count=proc.use_count, success_count=proc.success_count,
                 min_uses=settings.deprecate_min_uses, below=settings.deprecate_below,
             )  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from test_build import loaded_template, pending_template, store_from
 from typer.testing import CliRunner
 
+from memp_core.actor import os_user
 from memp_core.cli import app
 from memp_core.embeddings import Embedder
 from memp_core.review import Actor, edit
@@ -57,13 +58,11 @@ def test_build_then_retrieve_finds_the_right_task_type(loaded: Store) -> None:
 def test_agents_view_is_approved_only_until_a_reviewer_approves(pending: Store) -> None:
     assert memp("retrieve", "put two pillow in sofa", "--approved-only", "--json") == []
     (top,) = memp("retrieve", "put two pillow in sofa", "-k", "1", "--json")
-    approved = memp(
-        "approve", str(top["procedure_id"]), "--comment", "ok", "--as", "rita", "--json"
-    )
+    approved = memp("approve", str(top["procedure_id"]), "--comment", "ok", "--json")
     assert approved["status"] == "approved"
     served = memp("retrieve", "put two pillow in sofa", "--approved-only", "--json")
     assert [s["procedure_id"] for s in served] == [top["procedure_id"]]
-    assert pending.audit_events()[0].actor == "human:rita"
+    assert pending.audit_events()[0].actor == os_user().author  # the OS user, never "cli"
 
 
 def test_reject_needs_a_reason_and_rejected_procedures_leave_the_live_view(
@@ -81,7 +80,7 @@ def test_reject_needs_a_reason_and_rejected_procedures_leave_the_live_view(
 def test_rollback_restores_an_older_revision_as_a_new_one(
     pending: Store, embedder: Embedder
 ) -> None:
-    edited = edit(pending, 1, actor=Actor("ed"), script="1. look", comment="",
+    edited = edit(pending, 1, actor=Actor("ed", "reviewer"), script="1. look", comment="",
                   base_revision_id=1, embedder=embedder)  # fmt: skip
     back = memp("rollback", "1", "--to", "1", "--json")
     assert back["origin"] == "rollback" and back["parent_revision_id"] == edited.id

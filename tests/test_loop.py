@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import col, select
 from typer.testing import CliRunner
 
+from memp_core.actor import Actor
 from memp_core.cli import app
 from memp_core.embeddings import Embedder
 from memp_core.loop import CachedEmbedder, LoopConfig, replay, run_loop, start_run
@@ -121,7 +122,8 @@ def test_cancel_keeps_the_finished_groups_and_marks_the_run(
 
 def test_start_run_is_the_dashboard_entry_point(store: Store, embedder: Embedder) -> None:
     seen: list[int] = []
-    run = start_run(store, memory="none", tasks=4, groups=2, progress=lambda d, t: seen.append(d))
+    run = start_run(store, actor=Actor("rita", "reviewer"), memory="none", tasks=4, groups=2,
+                    progress=lambda d, t: seen.append(d))  # fmt: skip
     assert isinstance(run, Run) and run.status == "done" and seen == [1, 2, 3, 4]
 
 

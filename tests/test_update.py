@@ -143,7 +143,7 @@ def test_failing_procedure_is_deprecated_after_three_uses(mem: ProceduralMemory)
 
 def test_a_pinned_procedure_is_never_deprecated(mem: ProceduralMemory) -> None:
     (proc,) = mem.store.procedures()
-    set_pinned(mem.store, proc.id or 0, actor=Actor("pat"), pinned=True)
+    set_pinned(mem.store, proc.id or 0, actor=Actor("pat", "reviewer"), pinned=True)
     rev = _current(mem.store, proc.id or 0)
     report = mem.update([_fail(mem, rev) for _ in range(4)], policy="validation")
     assert report.deprecated == [] and mem.store.get(Procedure, proc.id or 0).status == "approved"
@@ -199,8 +199,8 @@ def test_build_reflect_edit_and_retrieve_on_sqlite_and_postgres(
     child = any_store.get(ProcedureRevision, report.reflected[0])
     assert child.parent_revision_id == built.id
     with pytest.raises(ConflictError):
-        edit(any_store, built.procedure_id, actor=Actor("ed"), script="1. look", comment="",
-             base_revision_id=built.id or 0, embedder=embedder)  # fmt: skip
+        edit(any_store, built.procedure_id, actor=Actor("ed", "reviewer"), script="1. look",
+             comment="", base_revision_id=built.id or 0, embedder=embedder)  # fmt: skip
     top = mem.retrieve("heat some bread and put it in shelf", k=1).first()
     assert top is not None and top.revision.id == child.id
     assert any_store.counts().retrievals == 1

@@ -1,6 +1,9 @@
 """`memp` commands of the engine: build, retrieve, procedures, approve, reject, rollback,
 and `memp bench retrieval`.
 
+Who acts: the OS user (:func:`memp_core.actor.os_user`), recorded as ``human:<user>`` in the
+audit log. There is no option to act in another name: the audit log says who ran the command.
+
 Statuses on the command line: `memp retrieve` is for people exploring memory, so by default it
 searches the live procedures (draft, pending_review, approved) and prints each one's status;
 `--approved-only` shows exactly what an agent would be served (the default of the engine API,
@@ -9,12 +12,12 @@ the online loop and the dashboard's agents), `--all-statuses` adds rejected and 
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from memp_core.actor import os_user
 from memp_core.bench import run_postgres_bench, run_retrieval_bench
 from memp_core.build import BUILD_POLICIES
 from memp_core.cli import DbOpt, JsonOpt, open_store, out_console, print_json, settings_for
@@ -23,25 +26,18 @@ from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.pgsearch import EF_SEARCH
 from memp_core.retrieve import LIVE, RETRIEVE_POLICIES
-from memp_core.review import Actor, approve, reject, rollback
+from memp_core.review import approve, reject, rollback
 from memp_core.store import Store
 
 BackendOpt = Annotated[
     str | None,
     typer.Option("--backend", help="heuristic (offline, no model) or openai (OPENAI_BASE_URL)"),
 ]
-AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Reviewer name recorded as human:<name> (default: $USER)")
-]
 
 
 def _memory(db: str | None, backend: str | None = None) -> ProceduralMemory:
     settings = settings_for(db)
     return ProceduralMemory(Store.from_settings(settings), settings=settings, backend=backend)
-
-
-def _actor(name: str | None) -> Actor:
-    return Actor(name=name or getpass.getuser(), role="admin")  # the local CLI user is admin
 
 
 def revision_summary(store: Store, rev: ProcedureRevision) -> dict[str, object]:
@@ -91,9 +87,9 @@ def build(
         raise ConfigError(f"unknown build policy {policy!r}; valid: {', '.join(BUILD_POLICIES)}")
     mem = _memory(db, backend)
     if cold_start:
-        revs = mem.cold_start(top=top, policy=policy, status=status)
+        revs = mem.cold_start(top=top, policy=policy, status=status, actor=os_user())
     else:
-        revs = mem.build(trajectory, policy=policy, status=status, actor="cli")
+        revs = mem.build(trajectory, policy=policy, status=status, actor=os_user())
     rows = [revision_summary(mem.store, r) for r in revs]
     if json_:
         print_json(rows)
@@ -183,24 +179,22 @@ def procedures(
 def approve_cmd(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id")],
     comment: Annotated[str, typer.Option(help="Review comment")] = "",
-    as_: AsOpt = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Approve a procedure: agents are served it from now on."""
-    proc = approve(open_store(db), procedure_id, actor=_actor(as_), comment=comment)
+    proc = approve(open_store(db), procedure_id, actor=os_user(), comment=comment)
     _done(proc, json_)
 
 
 def reject_cmd(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id")],
     reason: Annotated[str, typer.Option(help="Why (required, recorded in the audit log)")],
-    as_: AsOpt = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Reject a procedure: it is never served and never merged into again."""
-    proc = reject(open_store(db), procedure_id, actor=_actor(as_), reason=reason)
+    proc = reject(open_store(db), procedure_id, actor=os_user(), reason=reason)
     _done(proc, json_)
 
 
@@ -208,13 +202,12 @@ def rollback_cmd(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id")],
     to: Annotated[int, typer.Option("--to", help="Revision to restore")],
     comment: Annotated[str, typer.Option(help="Why")] = "",
-    as_: AsOpt = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Restore an older revision's content as a new current revision (history is kept)."""
     store = open_store(db)
-    rev = rollback(store, procedure_id, actor=_actor(as_), to_revision_id=to, comment=comment)
+    rev = rollback(store, procedure_id, actor=os_user(), to_revision_id=to, comment=comment)
     if json_:
         print_json(revision_summary(store, rev))
     else:

@@ -107,7 +107,8 @@ def run(
         bool,
         typer.Option(
             "--auto-approve/--review",
-            help="Serve what the run learns at once, or queue it for review",
+            help="Serve what the run learns to its own agent at once (its memory is its own), "
+            "or leave it unserved, waiting for review, even there",
         ),
     ] = True,  # fmt: skip
     max_steps: Annotated[int, typer.Option(help="Step limit per task")] = 50,
@@ -115,33 +116,34 @@ def run(
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Run an agent online on seeded household-simulator tasks; memory learns as it goes."""
-    from memp_core.loop import CachedEmbedder, LoopConfig, run_loop
-    from memp_core.memory import ProceduralMemory
+    """Run an agent online on seeded household-simulator tasks; memory learns as it goes.
+
+    An experiment that writes memory runs on a memory of its own, starting empty: what it
+    learns is approved at once for its own agent (unless --review) and never served to
+    other agents of this database. Its run, trajectories and curves land here, and what it
+    learned lands as procedures waiting for review. Recorded as the OS user.
+    """
+    from memp_core.actor import os_user
+    from memp_core.loop import LoopConfig, run_experiment
 
     config = LoopConfig(
         agent=agent, strength=strength, memory=memory,
         retrieve=None if memory == "none" else retrieve, build=build, k=k, tasks=tasks,
         groups=groups, seed=seed, max_steps=max_steps, auto_approve=auto_approve,
-        update_every=update_every,
+        update_every=update_every, started_by=os_user().author,
     )  # fmt: skip
     config.check()
     settings = settings_for(db)
     store = open_store(db)
-    embedder = None
     if config.retrieve:
-        from memp_core.embeddings import get_embedder
-
         single_thread_torch()
-        embedder = CachedEmbedder(get_embedder(settings))
-    mem = ProceduralMemory(store, settings=settings, embedder=embedder)
     with task_bar(tasks, f"run {agent} memory={memory}") as bar:
-        result = run_loop(store, config, memory=mem, settings=settings, progress=bar)
+        result = run_experiment(store, config, actor=os_user(), settings=settings, progress=bar)
     summary = {
         "run_id": result.run_id, "status": result.status, "agent": agent,
         "memory": memory, "tasks": tasks, "groups": result.groups,
         "success_rate": result.success_rate, "mean_steps": result.mean_steps,
-        "reflections": result.reflections,
+        "reflections": result.reflections, "proposed_for_review": result.proposed,
     }  # fmt: skip
     if json_:
         print_json(summary)
@@ -155,6 +157,11 @@ def run(
         f"Run #{result.run_id} {result.status}: {result.success_rate:.0%} success, "
         f"{result.mean_steps:.1f} mean steps, {result.reflections} reflection(s)."
     )
+    if result.proposed:
+        out_console.print(
+            f"It learned {len(result.proposed)} procedure(s) on its own memory; they wait for "
+            "review here (memp procedures --status pending_review)."
+        )
 
 
 def bench_learning(
