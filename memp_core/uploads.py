@@ -2,9 +2,13 @@
 
 Uploads are written to a private temporary folder under their own names (formats such as
 Reflexion's ``env_results_trial_N.json`` are recognised by name); several files form one
-folder, which is how the folder formats (reflexion, jsonl exports) are read. A preview runs
-the importer's parser over the files and counts what it would write, writing nothing; the
-import itself is :func:`memp_core.importers.import_paths` (one transaction).
+folder, which is how the folder formats (reflexion, jsonl exports) are read. A name is only
+a name: folders are dropped, control characters removed, and a name longer than a file
+system allows is shortened from the front (the end carries the extension and the trial
+number); two different files under one name are refused rather than one replacing the
+other. A preview runs the importer's parser over the files and counts what it would write,
+writing nothing; the import itself is :func:`memp_core.importers.import_paths` (one
+transaction, reviewers only, procedures wait for review).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memp_core.actor import Actor
 from memp_core.errors import ImportFormatError
 from memp_core.importers import FOLDER_FORMATS, ImportReport, import_paths, parser_for
 from memp_core.importers.export import export
@@ -32,6 +37,7 @@ from memp_core.importers.records import (
 from memp_core.store import Store
 
 SAMPLE = 20
+MAX_NAME_BYTES = 255  # the longest file name Linux and macOS file systems take
 MAX_LISTED = 50  # warnings and bad records listed in a preview
 
 
@@ -71,23 +77,48 @@ class Preview:
 
 
 def _safe_name(name: str) -> str:
-    """A plain file name: uploads never choose where they are written."""
-    base = Path(name.replace("\\", "/")).name.strip()
+    """A plain file name: uploads never choose where they are written or break the disk."""
+    base = Path(name.replace("\\", "/")).name
+    base = "".join(ch for ch in base if ch.isprintable()).strip()  # NUL, newlines, escapes
+    data = base.encode("utf-8")
+    if len(data) > MAX_NAME_BYTES:  # keep the end: the extension and a trial number live there
+        base = data[-MAX_NAME_BYTES:].decode("utf-8", errors="ignore").lstrip(". ")
     return base if base not in ("", ".", "..") else "upload"
 
 
+def _names(uploads: Sequence[Upload]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Each upload under a safe, unique name; notes for the renamed and repeated ones."""
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    for up in uploads:
+        name = _safe_name(up.name)
+        if name != up.name:
+            notes.append(f"upload {up.name[:80]!r} was saved as {name!r}")
+        if name in files:
+            if files[name] != up.data:
+                raise ImportFormatError(
+                    name, None, "two different uploads have this name; rename one and retry"
+                )
+            notes.append(f"{name}: uploaded twice with the same content; read once")
+            continue
+        files[name] = up.data
+    return list(files.items()), notes
+
+
 @contextmanager
-def staged(uploads: Sequence[Upload]) -> Iterator[Path]:
-    """The uploads on disk: one file as itself, several as one folder; removed afterwards."""
+def staged(uploads: Sequence[Upload]) -> Iterator[tuple[Path, list[str]]]:
+    """The uploads on disk (one file as itself, several as one folder) and notes about their
+    names; removed afterwards."""
     if not uploads:
         raise ImportFormatError("(upload)", None, "no file was uploaded")
+    files, notes = _names(uploads)
     tmp = Path(tempfile.mkdtemp(prefix="memp-upload-"))
     try:
         folder = tmp / "upload"
         folder.mkdir()
-        for up in uploads:
-            (folder / _safe_name(up.name)).write_bytes(up.data)
-        yield folder / _safe_name(uploads[0].name) if len(uploads) == 1 else folder
+        for name, data in files:
+            (folder / name).write_bytes(data)
+        yield (folder / files[0][0] if len(files) == 1 else folder), notes
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -128,20 +159,26 @@ def preview(path: Path, fmt: str) -> Preview:
 
 
 def import_uploads(
-    store: Store, uploads: Sequence[Upload], fmt: str, *, actor: str, skip_bad: bool = False
+    store: Store, uploads: Sequence[Upload], fmt: str, *, actor: Actor, skip_bad: bool = False
 ) -> ImportReport:
     """Import the uploads in one transaction (all or nothing unless ``skip_bad``)."""
-    with staged(uploads) as path:
-        return import_paths(store, [path], fmt=fmt, skip_bad=skip_bad, actor=actor)
+    actor.require("import files")
+    with staged(uploads) as (path, notes):
+        report = import_paths(store, [path], actor=actor, fmt=fmt, skip_bad=skip_bad)
+    report.warnings[:0] = notes
+    return report
 
 
 def preview_uploads(uploads: Sequence[Upload], fmt: str) -> Preview:
-    with staged(uploads) as path:
-        return preview(path, fmt)
+    with staged(uploads) as (path, notes):
+        out = preview(path, fmt)
+    out.warnings[:0] = notes
+    return out
 
 
-def export_zip(store: Store, what: str = "all") -> bytes:
+def export_zip(store: Store, what: str = "all", *, actor: Actor) -> bytes:
     """``memp export`` of the database as one zip (JSONL files plus curves.csv)."""
+    actor.require("export")
     tmp = Path(tempfile.mkdtemp(prefix="memp-export-"))
     try:
         result = export(store, tmp / "export", what)

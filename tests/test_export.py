@@ -1,4 +1,4 @@
-"""Export → import into an empty database → export gives identical files."""
+"""Export → restore into an empty database → export gives identical files (a lossless backup)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlmodel import select
 
+from memp_core.actor import Actor
 from memp_core.importers import import_paths
 from memp_core.importers.export import ExportError, export
 from memp_core.models import (
+    EMBEDDING_DIM,
     AuditEvent,
     Procedure,
     ProcedureRevision,
@@ -20,6 +23,11 @@ from memp_core.models import (
     Trajectory,
 )
 from memp_core.store import Store
+
+REVIEWER = Actor("rita", "reviewer")  # imports need a reviewer; a file never approves
+ADMIN = Actor("ann", "admin")  # restores a backup as it was
+# A real-sized unit vector (the embedder's 384 float32s): anything else is dropped at import.
+VECTOR = np.full(EMBEDDING_DIM, EMBEDDING_DIM**-0.5, dtype="<f4").tobytes()
 
 LOG = """BEGIN TRIAL 1
 Trial summary: Correct: 1, Incorrect: 1, Halted: 0
@@ -42,7 +50,7 @@ def populate(store: Store, tmp_path: Path) -> None:
     interleaved across two procedures, audit events naming revisions and trajectories."""
     log = tmp_path / "log.txt"
     log.write_text(LOG)
-    import_paths(store, [log], fmt="react")
+    import_paths(store, [log], fmt="react", actor=REVIEWER)
     with store.transaction() as s:
         run = Run(
             name="exp",
@@ -88,7 +96,7 @@ def populate(store: Store, tmp_path: Path) -> None:
             script="1. find egg",
             author="heuristic",
             evidence_trajectory_ids=[sim.id or 0],
-            embedding=b"\x00\x01\x02\x03",
+            embedding=VECTOR,
         )
         s.add(a1)
         s.flush()
@@ -128,13 +136,13 @@ def files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_export_import_export_gives_identical_files(store: Store, tmp_path: Path) -> None:
+def test_export_restore_export_gives_identical_files(store: Store, tmp_path: Path) -> None:
     populate(store, tmp_path)
     first = tmp_path / "first"
     export(store, first)
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     try:
-        report = import_paths(other, [first], fmt="auto")
+        report = import_paths(other, [first], fmt="auto", actor=ADMIN, restore=True)
         assert (report.trajectories, report.runs, report.procedures, report.revisions) == (
             3,
             2,
@@ -153,18 +161,20 @@ def test_export_import_export_gives_identical_files(store: Store, tmp_path: Path
             reflect = s.exec(select(AuditEvent).where(AuditEvent.action == "reflect")).one()
         assert a.current_revision_id == revs[1].id and revs[1].parent_revision_id == revs[0].id
         assert revs[0].evidence_trajectory_ids == [sim.id]
-        assert revs[0].embedding == b"\x00\x01\x02\x03"
+        assert revs[0].embedding == VECTOR
         assert sim.procedure_revision_id == revs[0].id
         assert reflect.detail["revision_id"] == revs[1].id
         assert reflect.detail["failed_trajectory_id"] == sim.id
-        again = import_paths(other, [first], fmt="jsonl")
+        again = import_paths(other, [first], fmt="jsonl", actor=REVIEWER)
         assert (again.trajectories, again.runs, again.procedures) == (0, 0, 0)
         assert (again.duplicates_skipped, again.procedures_skipped) == (3, 2)
     finally:
         other.dispose()
 
 
-def test_single_file_export_round_trips_and_writes_curves_csv(store: Store, tmp_path: Path) -> None:
+def test_single_file_export_restores_identically_and_writes_curves_csv(
+    store: Store, tmp_path: Path
+) -> None:
     populate(store, tmp_path)
     out = tmp_path / "all.jsonl"
     result = export(store, out)
@@ -188,7 +198,7 @@ def test_single_file_export_round_trips_and_writes_curves_csv(store: Store, tmp_
     ]
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     try:
-        import_paths(other, [out], fmt="jsonl")
+        import_paths(other, [out], fmt="jsonl", actor=ADMIN, restore=True)
         export(other, tmp_path / "again.jsonl")
     finally:
         other.dispose()
@@ -215,13 +225,17 @@ def test_every_shared_sample_survives_the_round_trip(
 ) -> None:
     alf = shared_data / "reflexion-alfworld"
     transcripts = [alf / "react_prompts_alfworld.json", alf / "reflexion_few_shot_examples.txt"]
-    import_paths(store, transcripts, fmt="alfworld")
-    import_paths(store, [alf / "reflexion_run_logs", alf / "base_run_logs"], fmt="reflexion")
-    import_paths(store, [shared_data / "reflexion-hotpotqa", shared_data / "memp-alfworld"])
+    import_paths(store, transcripts, fmt="alfworld", actor=REVIEWER)
+    import_paths(
+        store, [alf / "reflexion_run_logs", alf / "base_run_logs"], fmt="reflexion", actor=REVIEWER
+    )
+    import_paths(
+        store, [shared_data / "reflexion-hotpotqa", shared_data / "memp-alfworld"], actor=REVIEWER
+    )
     export(store, tmp_path / "first")
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     try:
-        report = import_paths(other, [tmp_path / "first"], fmt="jsonl")
+        report = import_paths(other, [tmp_path / "first"], fmt="jsonl", actor=ADMIN, restore=True)
         export(other, tmp_path / "second")
     finally:
         other.dispose()
@@ -231,12 +245,12 @@ def test_every_shared_sample_survives_the_round_trip(
 
 def test_export_is_identical_across_sqlite_and_postgres(any_store: Store, tmp_path: Path) -> None:
     populate(any_store, tmp_path)
-    again = import_paths(any_store, [tmp_path / "log.txt"], fmt="react")
+    again = import_paths(any_store, [tmp_path / "log.txt"], fmt="react", actor=REVIEWER)
     assert again.duplicates_skipped == 2 and again.runs == 0
     export(any_store, tmp_path / "first")
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     try:
-        import_paths(other, [tmp_path / "first"], fmt="jsonl")
+        import_paths(other, [tmp_path / "first"], fmt="jsonl", actor=ADMIN, restore=True)
         export(other, tmp_path / "second")
     finally:
         other.dispose()
@@ -251,7 +265,7 @@ def test_trajectories_imported_after_their_runs_find_them_in_the_database(
     export(store, tmp_path / "trajs", "trajectories")
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
     try:
-        alone = import_paths(other, [tmp_path / "trajs"], fmt="jsonl")
+        alone = import_paths(other, [tmp_path / "trajs"], fmt="jsonl", actor=REVIEWER)
         assert alone.trajectories == 3
         assert (
             sum("is neither in this import nor in the database" in w for w in alone.warnings) == 2
@@ -260,8 +274,8 @@ def test_trajectories_imported_after_their_runs_find_them_in_the_database(
         other.dispose()
         (tmp_path / "other.db").unlink()
         other = Store(f"sqlite:///{tmp_path / 'other.db'}")
-        import_paths(other, [tmp_path / "runs"], fmt="jsonl")
-        later = import_paths(other, [tmp_path / "trajs"], fmt="jsonl")
+        import_paths(other, [tmp_path / "runs"], fmt="jsonl", actor=REVIEWER)
+        later = import_paths(other, [tmp_path / "trajs"], fmt="jsonl", actor=REVIEWER)
         assert not any("run" in w for w in later.warnings)
         with other.session() as s:
             linked = s.exec(select(Trajectory).where(Trajectory.run_id != None)).all()  # noqa: E711

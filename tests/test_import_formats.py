@@ -7,9 +7,12 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from memp_core.actor import Actor
 from memp_core.importers import import_paths
 from memp_core.models import Run, Step, Trajectory
 from memp_core.store import Store
+
+REVIEWER = Actor("rita", "reviewer")  # imports need a reviewer; a file never approves
 
 REACT_BLOCK = """Question: Which river is longer, the Ebro or the Tagus?
 Thought 1: I need the lengths of both rivers.
@@ -97,8 +100,8 @@ def test_react_prompts_give_24_trajectories_and_reimport_adds_nothing(
     store: Store, shared_data: Path
 ) -> None:
     path = shared_data / "reflexion-alfworld" / "react_prompts_alfworld.json"
-    first = import_paths(store, [path], fmt="alfworld")
-    again = import_paths(store, [path], fmt="alfworld")
+    first = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
+    again = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
     assert (first.trajectories, first.succeeded + first.failed) == (24, 24)
     assert (again.trajectories, again.duplicates_skipped) == (0, 24)
     types = {t.task_type for t in store.list_trajectories(limit=100).rows}
@@ -109,7 +112,7 @@ def test_failed_transcripts_keep_their_new_plan_as_reflection(
     store: Store, shared_data: Path
 ) -> None:
     path = shared_data / "reflexion-alfworld" / "reflexion_few_shot_examples.txt"
-    report = import_paths(store, [path], fmt="alfworld")
+    report = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
     assert (report.trajectories, report.failed) == (2, 2)
     rows = store.list_trajectories().rows
     assert all(r.reflections for r in rows)
@@ -121,15 +124,15 @@ def test_failed_transcripts_keep_their_new_plan_as_reflection(
 
 def test_reflexion_folders_give_the_published_curves(store: Store, shared_data: Path) -> None:
     base = shared_data / "reflexion-alfworld"
-    import_paths(store, [base / "reflexion_run_logs"], fmt="reflexion")
-    import_paths(store, [base / "base_run_logs"], fmt="auto")
+    import_paths(store, [base / "reflexion_run_logs"], fmt="reflexion", actor=REVIEWER)
+    import_paths(store, [base / "base_run_logs"], fmt="auto", actor=REVIEWER)
     curves = {r.name: curve_counts(r) for r in run_rows(store)}
     assert curves["reflexion_run_logs"] == [
         84, 103, 111, 113, 117, 118, 123, 126, 128, 129, 130, 130, 131, 133, 134,
     ]  # fmt: skip
     assert curves["base_run_logs"] == [84, 94, 97, 98, 100, 101, 101]
     assert store.counts().trajectories == 134 * 22
-    again = import_paths(store, [base / "base_run_logs"], fmt="reflexion")
+    again = import_paths(store, [base / "base_run_logs"], fmt="reflexion", actor=REVIEWER)
     assert (again.trajectories, again.runs, again.duplicates_skipped) == (0, 0, 134 * 7)
 
 
@@ -137,7 +140,7 @@ def test_hotpotqa_multi_trial_log_is_one_run_with_five_trials(
     store: Store, shared_data: Path
 ) -> None:
     path = shared_data / "reflexion-hotpotqa" / "react_reflexion_100_questions_5_trials.txt"
-    report = import_paths(store, [path], fmt="react")
+    report = import_paths(store, [path], fmt="react", actor=REVIEWER)
     (run,) = run_rows(store)
     assert curve_counts(run) == [32, 42, 48, 50, 51]
     assert report.runs == 1 and report.trajectories == sum(g["tasks"] for g in run.metrics)
@@ -153,7 +156,9 @@ def test_hotpotqa_multi_trial_log_is_one_run_with_five_trials(
 def test_memp_chat_examples_split_into_thought_action_observation_steps(
     store: Store, shared_data: Path
 ) -> None:
-    report = import_paths(store, [shared_data / "memp-alfworld" / "alfworld_examples.json"])
+    report = import_paths(
+        store, [shared_data / "memp-alfworld" / "alfworld_examples.json"], actor=REVIEWER
+    )
     assert report.formats and set(report.formats.values()) == {"chat"}
     assert report.trajectories == 6
     first = store.list_trajectories(limit=10).rows[-1]
@@ -166,7 +171,7 @@ def test_memp_chat_examples_split_into_thought_action_observation_steps(
 def test_single_react_block_from_the_issue_is_a_success(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "block.txt"
     path.write_text("== banner ==\n\n" + REACT_BLOCK)
-    report = import_paths(store, [path], fmt="react")
+    report = import_paths(store, [path], fmt="react", actor=REVIEWER)
     assert (report.trajectories, report.succeeded, report.steps, report.runs) == (1, 1, 3, 0)
     (t,) = store.list_trajectories().rows
     assert (t.task_type, t.environment, t.facts["answer"]) == ("qa", "hotpotqa", "Tagus")
@@ -175,7 +180,7 @@ def test_single_react_block_from_the_issue_is_a_success(store: Store, tmp_path: 
 def test_block_without_finish_is_halted_failure(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "halted.txt"
     path.write_text(REACT_BLOCK.split("Thought 3")[0])
-    report = import_paths(store, [path], fmt="react")
+    report = import_paths(store, [path], fmt="react", actor=REVIEWER)
     assert (report.failed, store.list_trajectories().rows[0].facts["outcome"]) == (1, "halted")
 
 
@@ -184,7 +189,7 @@ def test_sections_decide_outcome_and_summary_disagreement_is_a_warning(
 ) -> None:
     path = tmp_path / "trials.txt"
     path.write_text(MULTI_TRIAL.replace("Correct: 2, Incorrect: 0", "Correct: 3, Incorrect: 0"))
-    report = import_paths(store, [path], fmt="react")
+    report = import_paths(store, [path], fmt="react", actor=REVIEWER)
     (run,) = run_rows(store)
     assert curve_counts(run) == [1, 2]
     assert [g["tasks"] for g in run.metrics] == [2, 2]
@@ -204,15 +209,15 @@ def test_sections_decide_outcome_and_summary_disagreement_is_a_warning(
 def test_identical_blocks_in_different_trials_are_distinct(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "trials.txt"
     path.write_text(MULTI_TRIAL)
-    report = import_paths(store, [path], fmt="react")
+    report = import_paths(store, [path], fmt="react", actor=REVIEWER)
     assert (report.trajectories, report.duplicates_skipped) == (4, 0)
-    assert import_paths(store, [path], fmt="react").duplicates_skipped == 4
+    assert import_paths(store, [path], fmt="react", actor=REVIEWER).duplicates_skipped == 4
 
 
 def test_alfworld_text_with_several_transcripts_and_status(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "transcripts.txt"
     path.write_text(ALFWORLD_TEXT)
-    report = import_paths(store, [path], fmt="alfworld")
+    report = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
     assert (report.trajectories, report.succeeded, report.failed) == (2, 1, 1)
     failed = next(t for t in store.list_trajectories().rows if not t.success)
     steps = store.steps_of(failed.id or 0)
@@ -226,7 +231,7 @@ def test_alfworld_text_with_several_transcripts_and_status(store: Store, tmp_pat
 def test_alfworld_json_list_of_transcripts(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "list.json"
     path.write_text(json.dumps([ALFWORLD_TEXT.split("\n\n")[1]]))
-    report = import_paths(store, [path], fmt="alfworld")
+    report = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
     assert (report.trajectories, report.succeeded) == (1, 1)
 
 
@@ -247,7 +252,7 @@ def test_chat_jsonl_one_conversation_per_line_with_outcome_field(
     }
     path = tmp_path / "chats.jsonl"
     path.write_text(json.dumps(conv) + "\n\n" + json.dumps(conv["messages"]) + "\n")
-    report = import_paths(store, [path], fmt="chat")
+    report = import_paths(store, [path], fmt="chat", actor=REVIEWER)
     assert (report.trajectories, report.failed, report.succeeded) == (2, 1, 1)
     with store.session() as s:
         failed = s.exec(select(Trajectory).where(col(Trajectory.success).is_(False))).one()
@@ -266,7 +271,9 @@ def test_auto_names_the_format_it_chose(store: Store, tmp_path: Path) -> None:
     (logs / "b.txt").write_text(ALFWORLD_TEXT)
     (logs / "c-README.md").write_text("These logs come from our agent.\n")
     seen: list[tuple[str, str]] = []
-    report = import_paths(store, [logs], on_format=lambda p, f: seen.append((Path(p).name, f)))
+    report = import_paths(
+        store, [logs], on_format=lambda p, f: seen.append((Path(p).name, f)), actor=REVIEWER
+    )
     assert seen == [("a.txt", "react"), ("b.txt", "alfworld")]
     assert report.trajectories == 3
     assert len(report.warnings) == 1 and "c-README.md: skipped: cannot tell" in report.warnings[0]
@@ -277,5 +284,5 @@ def test_auto_names_the_format_it_chose(store: Store, tmp_path: Path) -> None:
 def test_source_option_labels_trajectories(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "block.txt"
     path.write_text(REACT_BLOCK)
-    import_paths(store, [path], fmt="react", source="team-a-agent")
+    import_paths(store, [path], fmt="react", source="team-a-agent", actor=REVIEWER)
     assert store.list_trajectories().rows[0].source == "team-a-agent"

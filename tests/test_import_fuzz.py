@@ -13,9 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memp_core.actor import Actor
 from memp_core.errors import ImportFormatError
 from memp_core.importers import FORMATS, import_paths
 from memp_core.store import Store
+
+REVIEWER = Actor("rita", "reviewer")  # imports need a reviewer; a file never approves
 
 FRAGMENTS = [
     "Question: Which is longer?", "Question:", "Thought 1: compare", "Action 1: Search[Ebro]",
@@ -93,12 +96,14 @@ def export_seed() -> list[dict[str, object]]:
         log.write_text("BEGIN TRIAL 1\nQuestion: q?\nThought 1: t\nAction 1: Finish[a]\n"
                        "Observation 1: Answer is CORRECT\nCorrect answer: a\n")  # fmt: skip
         store = Store(f"sqlite:///{Path(tmp) / 'seed.db'}")
-        import_paths(store, [log], fmt="react")
+        import_paths(store, [log], fmt="react", actor=REVIEWER)
         with store.transaction() as s:
             proc = Procedure(key="p", title="P")
             s.add(proc)
             s.flush()
-            rev = ProcedureRevision(procedure_id=proc.id or 0, script="1. x", embedding=b"\x01")
+            rev = ProcedureRevision(
+                procedure_id=proc.id or 0, script="1. x", embedding=b"\x00\x00\x80\x3f" * 384
+            )
             s.add(rev)
             s.flush()
             proc.current_revision_id = rev.id
@@ -179,7 +184,7 @@ def test_parser_raises_only_import_format_error_and_writes_nothing_on_error(
     path.write_bytes(data)
     before = row_counts(store)
     try:
-        report = import_paths(store, [path], fmt=fmt, skip_bad=skip_bad)
+        report = import_paths(store, [path], fmt=fmt, skip_bad=skip_bad, actor=REVIEWER)
     except ImportFormatError as exc:
         assert not skip_bad, "--skip-bad turns every format error into a listed bad record"
         assert "\n" not in str(exc) and str(exc).startswith(str(path))
@@ -199,7 +204,7 @@ def test_every_json_shape_is_rejected_or_imported_cleanly(fmt: str, value: objec
         path.write_text(json.dumps(value))
         store = Store("sqlite://")
         try:
-            import_paths(store, [path], fmt=fmt)
+            import_paths(store, [path], fmt=fmt, actor=REVIEWER)
         except ImportFormatError:
             assert row_counts(store) == (0, 0, 0, 0, 0)
         finally:

@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from memp_core.actor import Actor
 from memp_core.cli import app
 from memp_core.errors import ConfigError, ImportFormatError
 from memp_core.importers import import_paths
 from memp_core.importers.bench import write_log
 from memp_core.store import Store
+
+REVIEWER = Actor("rita", "reviewer")  # imports need a reviewer; a file never approves
 
 BLOCK = (
     "Question: Which river is longer, the Ebro or the Tagus?\nThought 1: Compare.\n"
@@ -52,7 +55,7 @@ def test_accepted_encodings_import_the_same_trajectory(
 ) -> None:
     path = tmp_path / "t.txt"
     path.write_bytes(encoded)
-    report = import_paths(store, [path], fmt="auto")
+    report = import_paths(store, [path], fmt="auto", actor=REVIEWER)
     assert report.trajectories == 1
     (t,) = store.list_trajectories().rows
     assert t.task == "cool some apple and put it in fridge."
@@ -88,7 +91,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(
     path = tmp_path / "input.txt"
     path.write_bytes(data)
     with pytest.raises(ImportFormatError) as err:
-        import_paths(store, [path], fmt=fmt)
+        import_paths(store, [path], fmt=fmt, actor=REVIEWER)
     message = str(err.value)
     assert message.startswith(str(path)) and reason in message and "\n" not in message
     assert nothing_written(store)
@@ -99,7 +102,7 @@ def test_error_in_second_file_rolls_back_the_first(store: Store, tmp_path: Path)
     good.write_text(BLOCK)
     bad.write_text(BLOCK + "Thought 2: x\n" + "Question:\n")
     with pytest.raises(ImportFormatError, match=r"bad\.txt:6: empty question"):
-        import_paths(store, [good, bad], fmt="react")
+        import_paths(store, [good, bad], fmt="react", actor=REVIEWER)
     assert nothing_written(store)
 
 
@@ -111,7 +114,7 @@ def test_skip_bad_imports_the_good_records_and_lists_the_bad(store: Store, tmp_p
         {"name": "env_2", "memory": ["retry"], "is_success": False},
     ]))  # fmt: skip
     missing = tmp_path / "missing.json"
-    report = import_paths(store, [path, missing], fmt="reflexion", skip_bad=True)
+    report = import_paths(store, [path, missing], fmt="reflexion", skip_bad=True, actor=REVIEWER)
     assert (report.trajectories, report.succeeded, report.failed) == (2, 1, 1)
     assert len(report.bad) == 2
     assert "$[1].memory" in report.bad[0] and "no such file" in report.bad[1]
@@ -119,7 +122,7 @@ def test_skip_bad_imports_the_good_records_and_lists_the_bad(store: Store, tmp_p
 
 def test_unknown_format_lists_valid_names(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="valid names: alfworld, auto, chat, jsonl"):
-        import_paths(store, [tmp_path], fmt="csv")
+        import_paths(store, [tmp_path], fmt="csv", actor=REVIEWER)
 
 
 def test_cli_prints_counts_as_json_and_errors_without_traceback(
@@ -166,7 +169,7 @@ def test_killed_import_leaves_database_consistent_and_reimport_completes(
         with store.session() as s:
             assert s.connection().exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         assert nothing_written(store)
-        report = import_paths(store, [log], fmt="react")
+        report = import_paths(store, [log], fmt="react", actor=REVIEWER)
         assert report.trajectories == 8000 and store.counts().trajectories == 8000
         assert [g["tasks"] for g in store.runs()[0].metrics] == [1600] * 5
     finally:

@@ -11,11 +11,12 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
+from memp_core.actor import os_user
 from memp_core.cli import DbOpt, JsonOpt, err_console, open_store, out_console, print_json
 from memp_core.importers import FORMATS, import_paths, parser_for, precheck, total_bytes
 from memp_core.importers.export import WHATS, export
+from memp_core.importers.report import ImportReport
 from memp_core.importers.source import Progress
-from memp_core.importers.writer import ImportReport
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # small files import faster than a bar can draw
 
@@ -43,10 +44,24 @@ def import_(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Import the good records and list the bad ones")
     ] = False,
+    restore: Annotated[
+        bool,
+        typer.Option(
+            "--restore",
+            help="Admin only: restore your own memp JSONL backup as it was (statuses, pins, "
+            "counts, audit trail); audited as a restore",
+        ),
+    ] = False,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Import agent logs (ALFWorld, ReAct, chat, Reflexion, memp JSONL) in one transaction."""
+    """Import agent logs (ALFWorld, ReAct, chat, Reflexion, memp JSONL) in one transaction.
+
+    Imported procedures wait for review (pending_review, unpinned, counts 0), whatever the
+    file says; --restore keeps a backup's state.
+    """
+    actor = os_user()
+    actor.require("import files")
     parser_for(format_)  # unknown names fail before the database is opened
     if not skip_bad:
         precheck(paths)  # a bad file fails fast, without opening the database
@@ -61,8 +76,8 @@ def import_(
 
     with progress_bar(paths) as progress:
         report = import_paths(
-            store, paths, fmt=format_, source=source, skip_bad=skip_bad,
-            progress=progress, on_format=chose,
+            store, paths, actor=actor, fmt=format_, source=source, skip_bad=skip_bad,
+            progress=progress, on_format=chose, restore=restore,
         )  # fmt: skip
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
@@ -81,10 +96,13 @@ def summary(report: ImportReport) -> str:
         f"{report.duplicates_skipped} duplicates skipped"
     )
     if report.procedures or report.procedures_skipped:
+        state = "restored as exported" if report.restored else "pending review"
         text += (
-            f"; {report.procedures} procedures with {report.revisions} revisions"
+            f"; {report.procedures} procedures with {report.revisions} revisions, {state}"
             f" ({report.procedures_skipped} already present)"
         )
+    if report.embeddings_replaced:
+        text += f"; {report.embeddings_replaced} unusable embeddings recomputed"
     if report.bad:
         text += f"; {len(report.bad)} bad records skipped"
     return text
@@ -97,6 +115,7 @@ def export_(
     json_: JsonOpt = False,
 ) -> None:
     """Export trajectories, procedures (with lineage and audit) and runs as JSONL; curves as CSV."""
+    os_user().require("export")
     result = export(open_store(db), path, what)
     if json_:
         print_json({"files": result.files})

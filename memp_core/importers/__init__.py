@@ -1,10 +1,15 @@
 """Importers: one module per input format, one registry, one atomic import call.
 
-``import_paths(store, paths, fmt=...)`` parses every path with the chosen format (``auto``
-detects it per file), writes everything through one transaction and returns an
-:class:`ImportReport`. Any :class:`~memp_core.errors.ImportFormatError` aborts the call with
-nothing written, unless ``skip_bad`` is set: then good records are imported and the bad
-ones are listed in the report.
+``import_paths(store, paths, actor=..., fmt=...)`` parses every path with the chosen format
+(``auto`` detects it per file) and checks every record, outside any transaction
+(:mod:`memp_core.importers.stage`), then writes everything in one short transaction and
+returns an :class:`ImportReport`. Any :class:`~memp_core.errors.ImportFormatError` aborts
+the call with nothing written, unless ``skip_bad`` is set: then good records are imported
+and the bad ones are listed in the report.
+
+Imports need a reviewer (``actor.require("import files")``) and never approve: imported
+procedures start ``pending_review`` (see :mod:`memp_core.importers.procedures`). Only an
+admin's ``restore=True`` keeps a backup's statuses, pins, counts and audit trail.
 """
 
 from __future__ import annotations
@@ -12,18 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from memp_core.actor import Actor
+from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import ImportFormatError
-from memp_core.importers.records import (
-    BadRecord,
-    FormatChosen,
-    ImportWarning,
-    Item,
-    ProcedureRecord,
-    RunRecord,
-    TrajectoryRecord,
-)
+from memp_core.importers.records import Item
+from memp_core.importers.report import ImportReport
 from memp_core.importers.source import Progress, expand, open_text
-from memp_core.importers.writer import ImportReport, Writer
+from memp_core.importers.stage import Stager
+from memp_core.importers.writer import Writer
+from memp_core.models import EMBEDDING_DIM
 from memp_core.registry import resolve
 from memp_core.store import Store
 
@@ -93,61 +95,47 @@ def import_paths(
     store: Store,
     paths: Sequence[Path | str],
     *,
+    actor: Actor,
     fmt: str = "auto",
     source: str | None = None,
     skip_bad: bool = False,
     progress: Progress | None = None,
     on_format: Callable[[str, str], None] | None = None,
-    actor: str = "cli",
+    restore: bool = False,
+    embedder: Embedder | None = None,
 ) -> ImportReport:
-    """Import ``paths`` in one transaction and report the counts of this call."""
+    """Import ``paths`` in one transaction and report the counts of this call.
+
+    ``restore``: an admin restores a backup as it was (statuses, pins, counts, audit).
+    ``embedder``: recomputes unusable embeddings (default: the configured model, loaded
+    only if a file holds one).
+    """
+    actor.require("import files")
+    if restore:
+        actor.require_person("restore a backup", "admin")
     parser_for(fmt)  # an unknown format fails before anything is read
-    report = ImportReport()
-    with store.transaction() as s:
-        writer = Writer(s, report, source=source)
-        for raw in paths:
+    report = ImportReport(restored=restore)
+    stager = Stager(
+        report, source=source, skip_bad=skip_bad,
+        dim=embedder.dimension if embedder is not None else EMBEDDING_DIM,
+        embedder=lambda: embedder or get_embedder(), on_format=on_format,
+    )  # fmt: skip
+    try:
+        for raw in paths:  # parse and check everything before taking the write lock
             path = Path(raw)
             try:
-                _import_one(writer, fmt, path, skip_bad, progress, on_format)
+                stager.stage(_items(fmt, path, progress), fmt, path)
             except ImportFormatError as exc:
-                if not skip_bad:
-                    raise
-                report.bad.append(str(exc))
-        writer.finish()
-        report.warnings.extend(writer.link())
-        if report.trajectories or report.runs or report.procedures:
-            store.audit(
-                s, actor, "import", "import", None,
-                paths=[str(p) for p in paths], format=fmt, counts=report.counts(),
-            )  # fmt: skip
+                stager.bad(exc)
+        with store.transaction() as s:
+            Writer(s, report, author=actor.author, restore=restore, source=source).write(
+                stager.staged
+            )
+            if report.trajectories or report.runs or report.procedures:
+                store.audit(
+                    s, actor.author, "restore" if restore else "import", "import", None,
+                    paths=[str(p) for p in paths], format=fmt, counts=report.counts(),
+                )  # fmt: skip
+    finally:
+        stager.staged.close()
     return report
-
-
-def _import_one(
-    writer: Writer,
-    fmt: str,
-    path: Path,
-    skip_bad: bool,
-    progress: Progress | None,
-    on_format: Callable[[str, str], None] | None,
-) -> None:
-    current = fmt
-    report = writer.report
-    for item in _items(fmt, path, progress):
-        if isinstance(item, TrajectoryRecord):
-            writer.add_trajectory(item, current, str(path))
-        elif isinstance(item, RunRecord):
-            writer.add_run(item, current)
-        elif isinstance(item, ProcedureRecord):
-            report.warnings.extend(writer.add_procedure(item))
-        elif isinstance(item, ImportWarning):
-            report.warnings.append(str(item))
-        elif isinstance(item, FormatChosen):
-            current = item.format
-            report.formats[item.path] = item.format
-            if on_format is not None:
-                on_format(item.path, item.format)
-        elif isinstance(item, BadRecord):
-            if not skip_bad:
-                raise item.error
-            report.bad.append(str(item.error))

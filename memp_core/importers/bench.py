@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from memp_core.actor import system
 from memp_core.importers import import_paths
 from memp_core.importers.react import parse as parse_react
 from memp_core.importers.records import TrajectoryRecord
@@ -84,7 +85,7 @@ def run_bench(blocks: int = 20000) -> BenchResult:
         store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
             t0 = time.perf_counter()
-            report = import_paths(store, [log], fmt="react")
+            report = import_paths(store, [log], actor=system("bench import"), fmt="react")
             import_s = time.perf_counter() - t0
         finally:
             store.dispose()

@@ -12,18 +12,19 @@ import base64
 import csv
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from sqlmodel import Session, col, select
 
 from memp_core.errors import MempError
 from memp_core.importers.keys import iso, run_fields, run_key
 from memp_core.importers.records import StepRecord, TrajectoryRecord
-from memp_core.importers.writer import content_hash
+from memp_core.importers.stage import content_hash
 from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Step, Trajectory
 from memp_core.store import Store
 
@@ -44,6 +45,7 @@ REVISION_FIELDS = (
     "kind", "task_text", "script", "steps", "origin", "author", "model", "rationale", "facts",
     "created_at",
 )  # fmt: skip
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet cell a formula
 CURVE_COLUMNS = ("run", "run_name", "kind", "group", "tasks", "successes", "success_rate",
                  "mean_steps", "tokens")  # fmt: skip
 
@@ -286,34 +288,59 @@ def export(store: Store, path: Path, what: str = "all") -> ExportResult:
 
 
 def _write_jsonl(path: Path, what: str, lines: Iterator[dict[str, Any]]) -> int:
-    """Write through a temporary file and rename, so a failed export leaves no half file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    n = 0
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            fh.write(_dump({"type": "header", "format": FORMAT, "version": VERSION, "what": what}))
-            for line in lines:
-                fh.write(_dump(line))
-                n += 1
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return n
+    def write(fh: TextIO) -> int:
+        fh.write(_dump({"type": "header", "format": FORMAT, "version": VERSION, "what": what}))
+        n = 0
+        for line in lines:
+            fh.write(_dump(line))
+            n += 1
+        return n
+
+    return _write_atomic(path, write, newline="\n")
 
 
 def _write_csv(path: Path, rows: Iterator[list[Any]]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
-    n = 0
+    def write(fh: TextIO) -> int:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CURVE_COLUMNS)
+        n = 0
+        for row in rows:
+            writer.writerow([csv_cell(v) for v in row])
+            n += 1
+        return n
+
+    return _write_atomic(path, write, newline="")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: text that would start a formula gets a quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _write_atomic(path: Path, write: Callable[[TextIO], int], newline: str) -> int:
+    """Write through a fresh temporary file beside ``path`` and rename it into place.
+
+    ``mkstemp`` creates a new file with a random name (``O_EXCL``, mode 0600, never through
+    a planted symlink), so nobody can predict or pre-create it; a failed export leaves no
+    half file, and ``os.replace`` swaps a link at ``path`` itself rather than its target.
+    """
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(CURVE_COLUMNS)
-            for row in rows:
-                writer.writerow(["" if v is None else v for v in row])
-                n += 1
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
+    try:
+        with open(fd, "w", encoding="utf-8", newline=newline) as fh:
+            n = write(fh)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n

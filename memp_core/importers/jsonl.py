@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memp_core.errors import ImportFormatError
+from memp_core.importers.checks import MAX_STEPS
 from memp_core.importers.export import FORMAT, PROCEDURE_FIELDS, REVISION_FIELDS, VERSION
 from memp_core.importers.keys import RUN_FIELDS, parse_iso
 from memp_core.importers.records import (
@@ -125,6 +126,8 @@ def _trajectory(obj: dict[str, Any]) -> TrajectoryRecord:
     steps = obj.get("steps")
     if not isinstance(steps, list):
         raise _Bad(f"'steps' must be an array, got {type_name(steps)}")
+    if len(steps) > MAX_STEPS:  # before building a record per step
+        raise _Bad(f"'steps': {len(steps):,} steps; at most {MAX_STEPS:,} per trajectory")
     run = _field(obj, "run", _STR, True)
     ref = obj.get("procedure_revision")
     proc_ref = None
@@ -215,14 +218,16 @@ def _line(obj: Any, name: str, lineno: int) -> Item | None:
             raise ImportFormatError(name, lineno, reason)
         return None
     if kind == "run":
-        return _run(obj, name)
+        run = _run(obj, name)
+        run.where = lineno
+        return run
     if kind == "trajectory":
         rec = _trajectory(obj)
-        rec.where = f"{Path(name).name}:{lineno}"
+        rec.where, rec.file = lineno, name
         return rec
     if kind == "procedure":
         proc = _procedure(obj)
-        proc.where = lineno
+        proc.where, proc.file = lineno, name
         return proc
     raise _Bad(f"unknown record type {kind!r} (expected header, run, trajectory or procedure)")
 

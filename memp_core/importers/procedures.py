@@ -1,8 +1,28 @@
-"""Writing procedures read from the jsonl format: lineage, audit trail, cross-references.
+"""Writing procedures read from the jsonl format: the review gate, lineage, audit trail.
 
-Revisions are inserted in lineage order so each parent exists before its child; references
-by stable key (``{"$revision": [key, n]}``, ``{"$trajectory": hash}``, trajectory ->
-revision) are resolved at the end of the import, when everything they may name is written.
+A file is not a reviewer. Whatever a file claims, an import (:func:`import_paths` without
+``restore``) writes each procedure as ``pending_review``, unpinned, with use and success
+counts 0, and labels everything else it says as history brought in by the importer:
+
+- one ``import`` audit event per procedure, by the importing actor, whose detail keeps the
+  file's claims: ``{"claimed": {"status", "pinned", "use_count", "success_count"},
+  "file": ...}``;
+- each audit row of the file becomes an ``imported-history`` event by the importing actor,
+  with ``{"claimed_actor", "claimed_action", "claimed_at", "claimed_detail", "file"}``:
+  nobody named in a file is ever recorded as having acted here (``claimed_detail`` keeps the
+  file's references as written, e.g. ``{"$revision": [key, n]}``);
+- revision authors are data about the content but must not read as written here: they are
+  stored as ``import:<author as written>`` (``import:human:alice``; kept as is when already
+  so prefixed); the origin (build, reflection, human_edit, ...) stays, since it says how
+  the content came about.
+
+An admin's restore (``restore=True``) of a backup keeps statuses, pins, counts, authors and
+the audit trail exactly as exported; the call itself is audited as ``restore``.
+
+Revisions are inserted in lineage order so each parent exists before its child (the checks
+guarantee parents come first); references by stable key (``{"$revision": [key, n]}``,
+``{"$trajectory": hash}``, trajectory -> revision) are resolved at the end of the import,
+when everything they may name is written.
 """
 
 from __future__ import annotations
@@ -11,29 +31,50 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select, update
 
-from memp_core.importers.records import ProcedureRecord, RevisionRecord
-from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Trajectory, utcnow
+from memp_core.importers.keys import iso
+from memp_core.importers.records import AuditRecord, ProcedureRecord, RevisionRecord
+from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Status, Trajectory, utcnow
 
 if TYPE_CHECKING:
-    from memp_core.importers.writer import ImportReport
+    from memp_core.importers.report import ImportReport
+
+IMPORTED_PREFIX = "import:"
+CLAIMS = ("status", "pinned", "use_count", "success_count")
+
+
+def imported_author(author: str) -> str:
+    """A revision author read from a file, labelled as such (idempotent)."""
+    if author.startswith(IMPORTED_PREFIX):
+        return author
+    return IMPORTED_PREFIX + (author or "unknown")
 
 
 class ProcedureWriter:
     """Writes ProcedureRecords inside the import's session; part of the one writer."""
 
-    def __init__(self, s: Session, report: ImportReport) -> None:
+    def __init__(
+        self, s: Session, report: ImportReport, *, author: str, restore: bool = False
+    ) -> None:
         self.s = s
         self.report = report
+        self.author = author  # the importing actor's ``Actor.author``
+        self.restore = restore
         self.refs: list[tuple[str, tuple[str, int]]] = []  # (trajectory hash, revision ref)
         self._audit_to_resolve: list[int] = []
 
-    def add(self, rec: ProcedureRecord) -> list[str]:
+    def add(self, rec: ProcedureRecord, file: str) -> list[str]:
         """Write a procedure with its whole lineage and audit trail; returns warnings."""
         exists = self.s.exec(select(Procedure.id).where(Procedure.key == rec.key)).first()
         if exists is not None:
             self.report.procedures_skipped += 1
             return []
-        proc = Procedure(key=rec.key, **rec.fields)
+        fields = dict(rec.fields)
+        if not self.restore:
+            fields.update(
+                status=Status.pending_review.value, pinned=False, use_count=0, success_count=0,
+                updated_at=utcnow(),
+            )  # fmt: skip
+        proc = Procedure(key=rec.key, **fields)
         self.s.add(proc)
         self.s.flush()
         assert proc.id is not None
@@ -47,24 +88,44 @@ class ProcedureWriter:
             ids[rev.ordinal] = row.id
         proc.current_revision_id = ids.get(rec.current) if rec.current is not None else None
         self.s.add(proc)
-        events = [
-            AuditEvent(
-                actor=ev.actor,
-                action=ev.action,
-                object_type=ev.object_type,
-                object_id=proc.id if ev.revision is None else ids.get(ev.revision),
-                detail=ev.detail,
-                created_at=ev.created_at or utcnow(),
+        events = [self._event(ev, proc.id, ids, file) for ev in rec.audit]
+        if not self.restore:
+            claimed = {name: rec.fields.get(name) for name in CLAIMS}
+            events.append(
+                AuditEvent(
+                    actor=self.author,
+                    action="import",
+                    object_type="procedure",
+                    object_id=proc.id,
+                    detail={"claimed": claimed, "file": file},
+                )  # fmt: skip
             )
-            for ev in rec.audit
-        ]
         self.s.add_all(events)
         self.s.flush()
-        # Details may name revisions of procedures later in the file: resolve at the end.
-        self._audit_to_resolve.extend(int(ev.id or 0) for ev in events if ev.detail)
+        if self.restore:  # details may name revisions later in the file: resolve at the end
+            self._audit_to_resolve.extend(int(ev.id or 0) for ev in events if ev.detail)
         self.report.procedures += 1
         self.report.revisions += len(ids)
         return [f"procedure {rec.key}: {w}" for w in warnings]
+
+    def _event(self, ev: AuditRecord, proc_id: int, ids: dict[int, int], file: str) -> AuditEvent:
+        object_id = proc_id if ev.revision is None else ids.get(ev.revision)
+        if self.restore:
+            return AuditEvent(
+                actor=ev.actor, action=ev.action, object_type=ev.object_type,
+                object_id=object_id, detail=ev.detail, created_at=ev.created_at or utcnow(),
+            )  # fmt: skip
+        history = {
+            "claimed_actor": ev.actor,
+            "claimed_action": ev.action,
+            "claimed_at": iso(ev.created_at),
+            "claimed_detail": ev.detail,
+            "file": file,
+        }
+        return AuditEvent(
+            actor=self.author, action="imported-history", object_type=ev.object_type,
+            object_id=object_id, detail=history,
+        )  # fmt: skip
 
     def _revision_row(
         self, procedure_id: int, rev: RevisionRecord, ids: dict[int, int], warnings: list[str]
@@ -87,12 +148,15 @@ class ProcedureWriter:
         parent = ids.get(rev.parent) if rev.parent is not None else None
         if rev.parent is not None and parent is None:
             warnings.append(f"revision {rev.ordinal}: parent revision {rev.parent} is missing")
+        fields = dict(rev.fields)
+        if not self.restore:
+            fields["author"] = imported_author(str(fields.get("author", "")))
         return ProcedureRevision(
             procedure_id=procedure_id,
             parent_revision_id=parent,
             evidence_trajectory_ids=evidence,
             embedding=rev.embedding,
-            **rev.fields,
+            **fields,
         )
 
     def link_trajectories(self) -> list[str]:

@@ -39,6 +39,7 @@ class RunRecord:
     # Preserved rows (the jsonl format) carry their stored fields; None means "compute".
     metrics: list[dict[str, Any]] | None = None
     preserved: dict[str, Any] | None = None
+    where: str | int | None = None  # line of a preserved run (messages)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class TrajectoryRecord:
     step_count: int | None = None
     procedure_ref: tuple[str, int] | None = None  # (procedure key, revision ordinal)
     run_key: str | None = None
+    file: str | None = None  # the file read (messages), when the parser knows it
 
 
 @dataclass
@@ -97,6 +99,7 @@ class ProcedureRecord:
     revisions: list[RevisionRecord] = field(default_factory=list)
     audit: list[AuditRecord] = field(default_factory=list)
     where: str | int | None = None
+    file: str | None = None  # the file read (messages)
 
 
 @dataclass

@@ -1,130 +1,73 @@
-"""The one writer: typed records in, ``Run`` / ``Trajectory`` / ``Step`` rows out.
+"""The one writer: a staged import in, ``Run`` / ``Trajectory`` / ``Step`` / procedure rows out.
 
-It runs inside the caller's single transaction (one import call lands whole or not at all),
-writes trajectories in batches so a large log needs bounded memory, skips records whose
-content hash is already stored (idempotent re-imports), and computes each imported run's
-per-group curve from the records themselves, so the curve equals the file's own counts.
+It runs inside the caller's single, short transaction (one import call lands whole or not
+at all) and replays what :mod:`memp_core.importers.stage` prepared outside it: runs first,
+then trajectories in batches (skipping content hashes the database already holds, so
+re-imports are idempotent), then procedures, then the cross-references between them. Each
+imported run's per-group curve is computed from the records themselves, so the curve
+equals the file's own counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from memp_core.importers.keys import canonical, run_key, sha256
+from memp_core.importers.keys import run_key
 from memp_core.importers.procedures import ProcedureWriter
-from memp_core.importers.records import ProcedureRecord, RunRecord, StepRecord, TrajectoryRecord
+from memp_core.importers.records import RunRecord
+from memp_core.importers.report import ImportReport
+from memp_core.importers.stage import Group, Staged, StagedTrajectory, content_hash, flag_steps
 from memp_core.models import Run, Step, Trajectory, utcnow
 
-BATCH = 500
-ERROR_OBSERVATIONS = ("nothing happens.",)
-ERROR_PREFIXES = ("invalid action",)
-
-
-@dataclass
-class ImportReport:
-    """What one import call did (counts are for this call only)."""
-
-    trajectories: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    steps: int = 0
-    duplicates_skipped: int = 0
-    runs: int = 0
-    procedures: int = 0
-    revisions: int = 0
-    procedures_skipped: int = 0
-    warnings: list[str] = field(default_factory=list)
-    bad: list[str] = field(default_factory=list)
-    formats: dict[str, str] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "trajectories": self.trajectories,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "steps": self.steps,
-            "duplicates_skipped": self.duplicates_skipped,
-            "runs": self.runs,
-            "procedures": self.procedures,
-            "revisions": self.revisions,
-            "procedures_skipped": self.procedures_skipped,
-        }
-
-
-def flag_steps(steps: list[StepRecord]) -> list[tuple[bool, bool]]:
-    """(is_error, is_loop) per step; flags a parser already set are kept."""
-    flags: list[tuple[bool, bool]] = []
-    previous: str | None = None
-    for st in steps:
-        obs = (st.observation or "").strip().lower()
-        err = obs in ERROR_OBSERVATIONS or obs.startswith(ERROR_PREFIXES)
-        loop = st.action is not None and st.action == previous
-        flags.append(
-            (
-                err if st.is_error is None else st.is_error,
-                loop if st.is_loop is None else st.is_loop,
-            )
-        )
-        if st.action is not None:
-            previous = st.action
-    return flags
-
-
-def content_hash(rec: TrajectoryRecord) -> str:
-    """The identity of a trajectory: what happened, not which file or format it came in."""
-    return sha256(
-        canonical(
-            {
-                "task": rec.task,
-                "success": rec.success,
-                "environment": rec.environment,
-                "steps": [[s.thought, s.action, s.observation] for s in rec.steps],
-                "reflections": rec.reflections,
-                "reference_answer": rec.reference_answer,
-                "salt": rec.hash_salt,
-            }
-        )
-    )
-
-
-@dataclass
-class _Group:
-    tasks: int = 0
-    successes: int = 0
-    steps: int = 0
-    with_steps: int = 0
-    tokens: int = 0
+__all__ = ["ImportReport", "Writer", "content_hash", "curve", "flag_steps"]
 
 
 @dataclass
 class _RunState:
     row_id: int | None  # None: the run is already stored (duplicate)
     record: RunRecord
-    groups: dict[int, _Group] = field(default_factory=dict)
 
 
 class Writer:
-    """Writes records through one session; call :meth:`finish` before the commit."""
+    """Replays a :class:`Staged` import through one session (the caller commits)."""
 
-    def __init__(self, s: Session, report: ImportReport, *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        s: Session,
+        report: ImportReport,
+        *,
+        author: str,
+        restore: bool = False,
+        source: str | None = None,
+    ) -> None:
         self.s = s
         self.report = report
         self.source = source
-        self._pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-        self._seen: set[str] = set()
-        self._runs: dict[int, _RunState] = {}
+        self._runs: dict[str, _RunState] = {}  # by fingerprint
         self._run_ids_by_key: dict[str, int] = {}
         self._stored_runs: dict[str, int] | None = None  # loaded on first lookup
         self._missing_runs: set[str] = set()
-        self.procedures = ProcedureWriter(s, report)
+        self.procedures = ProcedureWriter(s, report, author=author, restore=restore)
+
+    def write(self, staged: Staged) -> None:
+        """Everything staged, in dependency order: runs, trajectories, procedures, links."""
+        for rec, fmt in staged.runs:
+            self.add_run(rec, fmt)
+        for batch in staged.trajectories.batches():
+            self._insert(batch)
+        for procedures in staged.procedures.batches():
+            for rec, file in procedures:
+                self.report.warnings.extend(self.procedures.add(rec, file))
+        self.report.warnings.extend(self._link())
+        self._finish(staged.groups)
 
     # -- runs -------------------------------------------------------------------------------
 
-    def add_run(self, rec: RunRecord, fmt: str) -> int | None:
+    def add_run(self, rec: RunRecord, fmt: str) -> int:
         """Create the run unless one with the same fingerprint exists; returns its id."""
         existing = self.find_run(rec.fingerprint)
         row_id = existing
@@ -149,7 +92,7 @@ class Writer:
             row_id = run.id
             self.report.runs += 1
         assert row_id is not None
-        self._runs[id(rec)] = _RunState(row_id if existing is None else None, rec)
+        self._runs[rec.fingerprint] = _RunState(row_id if existing is None else None, rec)
         self._run_ids_by_key[rec.fingerprint] = row_id
         return row_id
 
@@ -167,114 +110,61 @@ class Writer:
                     self._stored_runs[fingerprint] = run.id
         return self._stored_runs.get(key)
 
+    def _run_id(self, t: StagedTrajectory) -> int | None:
+        if t.run is not None:
+            return self._run_ids_by_key.get(t.run)
+        if t.run_key is None:
+            return None
+        run_id = self.find_run(t.run_key)
+        if run_id is None and t.run_key not in self._missing_runs:
+            self._missing_runs.add(t.run_key)
+            self.report.warnings.append(
+                f"{t.loc}: run {t.run_key} is neither in this import nor in the "
+                "database; its trajectories are imported without a run"
+            )
+        return run_id
+
     # -- trajectories -----------------------------------------------------------------------
 
-    def add_trajectory(self, rec: TrajectoryRecord, fmt: str, path: str) -> None:
-        digest = rec.content_hash or content_hash(rec)
-        run_state = self._runs.get(id(rec.run)) if rec.run is not None else None
-        if run_state is not None and rec.group_index is not None:
-            g = run_state.groups.setdefault(rec.group_index, _Group())
-            g.tasks += 1
-            g.successes += int(rec.success)
-            g.steps += len(rec.steps)
-            g.with_steps += int(bool(rec.steps))
-            g.tokens += rec.token_count
-        if digest in self._seen:
-            self.report.duplicates_skipped += 1
-            return
-        self._seen.add(digest)
-        run_id = None
-        if rec.run is not None:
-            run_id = self._run_ids_by_key.get(rec.run.fingerprint)
-        elif rec.run_key is not None:
-            run_id = self.find_run(rec.run_key)
-            if run_id is None and rec.run_key not in self._missing_runs:
-                self._missing_runs.add(rec.run_key)
-                self.report.warnings.append(
-                    f"{path}:{rec.where}: run {rec.run_key} is neither in this import nor in the "
-                    "database; its trajectories are imported without a run"
-                )
-        flags = flag_steps(rec.steps)
-        row: dict[str, Any] = {
-            "task": rec.task,
-            "task_type": rec.task_type,
-            "environment": rec.environment,
-            "source": rec.source or self.source or f"import:{fmt}",
-            "source_file": rec.source_file if rec.preserved or rec.source_file else path,
-            "agent_model": rec.agent_model,
-            "success": rec.success,
-            "reward": rec.reward,
-            "step_count": rec.step_count if rec.step_count is not None else len(rec.steps),
-            "token_count": rec.token_count,
-            "run_id": run_id,
-            "group_index": rec.group_index,
-            "facts": rec.facts,
-            "reflections": rec.reflections,
-            "reference_answer": rec.reference_answer,
-            "procedure_revision_id": None,
-            "content_hash": digest,
-            "created_at": rec.created_at or utcnow(),
-        }
-        steps = [
-            {
-                "index": i,
-                "thought": st.thought,
-                "action": st.action,
-                "observation": st.observation,
-                "is_error": err,
-                "is_loop": loop,
-            }
-            for i, (st, (err, loop)) in enumerate(zip(rec.steps, flags, strict=True))
-        ]
-        self._pending.append((row, steps))
-        if rec.procedure_ref is not None:
-            self.procedures.refs.append((digest, rec.procedure_ref))
-        if len(self._pending) >= BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        """Insert the pending batch, skipping hashes the database already holds.
+    def _insert(self, batch: list[StagedTrajectory]) -> None:
+        """Insert one staged batch, skipping hashes the database already holds.
 
         Plain table inserts (executemany with RETURNING), not ORM objects: building a
         SQLModel instance per step costs more than the insert itself on large logs.
         """
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        hashes = [row["content_hash"] for row, _ in batch]
+        hashes = [t.row["content_hash"] for t in batch]
         stored = set(
             self.s.exec(
                 select(Trajectory.content_hash).where(col(Trajectory.content_hash).in_(hashes))
             ).all()
         )
-        fresh = [(row, steps) for row, steps in batch if row["content_hash"] not in stored]
+        fresh = [t for t in batch if t.row["content_hash"] not in stored]
         self.report.duplicates_skipped += len(batch) - len(fresh)
         if not fresh:
             return
+        rows: list[dict[str, Any]] = [{**t.row, "run_id": self._run_id(t)} for t in fresh]
         table = Trajectory.__table__  # type: ignore[attr-defined]
         ids = self.s.exec(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            params=[row for row, _ in fresh],
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), params=rows
         ).all()
         step_rows: list[dict[str, Any]] = []
-        for (row, steps), (traj_id,) in zip(fresh, ids, strict=True):
-            step_rows.extend({**st, "trajectory_id": traj_id} for st in steps)
+        for t, (traj_id,) in zip(fresh, ids, strict=True):
+            step_rows.extend({**st, "trajectory_id": traj_id} for st in t.steps)
+            success = bool(t.row["success"])
             self.report.trajectories += 1
-            self.report.succeeded += int(row["success"])
-            self.report.failed += int(not row["success"])
-            self.report.steps += len(steps)
+            self.report.succeeded += int(success)
+            self.report.failed += int(not success)
+            self.report.steps += len(t.steps)
+            # Only rows written now are linked: a file never re-points a stored trajectory.
+            if t.procedure_ref is not None:
+                self.procedures.refs.append((t.row["content_hash"], t.procedure_ref))
         if step_rows:
             self.s.exec(insert(Step.__table__), params=step_rows)  # type: ignore[attr-defined]
 
     # -- end --------------------------------------------------------------------------------
 
-    def add_procedure(self, rec: ProcedureRecord) -> list[str]:
-        self.flush()  # evidence refers to trajectories written earlier in this call
-        return self.procedures.add(rec)
-
-    def link(self) -> list[str]:
+    def _link(self) -> list[str]:
         """Resolve cross-references once everything is written; returns warnings."""
-        self.flush()
         missing = self.procedures.link_trajectories()
         self.procedures.resolve_audit()
         return [
@@ -282,22 +172,21 @@ class Writer:
             for ref in missing
         ]
 
-    def finish(self) -> None:
-        self.flush()
-        for state in self._runs.values():
+    def _finish(self, groups: dict[str, dict[int, Group]]) -> None:
+        for fingerprint, state in self._runs.items():
             if state.row_id is None:
                 continue
             run = self.s.get(Run, state.row_id)
             assert run is not None
             if state.record.metrics is None:
-                run.metrics = curve(state.groups)
+                run.metrics = curve(groups.get(fingerprint, {}))
                 run.n_groups = len(run.metrics)
                 run.n_tasks = max((g["tasks"] for g in run.metrics), default=0)
             self.s.add(run)
         self.s.flush()
 
 
-def curve(groups: dict[int, _Group]) -> list[dict[str, Any]]:
+def curve(groups: dict[int, Group]) -> list[dict[str, Any]]:
     """Per-group metrics in group order, as ``Run.metrics`` stores them."""
     out: list[dict[str, Any]] = []
     for index in sorted(groups):
