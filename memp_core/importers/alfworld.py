@@ -20,6 +20,7 @@ from typing import Any
 
 from memp_core.errors import ImportFormatError
 from memp_core.facts import TASK_TYPES, extract_facts
+from memp_core.importers.checks import MAX_STEPS, MAX_TEXT
 from memp_core.importers.records import BadRecord, Item, StepRecord, TrajectoryRecord
 from memp_core.importers.source import (
     Progress,
@@ -48,6 +49,10 @@ class _Transcript:
     last: str = ""  # "action" | "obs" | "think" | ""
     status: str | None = None
     plans: list[str] = field(default_factory=list)
+    # Set when the transcript breaks a limit: reported at once, the rest of it is skipped
+    # unread (a million-step transcript fails in a moment, not after gigabytes).
+    refused: str | None = None
+    reported: bool = False
 
 
 def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
@@ -57,7 +62,7 @@ def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
         return
     found = 0
     for item in parse_lines(iter_lines(src, progress), src.name):
-        found += isinstance(item, TrajectoryRecord)
+        found += isinstance(item, TrajectoryRecord | BadRecord)
         yield item
     if not found:
         raise ImportFormatError(src.name, None, _NONE_FOUND)
@@ -130,7 +135,13 @@ def parse_lines(
         if _starts_new(cur, text):
             yield from _finish(cur, name, where_prefix)
             cur = _Transcript(start=lineno)
-        _feed(cur, line, text)
+        if cur.refused is None:
+            _feed(cur, line, text)
+        elif text.upper().startswith("STATUS:"):
+            cur.status = text.split(":", 1)[1].strip()  # the end of the skipped transcript
+        if cur.refused is not None and not cur.reported:
+            cur.reported = True
+            yield BadRecord(ImportFormatError(name, _where(cur, where_prefix), cur.refused))
     if cur is not None:
         yield from _finish(cur, name, where_prefix)
 
@@ -174,6 +185,9 @@ def _feed(cur: _Transcript, line: str, text: str) -> None:
             cur.thoughts.append(action[len("think:") :].strip())
             cur.last = "think"
             return
+        if len(cur.steps) >= MAX_STEPS:
+            cur.refused = f"'steps': more than {MAX_STEPS:,} steps in one transcript"
+            return
         thought = "\n".join(cur.thoughts) or None
         cur.thoughts = []
         cur.steps.append(StepRecord(thought=thought, action=action))
@@ -186,13 +200,23 @@ def _feed(cur: _Transcript, line: str, text: str) -> None:
         cur.steps[-1].observation = text
         cur.last = "obs"
     elif cur.last == "obs":
-        cur.steps[-1].observation = f"{cur.steps[-1].observation}\n{text}"
+        observation = f"{cur.steps[-1].observation}\n{text}"
+        if len(observation) > MAX_TEXT:
+            cur.refused = f"'steps[{len(cur.steps) - 1}].observation': over {MAX_TEXT:,} characters"
+            return
+        cur.steps[-1].observation = observation
     elif cur.last != "think":  # a think's "OK." carries nothing
         cur.preamble.append(text)
 
 
+def _where(cur: _Transcript, where_prefix: str) -> str | int:
+    return f"{where_prefix} line {cur.start}" if where_prefix else cur.start
+
+
 def _finish(cur: _Transcript, name: str, where_prefix: str) -> Iterator[Item]:
-    where: str | int = f"{where_prefix} line {cur.start}" if where_prefix else cur.start
+    where = _where(cur, where_prefix)
+    if cur.refused is not None:
+        return  # reported when the limit was crossed
     if cur.task is None:
         if cur.steps or cur.status is not None:
             yield BadRecord(

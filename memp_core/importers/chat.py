@@ -20,6 +20,7 @@ from typing import Any
 
 from memp_core.errors import ImportFormatError
 from memp_core.facts import TASK_TYPES, extract_facts
+from memp_core.importers.checks import MAX_STEPS
 from memp_core.importers.records import BadRecord, Item, StepRecord, TrajectoryRecord
 from memp_core.importers.source import (
     Progress,
@@ -150,6 +151,8 @@ def conversation(messages: Any, meta: dict[str, Any], name: str, parts: Parts, p
     if not task:
         return bad((first_user, "content"), "empty task")
     context = [opening[: m.start()].strip()] if m else []
+    if sum(role == "assistant" for role, _ in texts) > MAX_STEPS:  # before building steps
+        return bad((), f"more than {MAX_STEPS:,} assistant messages; at most {MAX_STEPS:,} steps")
     steps = _steps(texts[first_user + 1 :], context)
     return _record(task, steps, context, meta, prefix + json_path(parts), alfworld=m is not None)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memp_core.errors import ImportFormatError
+from memp_core.importers.checks import MAX_ITEMS, MAX_STEPS, MAX_TEXT
 from memp_core.importers.records import (
     BadRecord,
     ImportWarning,
@@ -52,6 +53,7 @@ class _Block:
     reflections: list[str] = field(default_factory=list)
     reference: str | None = None
     field: str = "question"  # what a continuation line extends
+    refused: bool = False  # broke a limit: reported at once, the rest of it skipped
 
 
 @dataclass
@@ -104,35 +106,54 @@ class _Parser:
                 self.block.reference = m.group(1).strip()
                 self.block.field = "reference"
         elif text and not BANNER.match(text):
-            self.continue_field(text)
+            if not self.continue_field(text):
+                yield self.refuse(f"a field of this block is over {MAX_TEXT:,} characters")
 
     def step(self, lineno: int, kind: str, n: int, value: str) -> Iterator[Item]:
         if self.block is None:
             reason = f"'{kind.title()} {n}:' before any 'Question:' line"
             yield BadRecord(ImportFormatError(self.src.name, lineno, reason))
             return
-        st = self.block.steps.setdefault(n, StepRecord())
-        setattr(st, kind, value.strip())
-        self.block.field = f"{kind}:{n}"
-
-    def continue_field(self, text: str) -> None:
         b = self.block
-        if b is None:
+        if b.refused:
             return
+        if n not in b.steps and len(b.steps) >= MAX_STEPS:
+            yield self.refuse(f"'steps': more than {MAX_STEPS:,} steps in one block")
+            return
+        st = b.steps.setdefault(n, StepRecord())
+        setattr(st, kind, value.strip())
+        b.field = f"{kind}:{n}"
+
+    def refuse(self, reason: str) -> BadRecord:
+        """Refuse the current block now; its remaining lines are read but not kept."""
+        assert self.block is not None
+        self.block.refused = True
+        self.block.steps.clear()
+        self.found += 1  # a block was found, and refused
+        return BadRecord(ImportFormatError(self.src.name, self.block.start, reason))
+
+    def continue_field(self, text: str) -> bool:
+        """Extend the field being read; False when that would break the size limits."""
+        b = self.block
+        if b is None or b.refused:
+            return True
         if b.field == "reflections":
             if text.startswith("- ") or not b.reflections:
                 b.reflections.append(text.removeprefix("- ").strip())
             else:
                 b.reflections[-1] = f"{b.reflections[-1]} {text}"
-        elif b.field == "question":
+            return len(b.reflections) <= MAX_ITEMS and len(b.reflections[-1]) <= MAX_TEXT
+        if b.field == "question":
             b.question = RETRY_PROMPT.sub("", f"{b.question} {text}").strip()
-        elif b.field == "reference":
+            return len(b.question) <= MAX_TEXT
+        if b.field == "reference":
             b.reference = f"{b.reference}\n{text}"
-        else:
-            kind, _, n = b.field.partition(":")
-            st = b.steps[int(n)]
-            old = getattr(st, kind)
-            setattr(st, kind, f"{old}\n{text}" if old else text)
+            return len(b.reference) <= MAX_TEXT
+        kind, _, n = b.field.partition(":")
+        st = b.steps[int(n)]
+        old = getattr(st, kind)
+        setattr(st, kind, f"{old}\n{text}" if old else text)
+        return len(getattr(st, kind)) <= MAX_TEXT
 
     def begin_trial(self, number: int, lineno: int) -> Iterator[Item]:
         if self.run is None:
@@ -181,7 +202,7 @@ class _Parser:
 
     def end_block(self) -> Iterator[Item]:
         b, self.block = self.block, None
-        if b is None:
+        if b is None or b.refused:
             return
         if not b.question:
             yield BadRecord(ImportFormatError(self.src.name, b.start, "empty question"))
