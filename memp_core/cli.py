@@ -7,11 +7,12 @@ translation of :class:`MempError` into one readable line and exit code 1.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-import subprocess
+import socket
 import sys
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +24,9 @@ from rich.console import Console
 from sqlmodel import SQLModel
 from typer.core import TyperGroup
 
-from memp_core.config import PROJECT_ROOT, Settings, get_settings
-from memp_core.errors import MempError
+from memp_core.config import PROJECT_ROOT, Settings, get_settings, safe_url
+from memp_core.credentials import NETWORK_OPT_OUT_ENV, load_credentials
+from memp_core.errors import ConfigError, MempError
 from memp_core.store import Store
 
 err_console = Console(stderr=True)
@@ -100,31 +102,110 @@ def init(db: DbOpt = None, json_: JsonOpt = False) -> None:
     schema = store.init()
     counts = store.counts()
     if json_:
-        print_json({"database": store.url, "schema": schema, "counts": counts})
+        print_json({"database": safe_url(store.url), "schema": schema, "counts": counts})
     else:
         out_console.print(
-            f"Database {store.url}: schema {schema}; {counts.trajectories} trajectories, "
-            f"{counts.procedures} procedures"
+            f"Database {safe_url(store.url)}: schema {schema}; {counts.trajectories} "
+            f"trajectories, {counts.procedures} procedures",
+            highlight=False,
         )
+
+
+HostOpt = Annotated[
+    str,
+    typer.Option(
+        help="Address to listen on. Without MEMP_AUTH_FILE only the loopback (127.0.0.1, ::1, "
+        "localhost) is allowed: with no sign-in every visitor is admin"
+    ),
+]
 
 
 @app.command()
 def dashboard(
     db: DbOpt = None,
-    port: Annotated[int, typer.Option(help="Port to serve on")] = 8501,
-    headless: Annotated[bool, typer.Option(help="Do not open a browser")] = False,
+    port: Annotated[int, typer.Option(help="Port to serve on", min=1, max=65535)] = 8501,
+    headless: Annotated[
+        bool,
+        typer.Option("--no-browser", "--headless", help="Do not open a browser (servers, scripts)"),
+    ] = False,
+    host: HostOpt = "127.0.0.1",
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-sign-in-on-network",
+            help="Serve a non-loopback --host with NO sign-in: anyone who reaches it is admin",
+        ),
+    ] = False,
 ) -> None:
-    """Launch the Streamlit dashboard on app.py."""
+    """Launch the Streamlit dashboard on app.py (this machine only unless signed in)."""
     settings = settings_for(db)
+    plan = dashboard_plan(settings, host=host, port=port, headless=headless, insecure=insecure)
     Store.from_settings(settings)  # fail here, readably, if the database cannot be opened
+    for line in plan.banner:
+        out_console.print(line, highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec, not a child process: a SIGTERM or Ctrl-C to `memp dashboard` reaches Streamlit
+    # itself, so stopping the command never leaves a server running.
+    os.chdir(PROJECT_ROOT)
+    os.execve(plan.argv[0], plan.argv, plan.env)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What `memp dashboard` runs: Streamlit's command line, its environment, what to say."""
+
+    argv: list[str]
+    env: dict[str, str]
+    banner: list[str]
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def dashboard_plan(
+    settings: Settings, *, host: str, port: int, headless: bool, insecure: bool
+) -> Launch:
+    """Check the sign-in set-up against the address, then build Streamlit's command line.
+
+    Refusals are ConfigErrors (one line, exit 1): a non-loopback address without
+    credentials unless the operator opts out by name, and any credentials file the
+    dashboard would refuse at page load (placeholder cookie key, plaintext password, ...).
+    """
     env = dict(os.environ, MEMP_DATABASE_URL=settings.resolved_database_url())
-    cmd = [
+    env.pop(NETWORK_OPT_OUT_ENV, None)  # only this run's flag may open it, never the shell
+    if settings.auth_file is not None:
+        creds = load_credentials(settings.auth_file)
+        env["MEMP_AUTH_FILE"] = str(creds.path.resolve())  # Streamlit runs from the project
+        signin = f"sign-in required ({len(creds.users)} people in {creds.path})"
+    elif is_loopback(host):
+        signin = "no sign-in (MEMP_AUTH_FILE unset): single local admin, this machine only"
+    elif insecure:
+        env[NETWORK_OPT_OUT_ENV] = "1"
+        signin = "WARNING: no sign-in on a network address: every visitor is admin"
+    else:
+        raise ConfigError(
+            f"--host {host} would let anyone who reaches this machine act as admin: there is "
+            "no sign-in without MEMP_AUTH_FILE; set MEMP_AUTH_FILE (see README, People and "
+            "roles) or, knowingly, pass --insecure-no-sign-in-on-network"
+        )
+    shown = f"[{host}]" if ":" in host else host
+    where = f"http://{shown}:{port}"
+    if host in ("0.0.0.0", "::", "[::]"):
+        where = f"every network interface, port {port} (e.g. http://{socket.gethostname()}:{port})"
+    argv = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(port), "--server.headless", str(headless).lower(),
-        "--browser.gatherUsageStats", "false",
+        "--server.address", host.strip("[]"), "--server.port", str(port),
+        "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    out_console.print(f"Dashboard on http://localhost:{port} (database {settings.database_url})")
-    raise typer.Exit(subprocess.call(cmd, env=env, cwd=PROJECT_ROOT))
+    banner = [f"Dashboard on {where} (database {safe_url(settings.resolved_database_url())})"]
+    return Launch(argv=argv, env=env, banner=[*banner, signin])
 
 
 def main() -> None:

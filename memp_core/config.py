@@ -6,10 +6,16 @@ Nothing reads the environment at import time: call :func:`get_settings` (or buil
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import quote, unquote
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from memp_core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_URL = "sqlite:///data/memp.db"
@@ -19,7 +25,11 @@ class Settings(BaseSettings):
     """Every knob of Memp Studio, with its environment variable and default."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        allow_inf_nan=False,  # "inf" seconds or "nan" retries are typos, not settings
     )
 
     database_url: str = Field(
@@ -51,11 +61,13 @@ class Settings(BaseSettings):
     )
     llm_timeout_s: float = Field(
         default=60.0,
+        gt=0,
         validation_alias=AliasChoices("MEMP_LLM_TIMEOUT", "llm_timeout_s"),
         description="Seconds before one LLM request times out",
     )
     llm_max_retries: int = Field(
         default=2,
+        ge=0,
         validation_alias=AliasChoices("MEMP_LLM_MAX_RETRIES", "llm_max_retries"),
         description="Retries on timeouts, HTTP 429/5xx and unparseable answers",
     )
@@ -78,32 +90,85 @@ class Settings(BaseSettings):
     )
     deprecate_min_uses: int = Field(
         default=3,
+        ge=1,
         validation_alias=AliasChoices("MEMP_DEPRECATE_MIN_USES", "deprecate_min_uses"),
         description="A procedure used at least this often ...",
     )
     deprecate_below: float = Field(
         default=0.5,
+        ge=0,
+        le=1,
         validation_alias=AliasChoices("MEMP_DEPRECATE_BELOW", "deprecate_below"),
         description="... with a success rate below this is deprecated",
     )
     sqlite_busy_timeout_s: float = Field(
         default=10.0,
+        ge=0,
+        le=86_400,
         validation_alias=AliasChoices("MEMP_SQLITE_BUSY_TIMEOUT", "sqlite_busy_timeout_s"),
         description="How long a SQLite writer waits for a lock before a clear error",
     )
 
     def resolved_database_url(self) -> str:
-        """The database URL with a relative SQLite path anchored at the project root."""
+        """The database URL with a relative SQLite path anchored at the project root.
+
+        A SQLite URI (``sqlite:///file:x.db?mode=ro&uri=true``) keeps its ``file:`` form and
+        its options; only a relative file in it is anchored, like any other relative path.
+        """
         url = self.database_url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith("sqlite:////"):
-            rel = url[len(prefix) :]
-            if rel and rel != ":memory:" and not Path(rel).is_absolute():
-                return prefix + str(PROJECT_ROOT / rel)
+        if not url.startswith(prefix) or url.startswith("sqlite:////"):
+            return url
+        rel, sep, query = url[len(prefix) :].partition("?")
+        if rel.startswith("file:"):
+            path = unquote(rel[len("file:") :])
+            if not path or path == ":memory:" or path.startswith("/") or "mode=memory" in query:
+                return url
+            return f"{prefix}file:{quote(str(PROJECT_ROOT / path))}{sep}{query}"
+        if rel and rel != ":memory:" and not Path(rel).is_absolute():
+            return prefix + str(PROJECT_ROOT / rel) + sep + query
         return url
 
 
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a field (``MEMP_SQLITE_BUSY_TIMEOUT``)."""
+    field = Settings.model_fields.get(field_name)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return field_name
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment and ``.env``, with explicit overrides (e.g. ``--db``)."""
+    """Settings from the environment and ``.env``, with explicit overrides (e.g. ``--db``).
+
+    An invalid value is a :class:`ConfigError` naming its variable (one line at the edges).
+    """
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        where = str(err["loc"][0]) if err["loc"] else "settings"
+        name = where if where.isupper() else env_name(where)
+        value = err.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        problems.append(f"{name}{shown}: {err['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^/:@?#]*:)[^@/?#]*@")
+
+
+def safe_url(url: str) -> str:
+    """The database URL with any password hidden, for printing and for the sidebar."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy parses: still never show what sits where a password would.
+        return _PASSWORD_IN_URL.sub(r"\1***@", url)

