@@ -474,3 +474,59 @@ def test_percent_and_underscore_in_the_text_filter_are_literal(store: Store) -> 
     assert tasks("100%") == ["heat 100% of the egg"]
     assert tasks("a_b") == ["put a_b in c"]
     assert tasks("%") == ["heat 100% of the egg"]
+
+
+# -- the stolen cookie, end to end in a real browser ------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_a_cookie_copied_before_sign_out_no_longer_signs_in(db_url: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    port, log = free_port(), tmp_path / "dashboard.log"
+    env = dict(os.environ, MEMP_DATABASE_URL=db_url, HF_HUB_OFFLINE="1",
+               MEMP_AUTH_FILE=str(credentials_yaml(tmp_path / "auth.yaml")))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memp_core", "dashboard", "--no-browser", "--port", str(port)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/"
+    signed_in_text, form_text = "role: reviewer", "Sign in to use Memp Studio"
+    try:
+        wait_healthy(port, proc, log)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless"]
+            )
+
+            def visit(cookies: list[dict]) -> str:  # type: ignore[type-arg]
+                """Open the dashboard in a fresh browser with these cookies: who is it?"""
+                ctx = browser.new_context()
+                ctx.add_cookies(cookies)  # type: ignore[arg-type]
+                page = ctx.new_page()
+                page.goto(base)
+                either = page.get_by_text(signed_in_text).or_(page.get_by_text(form_text))
+                either.first.wait_for(timeout=60_000)
+                seen = signed_in_text if page.get_by_text(signed_in_text).count() else form_text
+                ctx.close()
+                return seen
+
+            owner = browser.new_context()
+            page = owner.new_page()
+            page.goto(base)
+            page.get_by_role("textbox", name="Username").fill("rita")
+            page.get_by_role("textbox", name="Password").fill("rita-pass")
+            page.get_by_role("button", name="Login").click()
+            page.get_by_text(signed_in_text).wait_for(timeout=60_000)
+            page.wait_for_function("() => document.cookie.includes('memp_test=')", timeout=30_000)
+            stolen = [c for c in owner.cookies() if c["name"] == "memp_test"]
+            assert visit(stolen) == signed_in_text  # the copy works while rita is signed in
+            page.get_by_role("button", name="Sign out").click()
+            page.get_by_text(form_text).wait_for(timeout=60_000)
+            assert visit(stolen) == form_text  # and not after she signed out
+            browser.close()
+    finally:
+        kill_group(proc)
