@@ -164,9 +164,9 @@ def check_run(rec: RunRecord, file: str) -> None:
             c.label(name, value)
     if rec.metrics is not None:
         c.items("metrics", rec.metrics)
-        c.json("metrics", rec.metrics)
         for i, group in enumerate(rec.metrics):
             _check_metric(c.at(f"metrics[{i}]."), group)
+        c.json("metrics", rec.metrics)
 
 
 def _check_metric(c: _Check, group: dict[str, Any]) -> None:
