@@ -38,6 +38,7 @@ from memp_core.embeddings import packaged_model_dir
 from memp_core.errors import ConfigError, StoreError
 from memp_core.models import Trajectory
 from memp_core.store import Store, TrajectoryFilter
+from ui.auth import visitor_allowed
 
 runner = CliRunner()
 GOOD_KEY = "k3Vq9w-Zt1pX8rN2bL7yH4sD6fJ0mQ5cE_aWuTgYoRi"  # 43 random-looking characters
@@ -172,6 +173,15 @@ def test_the_loudly_named_opt_out_serves_the_network_and_says_so(db_url: str) ->
     assert any("every visitor is admin" in line for line in plan.banner)
     loopback = dashboard_plan(get_settings(), host="::1", port=8600, headless=True, insecure=False)
     assert NETWORK_OPT_OUT_ENV not in loopback.env and "http://[::1]:8600" in loopback.banner[0]
+
+
+def test_without_credentials_a_visitor_from_another_machine_is_refused_by_the_page() -> None:
+    # `streamlit run app.py --server.address 0.0.0.0` bypasses the CLI: the page refuses too.
+    assert visitor_allowed(None, opted_out=False)  # Streamlit's way of saying "loopback"
+    assert visitor_allowed("::ffff:127.0.0.1", opted_out=False)
+    for remote in ("192.0.2.10", "2001:db8::1", "::ffff:192.0.2.10", "garbage"):
+        assert not visitor_allowed(remote, opted_out=False)
+    assert visitor_allowed("192.0.2.10", opted_out=True)
 
 
 def test_a_network_host_with_valid_credentials_is_served(db_url: str, tmp_path: Path) -> None:

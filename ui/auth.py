@@ -89,18 +89,25 @@ def _throttle(path: str) -> LoginThrottle:
     return LoginThrottle()
 
 
-def _this_machine_only() -> None:
-    """Without credentials every visitor is admin: refuse visitors from other machines."""
-    ip = st.context.ip_address  # None on the loopback
-    if ip is None or os.environ.get(NETWORK_OPT_OUT_ENV) == "1":
-        return
+def visitor_allowed(ip: str | None, opted_out: bool) -> bool:
+    """Without credentials, whether a visitor from ``ip`` may use the dashboard (as admin):
+    only from this machine (Streamlit gives None for the loopback), unless the operator
+    opted out with ``memp dashboard --insecure-no-sign-in-on-network``."""
+    if ip is None or opted_out:
+        return True
     try:
         addr = ipaddress.ip_address(ip)
-        mapped = getattr(addr, "ipv4_mapped", None)
-        if addr.is_loopback or (mapped is not None and mapped.is_loopback):
-            return
     except ValueError:
-        pass  # not an address we can read: treat it as remote
+        return False  # not an address we can read: treat it as remote
+    mapped = getattr(addr, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return addr.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _this_machine_only() -> None:
+    """Without credentials every visitor is admin: refuse visitors from other machines (the
+    CLI binds 127.0.0.1; this also covers `streamlit run app.py --server.address 0.0.0.0`)."""
+    if visitor_allowed(st.context.ip_address, os.environ.get(NETWORK_OPT_OUT_ENV) == "1"):
+        return
     st.error(
         "This dashboard has no sign-in (MEMP_AUTH_FILE is not set), so it serves only the "
         "machine it runs on."
