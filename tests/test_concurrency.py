@@ -254,7 +254,8 @@ def test_agents_retrieve_without_errors_or_torn_reads_while_imports_and_updates_
     agents = [load.run(lambda s=s: _agent(any_url, load, s)) for s in range(3)]
     writers = [load.run(lambda s=s: _updater(any_url, load, s)) for s in range(2)]
     writers.append(load.run(lambda: _reviewer_thread(any_url, load)))
-    writers.append(load.run(lambda: [import_paths(store, [b]) for b in batches]))
+    importer = Actor("ivy", "reviewer")
+    writers.append(load.run(lambda: [import_paths(store, [b], actor=importer) for b in batches]))
     for w in writers:
         w.join(timeout=120)
     load.stop.set()
