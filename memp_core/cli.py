@@ -195,13 +195,14 @@ def dashboard_plan(
             "no sign-in without MEMP_AUTH_FILE; set MEMP_AUTH_FILE (see README, People and "
             "roles) or, knowingly, pass --insecure-no-sign-in-on-network"
         )
-    shown = f"[{host}]" if ":" in host else host
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
     where = f"http://{shown}:{port}"
-    if host in ("0.0.0.0", "::", "[::]"):
+    if bare in ("0.0.0.0", "::"):
         where = f"every network interface, port {port} (e.g. http://{socket.gethostname()}:{port})"
     argv = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.address", host.strip("[]"), "--server.port", str(port),
+        "--server.address", bare, "--server.port", str(port),
         "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     banner = [f"Dashboard on {where} (database {safe_url(settings.resolved_database_url())})"]
