@@ -310,7 +310,8 @@ def to_png(
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     frame = to_frame(points)
     for run, df in frame.groupby("run", sort=False):
-        ax1.plot(df["group"], df["success_rate"], marker="o", label=str(run))
+        # "$" would start matplotlib's mathtext (a bad formula in a run name fails the export)
+        ax1.plot(df["group"], df["success_rate"], marker="o", label=str(run).replace("$", r"\$"))
         ax2.plot(df["group"], df["mean_steps"], marker="o")
     for m in markers:
         for ax in (ax1, ax2):
@@ -326,6 +327,13 @@ def to_png(
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _plain(text: str) -> str:
+    """Data in a plotly string (legend, hover): plotly renders <a href>, <b>, <br> tags, and
+    run names and origins come from imported files. (No quote escaping: plotly would show
+    ``&quot;`` as is, and without ``<`` a quote opens nothing.)"""
+    return html.escape(text, quote=False).replace("%{", "%&#123;")
 
 
 def figure(
@@ -351,10 +359,10 @@ def figure(
         for row, col_name in ((1, "success_rate"), (2, "mean_steps")):
             fig.add_trace(
                 go.Scatter(
-                    x=df["group"], y=df[col_name], mode="lines+markers", name=key,
-                    legendgroup=key, showlegend=row == 1 and key not in shown,
+                    x=df["group"], y=df[col_name], mode="lines+markers", name=_plain(key),
+                    legendgroup=_plain(key), showlegend=row == 1 and key not in shown,
                     line={"color": colors[key]},
-                    hovertemplate=f"{html.escape(str(run))}<br>group %{{x}}: %{{y:.2f}}"
+                    hovertemplate=f"{_plain(str(run))}<br>group %{{x}}: %{{y:.2f}}"
                     "<extra></extra>",
                 ),
                 row=row, col=1,
@@ -371,7 +379,7 @@ def figure(
                     y=list(bf[hi]) + list(bf[lo])[::-1],
                     fill="toself", mode="lines", line={"width": 0}, opacity=0.2,
                     fillcolor="#888888", hoverinfo="skip",
-                    name=f"{cond} (range across seeds)", showlegend=row == 1,
+                    name=_plain(f"{cond} (range across seeds)"), showlegend=row == 1,
                 ),
                 row=row, col=1,
             )  # fmt: skip
@@ -381,7 +389,7 @@ def figure(
                 x=[m.position for m in markers], y=[1.05] * len(markers), mode="markers",
                 marker={"symbol": "triangle-down", "size": 11,
                         "color": [MARKER_COLORS.get(m.kind, "#555555") for m in markers]},
-                hovertext=[html.escape(m.label, quote=False) for m in markers],
+                hovertext=[_plain(m.label) for m in markers],
                 hoverinfo="text", name="memory changed",
             ),
             row=1, col=1,

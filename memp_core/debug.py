@@ -3,13 +3,19 @@
 The Trajectories page shows a run as a step timeline with the failing or looping step
 highlighted, the retrievals logged for that run (so a failure can be traced to the procedure
 the agent followed) and, next to it, a run of the same task type with the other outcome.
+
+A run may have tens of thousands of steps (an imported transcript): the steps are read a page
+at a time (:func:`steps_page`), and the first problem is found by SQL for stored flags and by
+a scan that reads steps in chunks and stops at the first problem (:func:`first_problem`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Step, Trajectory
@@ -18,6 +24,28 @@ from memp_core.store import Store
 # Observations with which ALFWorld (and our household world) says an action had no effect.
 NO_EFFECT = ("nothing happens", "you can't", "i don't understand", "invalid action")
 LOOP_WINDOW = 6  # how far back a repeated (action, observation) pair counts as a loop
+STEP_PAGE = 200  # steps shown at once (a table of 70,000 steps breaks Streamlit's cell limit)
+SCAN_CHUNK = 2000  # steps read at once while looking for the first problem
+
+
+class StepLike(Protocol):
+    """What the problem finder reads of a step (a Step or a :class:`StepText`)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def observation(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class StepText:
+    """The columns of a step the problem finder reads (a SQL row's ``.index`` is a method)."""
+
+    index: int
+    action: str | None
+    observation: str | None
 
 
 @dataclass(frozen=True)
@@ -52,8 +80,10 @@ class RetrievalView:
 
 @dataclass(frozen=True)
 class TrajectoryDetail:
+    """One run for the debugger; its steps are read a page at a time (:func:`steps_page`)."""
+
     trajectory: Trajectory
-    steps: list[Step]
+    step_total: int
     problem: StepProblem | None
     retrievals: list[RetrievalView]
     followed_revision: ProcedureRevision | None
@@ -71,11 +101,18 @@ def locate_problem(steps: list[Step]) -> StepProblem | None:
     (action, observation) pair repeats one of the last few steps is a loop, and an observation
     saying the action had no effect is an error.
     """
-    for s in steps:
-        if s.is_error:
-            return StepProblem(s.index, "error", f"step {s.index} is flagged as an error")
-        if s.is_loop:
-            return StepProblem(s.index, "loop", f"step {s.index} is flagged as a loop")
+    flagged = next((s for s in steps if s.is_error or s.is_loop), None)
+    return _flag_problem(flagged) if flagged is not None else _scan(steps)
+
+
+def _flag_problem(s: Step) -> StepProblem:
+    if s.is_error:
+        return StepProblem(s.index, "error", f"step {s.index} is flagged as an error")
+    return StepProblem(s.index, "loop", f"step {s.index} is flagged as a loop")
+
+
+def _scan(steps: Iterable[StepLike]) -> StepProblem | None:
+    """The first looping or ineffective step, by what the steps say (stops at the first)."""
     seen: dict[tuple[str, str], int] = {}
     for s in steps:
         action = _norm(s.action)
@@ -94,6 +131,67 @@ def locate_problem(steps: list[Step]) -> StepProblem | None:
         if any(obs.startswith(p) for p in NO_EFFECT):
             return StepProblem(s.index, "no_effect", f"step {s.index} had no effect: {obs!r}")
     return None
+
+
+def _chunks(store: Store, trajectory_id: int) -> Iterator[StepLike]:
+    """A run's (index, action, observation) in order, SCAN_CHUNK rows per query."""
+    last = -(2**63)
+    while True:
+        with store.session() as s:
+            rows = s.exec(
+                select(Step.index, Step.action, Step.observation)
+                .where(Step.trajectory_id == trajectory_id, Step.index > last)
+                .order_by(col(Step.index))
+                .limit(SCAN_CHUNK)
+            ).all()
+        for index, action, observation in rows:
+            yield StepText(index, action, observation)
+        if len(rows) < SCAN_CHUNK:
+            return
+        last = rows[-1][0]
+
+
+def first_problem(store: Store, trajectory_id: int) -> StepProblem | None:
+    """:func:`locate_problem` for a stored run, without loading a long run whole."""
+    with store.session() as s:
+        flagged = s.exec(
+            select(Step)
+            .where(Step.trajectory_id == trajectory_id, or_(col(Step.is_error), col(Step.is_loop)))
+            .order_by(col(Step.index))
+            .limit(1)
+        ).first()
+    return _flag_problem(flagged) if flagged is not None else _scan(_chunks(store, trajectory_id))
+
+
+def step_total(store: Store, trajectory_id: int) -> int:
+    with store.session() as s:
+        return int(s.exec(select(func.count()).where(Step.trajectory_id == trajectory_id)).one())
+
+
+def step_position(store: Store, trajectory_id: int, index: int) -> int:
+    """How many of the run's steps come before step ``index`` (to open the page holding it)."""
+    with store.session() as s:
+        return int(
+            s.exec(
+                select(func.count()).where(Step.trajectory_id == trajectory_id, Step.index < index)
+            ).one()
+        )
+
+
+def steps_page(
+    store: Store, trajectory_id: int, *, offset: int = 0, limit: int = STEP_PAGE
+) -> list[Step]:
+    """One page of a run's steps, in order."""
+    with store.session() as s:
+        return list(
+            s.exec(
+                select(Step)
+                .where(Step.trajectory_id == trajectory_id)
+                .order_by(col(Step.index))
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        )
 
 
 def _as_item(raw: dict[str, Any]) -> RetrievedItem:
@@ -121,7 +219,6 @@ def retrieval_view(r: Retrieval) -> RetrievalView:
 def trajectory_detail(store: Store, trajectory_id: int) -> TrajectoryDetail:
     """Everything the debugger shows for one trajectory (raises NotFoundError)."""
     traj = store.get(Trajectory, trajectory_id)
-    steps = store.steps_of(trajectory_id)
     revision: ProcedureRevision | None = None
     procedure: Procedure | None = None
     if traj.procedure_revision_id is not None:
@@ -131,8 +228,8 @@ def trajectory_detail(store: Store, trajectory_id: int) -> TrajectoryDetail:
                 procedure = s.get(Procedure, revision.procedure_id)
     return TrajectoryDetail(
         trajectory=traj,
-        steps=steps,
-        problem=locate_problem(steps),
+        step_total=step_total(store, trajectory_id),
+        problem=first_problem(store, trajectory_id),
         retrievals=[retrieval_view(r) for r in store.retrievals_for(trajectory_id)],
         followed_revision=revision,
         followed_procedure=procedure,

@@ -204,7 +204,7 @@ def figure(g: nx.DiGraph, *, selected: int | None = None, title: str = "") -> go
                 x=[pos[n][0] for n in nodes],
                 y=[pos[n][1] for n in nodes],
                 mode="markers+text",
-                name=origin,
+                name=html.escape(origin, quote=False),  # a legend entry: plotly renders tags
                 showlegend=True,
                 text=[str(n) for n in nodes],
                 textposition="top center",

@@ -1,20 +1,30 @@
-"""Trajectories: filter and page through agent runs; debug one step by step."""
+"""Trajectories: filter and page through agent runs; debug one step by step.
+
+The open trajectory is held by its id (``?trajectory=N`` in the URL, see ui/picker.py);
+long runs show their steps a page at a time, opening on the page of the first problem.
+"""
 
 import pandas as pd
 import streamlit as st
 
 from memp_core.debug import (
-    TrajectoryDetail,
+    STEP_PAGE,
+    StepProblem,
     failed_and_succeeded,
+    step_position,
     step_rows,
+    steps_page,
     trajectory_detail,
 )
-from memp_core.models import Step, Trajectory
+from memp_core.models import Trajectory
 from memp_core.store import TrajectoryFilter
-from ui.common import errors_shown, link, page, params_int
+from ui.common import errors_shown, link, page
+from ui.picker import id_input, id_table, open_id
+from ui.safe import md
 
 PAGE_SIZE = 50
 ALL = "(all)"
+TABLE = "traj_table"
 
 ctx = page(
     "Trajectories",
@@ -33,17 +43,23 @@ def filter_options(url: str) -> dict[str, list[str]]:
     }
 
 
+def new_filter() -> None:
+    """A changed filter opens the first match again, not the trajectory opened before."""
+    st.query_params.pop("trajectory", None)
+
+
 with errors_shown():
     options = filter_options(ctx.url)
     runs = {f"#{r.id} {r.name or r.kind} ({r.source or r.agent})": r.id for r in store.runs()}
 
 cols = st.columns([1, 1, 1.4, 1, 1, 1.6])
-task_type = cols[0].selectbox("Task type", [ALL, *options["task_type"]], key="traj_type")
-outcome = cols[1].selectbox("Outcome", [ALL, "success", "failure"], key="traj_outcome")
-run_label = cols[2].selectbox("Run", [ALL, *runs], key="traj_run")
-model = cols[3].selectbox("Agent model", [ALL, *options["agent_model"]], key="traj_model")
-source = cols[4].selectbox("Source", [ALL, *options["source"]], key="traj_source")
-text = cols[5].text_input("Task text contains", key="traj_text")
+kw = {"on_change": new_filter}
+task_type = cols[0].selectbox("Task type", [ALL, *options["task_type"]], key="traj_type", **kw)
+outcome = cols[1].selectbox("Outcome", [ALL, "success", "failure"], key="traj_outcome", **kw)
+run_label = cols[2].selectbox("Run", [ALL, *runs], key="traj_run", **kw)
+model = cols[3].selectbox("Agent model", [ALL, *options["agent_model"]], key="traj_model", **kw)
+source = cols[4].selectbox("Source", [ALL, *options["source"]], key="traj_source", **kw)
+text = cols[5].text_input("Task text contains", key="traj_text", **kw)
 
 flt = TrajectoryFilter(
     task_type=None if task_type == ALL else task_type,
@@ -62,9 +78,10 @@ with errors_shown():
     result = store.list_trajectories(flt, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
 nav[1].caption(
     f"{result.total:,} trajectories match; showing {len(result.rows)} from "
-    f"#{result.offset + 1 if result.rows else 0}."
+    f"#{result.offset + 1 if result.rows else 0}. Click a row to open it."
 )
 
+opened = open_id(TABLE, "trajectory", result.rows[0].id if result.rows else None)
 table = pd.DataFrame(
     [
         {"id": t.id, "task": t.task, "type": t.task_type, "success": t.success,
@@ -75,35 +92,33 @@ table = pd.DataFrame(
     columns=["id", "task", "type", "success", "steps", "run", "group", "model", "source",
              "created"],
 )  # fmt: skip
-picked = st.dataframe(
-    table,
-    hide_index=True,
-    width="stretch",
+id_table(
+    table, [t.id for t in result.rows], opened, key=TABLE,
     height=min(38 + 35 * max(len(table), 1), 420),
-    on_select="rerun",
-    selection_mode="single-row",
-    key="traj_table",
     column_config={
         "id": st.column_config.NumberColumn(width="small"),
         "task": st.column_config.TextColumn(width="large"),
         "success": st.column_config.CheckboxColumn(),
         "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     },
-)
-selected_rows = picked.selection.rows if picked is not None else []
-pick = int(table.iloc[selected_rows[0]]["id"]) if selected_rows else None
-# What to open: a clicked row, else a linked id (?trajectory=N, unfiltered list only), else
-# the first row. The widget key carries that default, so a new default shows a fresh input
-# (writing a widget's value through session_state can leave the browser showing a stale one).
-linked = params_int("trajectory") if flt == TrajectoryFilter() and page_no == 1 else None
-open_default = pick or linked or (result.rows[0].id if result.rows else 0) or 0
+)  # fmt: skip
 
 
 def show_steps(
-    steps: list[Step], detail: TrajectoryDetail | None, key: str, compact: bool = False
+    tid: int, total: int, problem: StepProblem | None, key: str, compact: bool = False
 ) -> None:
-    """The step table, the first problem step painted; ``compact``: action and result only."""
-    problem = detail.problem if detail else None
+    """One page of a run's steps (the page of its first problem first), the problem painted;
+    ``compact``: action and result only. Only the rows shown are styled."""
+    pages_n = max(1, -(-total // STEP_PAGE))
+    offset = 0
+    if pages_n > 1:
+        at = step_position(store, tid, problem.index) // STEP_PAGE + 1 if problem else 1
+        chosen = st.number_input(f"Steps page (of {pages_n:,}; {STEP_PAGE} steps a page)", 1,
+                                 pages_n, at, key=f"{key}_page_{tid}")  # fmt: skip
+        offset = (int(chosen) - 1) * STEP_PAGE
+    steps = steps_page(store, tid, offset=offset, limit=STEP_PAGE)
+    if pages_n > 1:
+        st.caption(f"Steps {offset + 1:,}–{offset + len(steps):,} of {total:,}.")
     frame = pd.DataFrame(
         step_rows(steps, problem), columns=["step", "flag", "thought", "action", "observation"]
     )
@@ -134,20 +149,18 @@ def show_steps(
 
 st.divider()
 st.subheader("Trajectory detail")
-open_id = st.columns(4)[0].number_input(
-    "Trajectory id", min_value=0, value=open_default, step=1, key=f"traj_open_{open_default}"
-)
-if not open_id:
+open_tid = id_input("Trajectory id", opened, key="traj_open_id", param="trajectory")
+if not open_tid:
     st.info("No trajectory to show. Pick a row above or type an id.")
     st.stop()
 
 with errors_shown():
-    detail = trajectory_detail(store, int(open_id))
+    detail = trajectory_detail(store, open_tid)
 t = detail.trajectory
 st.text(t.task)
 m = st.columns(4)
 m[0].metric("Outcome", "success" if t.success else "failure", border=True)
-m[1].metric("Steps", t.step_count, border=True)
+m[1].metric("Steps", f"{t.step_count:,}", border=True)
 group = t.group_index if t.group_index is not None else "–"
 m[2].metric("Run · group", f"{t.run_id or '–'} · {group}", border=True)
 m[3].metric("Tokens", f"{t.token_count:,}", border=True)
@@ -166,21 +179,27 @@ timeline, memory_tab, compare = st.tabs(
     ["Step timeline", "Memory it was given", "Failed vs successful"]
 )
 with timeline:
-    if detail.problem:
-        st.warning(f"First problem at step {detail.problem.index}: {detail.problem.kind}")
-        st.text(detail.problem.reason)
-        bad = next((x for x in detail.steps if x.index == detail.problem.index), None)
-        if bad is not None:
-            st.code(f"> {bad.action or ''}\n{bad.observation or ''}", language=None,
+    problem = detail.problem
+    if problem:
+        st.warning(f"First problem at step {problem.index}: {md(problem.kind)}")
+        st.text(problem.reason)
+        with errors_shown():
+            near = steps_page(store, open_tid, offset=step_position(store, open_tid, problem.index),
+                              limit=1)  # fmt: skip
+        if near:
+            st.code(f"> {near[0].action or ''}\n{near[0].observation or ''}", language=None,
                     wrap_lines=True)  # fmt: skip
     elif not t.success:
         st.info("No failing or looping step found: the run may have hit the step limit.")
-    show_steps(detail.steps, detail, key="traj_steps")
+    with errors_shown():
+        show_steps(open_tid, detail.step_total, problem, key="traj_steps")
 
 with memory_tab:
     if detail.followed_revision is not None:
         rev, proc = detail.followed_revision, detail.followed_procedure
-        st.markdown(f"**Followed revision {rev.id}** ({rev.origin}, by `{rev.author or '–'}`)")
+        st.markdown(
+            f"**Followed revision {rev.id}** ({md(rev.origin)}, by {md(rev.author or '–')})"
+        )
         if proc is not None:
             st.text(f"Procedure {proc.id}: {proc.title} [{proc.status}]")
             link(
@@ -218,12 +237,13 @@ with compare:
     with errors_shown():
         failed, succeeded = failed_and_succeeded(store, t)
     if failed is None or succeeded is None:
-        st.caption(f"No run of task type {t.task_type or '(none)'} with the other outcome.")
+        st.caption(f"No run of task type {md(t.task_type or '(none)')} with the other outcome.")
     else:
         left, right = st.columns(2)
         for col, traj, label in ((left, failed, "Failed"), (right, succeeded, "Successful")):
-            with col:
-                st.markdown(f"**{label}: trajectory {traj.id}** ({traj.step_count} steps)")
+            with col, errors_shown():
+                st.markdown(f"**{label}: trajectory {traj.id}** ({traj.step_count:,} steps)")
                 st.text(traj.task)
                 d = detail if traj.id == t.id else trajectory_detail(store, traj.id or 0)
-                show_steps(d.steps, d, key=f"traj_cmp_{label}", compact=True)
+                show_steps(traj.id or 0, d.step_total, d.problem, key=f"traj_cmp_{label}",
+                           compact=True)  # fmt: skip

@@ -36,13 +36,20 @@ store = ctx.store
 can_review = ctx.person.can_review
 
 cols = st.columns([1, 1, 2])
+
+
+def new_filter() -> None:
+    """A changed filter opens the first match again, not the procedure opened before."""
+    st.query_params.pop("procedure", None)
+
+
 status = cols[0].selectbox(
-    "Status", [ALL, *(s.value for s in Status)], index=2, key="procs_status"
+    "Status", [ALL, *(s.value for s in Status)], index=2, key="procs_status", on_change=new_filter
 )  # index 2 = pending_review: the queue is what reviewers open this page for
 with errors_shown():
     types = store.distinct_values(Procedure.task_type)
-task_type = cols[1].selectbox("Task type", [ALL, *types], key="procs_type")
-text = cols[2].text_input("Title contains", key="procs_text")
+task_type = cols[1].selectbox("Task type", [ALL, *types], key="procs_type", on_change=new_filter)
+text = cols[2].text_input("Title contains", key="procs_text", on_change=new_filter)
 with errors_shown():
     total = list_procedures(
         store, status=None if status == ALL else status,
@@ -196,7 +203,7 @@ def show_replay(res) -> None:  # noqa: ANN001 (memp_core.sim.replay.ReplayResult
 
 if feedback := st.session_state.pop(FEEDBACK, None):
     kind, message = feedback
-    (st.success if kind == "success" else st.error)(message)
+    (st.success if kind == "success" else st.error)(md(message))
 if not can_review:
     st.caption(f"You are signed in as a {ctx.person.role}: you can read but not change memory.")
 

@@ -6,6 +6,7 @@ import streamlit as st
 from memp_core import lineage
 from memp_core.models import Procedure, ProcedureRevision
 from ui.common import errors_shown, page, params_int, pct
+from ui.safe import md
 
 ctx = page(
     "Lineage",
@@ -37,13 +38,13 @@ def chart(fig, key: str) -> int | None:  # noqa: ANN001 (plotly figure)
 def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx graph)
     use = g.nodes[rev.id]["use"] if rev.id in g else lineage.RevisionUse()
     cols = st.columns(4)
-    cols[0].metric("Origin", rev.origin, border=True)
-    cols[1].metric("Author", rev.author or "–", border=True)
+    cols[0].metric("Origin", md(rev.origin), border=True)
+    cols[1].metric("Author", md(rev.author or "–"), border=True)
     cols[2].metric("Used", use.uses, border=True)
     cols[3].metric("Success", pct(use.success_rate), border=True)
     st.caption(
         f"Revision {rev.id} of procedure {rev.procedure_id} · parent "
-        f"{rev.parent_revision_id or '(root)'} · model {rev.model or '–'} · "
+        f"{rev.parent_revision_id or '(root)'} · model {md(rev.model or '–')} · "
         f"{rev.created_at:%Y-%m-%d %H:%M}"
     )
     if rev.author == "heuristic":
@@ -109,7 +110,7 @@ else:
     with errors_shown():
         g = lineage.task_type_graph(store, task_type)
     st.caption(
-        f"{g.number_of_nodes()} revisions of the procedures of type {task_type} (the newest "
+        f"{g.number_of_nodes()} revisions of the procedures of type {md(task_type)} (the newest "
         "400 at most); each tree is one procedure."
     )
     clicked = chart(lineage.figure(g), key=f"lin_type_chart_{task_type}")

@@ -6,6 +6,7 @@ import streamlit as st
 from memp_core.loop import start_run
 from memp_core.overview import latest_runs
 from ui.common import changed, errors_shown, link, page
+from ui.safe import md
 
 ctx = page(
     "Experiments",
@@ -71,7 +72,7 @@ if submitted:
     changed()
     rates = [g.get("success_rate") or 0.0 for g in run.metrics]
     st.session_state["exp_flash"] = (
-        f"Run #{run.id} {run.status}: success per group "
+        f"Run #{run.id} {md(run.status)}: success per group "
         + " → ".join(f"{r:.0%}" for r in rates)
         + ". See it in Learning curves."
     )

@@ -10,6 +10,7 @@ from memp_core.importers import FORMATS
 from memp_core.importers.export import WHATS
 from memp_core.uploads import Preview, Upload, export_zip, import_uploads, preview_uploads
 from ui.common import changed, errors_shown, page
+from ui.safe import md
 
 FORMAT_HELP = (
     "auto: detect from the content · alfworld: ALFWorld transcripts (`> action` lines) · "
@@ -51,7 +52,7 @@ def show_preview(p: Preview) -> None:
     m[3].metric("Runs", p.runs, border=True)
     m[4].metric("Procedures", p.procedures, border=True)
     if p.formats:
-        st.caption("Detected: " + ", ".join(f"{k} → {v}" for k, v in p.formats.items()))
+        st.caption("Detected: " + ", ".join(f"{md(k)} → {md(v)}" for k, v in p.formats.items()))
     for label, items in (("Unreadable records", p.bad), ("Warnings", p.warnings)):
         if items:
             with st.expander(f"{label} ({len(items)})", expanded=label == "Unreadable records"):
@@ -71,7 +72,7 @@ if uploads:
             st.session_state["io_preview_result"] = (fingerprint, preview_uploads(uploads, fmt))
         except MempError as exc:
             st.session_state.pop("io_preview_result", None)
-            st.error(f"This file cannot be imported as {fmt}: {exc}")
+            st.error(f"This file cannot be imported as {fmt}: {md(exc)}")
     do_import = b2.button(
         "Import", type="primary", key="io_import", disabled=not ctx.person.can_review
     )
@@ -85,7 +86,7 @@ if uploads:
                 report = import_uploads(store, uploads, fmt, actor=ctx.actor(),
                                         skip_bad=skip_bad)  # fmt: skip
         except MempError as exc:
-            st.error(f"Nothing was imported: {exc}")
+            st.error(f"Nothing was imported: {md(exc)}")
         else:
             changed()
             st.session_state.pop("io_preview_result", None)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from streamlit.errors import StreamlitPageNotFoundError
 
+from memp_core import config
 from memp_core.actor import Actor
 from memp_core.config import Settings, get_settings
 from memp_core.errors import MempError
@@ -70,12 +71,15 @@ def data_sources(url: str, busy_timeout_s: float) -> list[str]:
 
 
 def safe_url(url: str) -> str:
-    """The database URL with any password hidden (also ``?password=`` in the query)."""
+    """memp_core.config.safe_url (password hidden), and secrets given as query parameters
+    (``?password=...``, which libpq and psycopg accept) hidden too."""
+    shown = config.safe_url(url)
     try:
-        parsed = make_url(url)
-    except ArgumentError:  # not a URL SQLAlchemy can parse: it may still hold a secret
-        scheme = url.split("://", 1)[0] if "://" in url else ""
-        return f"{scheme}://***" if scheme else "(a database URL that cannot be parsed)"
+        parsed = make_url(shown)
+    except (ArgumentError, ValueError):
+        return shown
+    if not any(SECRET_PARAM.search(k) for k in parsed.query):
+        return shown
     query = {k: ("***" if SECRET_PARAM.search(k) else v) for k, v in parsed.query.items()}
     return parsed.set(query=query).render_as_string(hide_password=True)
 
@@ -138,9 +142,9 @@ def page(title: str, icon: str = ":material/psychology:", caption: str = "") -> 
     try:
         store = get_store(settings.resolved_database_url(), settings.sqlite_busy_timeout_s)
     except MempError as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))  # messages may quote data (a path, a value): shown as text
         st.stop()
-    person, auth = signed_in(settings)
+    person, auth = signed_in(settings, store)
     ctx = PageContext(settings, store, person, auth)
     with errors_shown():
         sidebar(ctx)
@@ -156,7 +160,7 @@ def errors_shown() -> Iterator[None]:
     try:
         yield
     except MempError as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))  # messages may quote data (a file name, a field): shown as text
         st.stop()
 
 

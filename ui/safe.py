@@ -17,10 +17,14 @@ import re
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark, and escaping all
 # of them covers Streamlit's extensions too: ``:material/icon:`` and emoji shortcodes,
-# ``:red[coloured]`` directives, ``$LaTeX$``, ``~~strike~~``, tables' ``|`` and autolinked
-# ``http://`` / ``www.`` text (a backslash in ``http\:`` or ``www\.`` breaks the autolink).
+# ``:red[coloured]`` directives, ``$LaTeX$``, ``~~strike~~`` and tables' ``|``.
 _MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+# Streamlit also turns bare ``http://...``, ``www.x`` and ``a@b.c`` in text into links, after
+# parsing (escapes do not stop it, checked in chromium). An invisible WORD JOINER (U+2060)
+# after the scheme, ``www`` or ``@`` breaks the pattern; the text reads the same.
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|xmpp|www)(?=[:.])|(@)")
+WORD_JOINER = "\u2060"
 
 
 def md(value: object) -> str:
@@ -30,10 +34,17 @@ def md(value: object) -> str:
     spaces: a label or an inline value has one line (show multi-line text with st.text).
     """
     text = _LINE_BREAKS.sub(" ", "" if value is None else str(value))
+    text = _AUTOLINK.sub(lambda m: m.group(0) + WORD_JOINER, text)
     return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_badge(value: object) -> str:
+    """``value`` for ``st.badge``, which escapes ``[`` and ``]`` itself (twice would show)."""
+    return md(value).replace("\\[", "[").replace("\\]", "]")
 
 
 def plot(value: object) -> str:
     """``value`` for a plotly string (trace name, legend, hover text, tick label): HTML-escaped,
-    so ``<a href=...>`` or ``<img ...>`` in data is shown, not rendered."""
-    return html.escape("" if value is None else str(value), quote=True)
+    so ``<a href=...>`` or ``<img ...>`` in data is shown, not rendered. Quotes stay: plotly
+    would show ``&quot;`` as it is, and without ``<`` a quote opens nothing."""
+    return html.escape("" if value is None else str(value), quote=False)
