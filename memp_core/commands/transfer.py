@@ -138,7 +138,8 @@ def bench_import(
     out_console.print(
         f"{result.trajectories} trajectories ({result.megabytes:.1f} MB): "
         f"import {result.import_per_s:,.0f}/s, parse only {result.parse_per_s:,.0f}/s "
-        f"(import runs at {result.ratio:.2f}x the parse rate). {result.note}",
+        f"(import runs at {result.ratio:.2f}x the parse rate), write lock held "
+        f"{result.write_lock_s:.1f} s, peak {result.max_rss_mb:.0f} MB. {result.note}",
         highlight=False,
     )
 

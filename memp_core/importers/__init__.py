@@ -14,6 +14,7 @@ admin's ``restore=True`` keeps a backup's statuses, pins, counts and audit trail
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -127,6 +128,7 @@ def import_paths(
                 stager.stage(_items(fmt, path, progress), fmt, path)
             except ImportFormatError as exc:
                 stager.bad(exc)
+        started = time.perf_counter()
         with store.transaction() as s:
             Writer(s, report, author=actor.author, restore=restore, source=source).write(
                 stager.staged
@@ -136,6 +138,7 @@ def import_paths(
                     s, actor.author, "restore" if restore else "import", "import", None,
                     paths=[str(p) for p in paths], format=fmt, counts=report.counts(),
                 )  # fmt: skip
+        report.write_seconds = time.perf_counter() - started
     finally:
         stager.staged.close()
     return report

@@ -20,6 +20,7 @@ class ImportReport:
     procedures_skipped: int = 0
     embeddings_replaced: int = 0  # unusable embeddings dropped at the door and recomputed
     restored: bool = False  # an admin's restore: statuses, pins, counts and audit kept
+    write_seconds: float = 0.0  # how long the one write transaction (the lock) was held
     warnings: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)

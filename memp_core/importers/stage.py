@@ -111,10 +111,15 @@ class Spool(Generic[T]):
         self._fh.close()
 
 
+# The Step columns a staged step holds, in order (trajectory_id is prepended when written).
+STEP_COLUMNS = ("index", "thought", "action", "observation", "is_error", "is_loop")
+StepRow = tuple[int, str | None, str | None, str | None, bool, bool]
+
+
 @dataclass
 class StagedTrajectory:
     row: dict[str, Any]  # Trajectory column values, run_id still to resolve
-    steps: list[dict[str, Any]]  # Step column values, trajectory_id still to set
+    steps: list[StepRow]  # values of STEP_COLUMNS
     run: str | None  # fingerprint of a run in this import
     run_key: str | None  # export key of a run that may already be stored
     procedure_ref: tuple[str, int] | None
@@ -222,18 +227,11 @@ class Stager:
             StagedTrajectory(
                 row=self._row(rec, digest, fmt, path),
                 steps=[
-                    {
-                        "index": i,
-                        "thought": st.thought,
-                        "action": st.action,
-                        "observation": st.observation,
-                        "is_error": err,
-                        "is_loop": loop,
-                    }
+                    (i, st.thought, st.action, st.observation, err, loop)
                     for i, (st, (err, loop)) in enumerate(
                         zip(rec.steps, flag_steps(rec.steps), strict=True)
                     )
-                ],  # fmt: skip
+                ],
                 run=rec.run.fingerprint if rec.run is not None else None,
                 run_key=rec.run_key,
                 procedure_ref=rec.procedure_ref,

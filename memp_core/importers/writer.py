@@ -20,7 +20,14 @@ from memp_core.importers.keys import run_key
 from memp_core.importers.procedures import ProcedureWriter
 from memp_core.importers.records import RunRecord
 from memp_core.importers.report import ImportReport
-from memp_core.importers.stage import Group, Staged, StagedTrajectory, content_hash, flag_steps
+from memp_core.importers.stage import (
+    STEP_COLUMNS,
+    Group,
+    Staged,
+    StagedTrajectory,
+    content_hash,
+    flag_steps,
+)
 from memp_core.models import Run, Step, Trajectory, utcnow
 
 __all__ = ["ImportReport", "Writer", "content_hash", "curve", "flag_steps"]
@@ -129,8 +136,9 @@ class Writer:
     def _insert(self, batch: list[StagedTrajectory]) -> None:
         """Insert one staged batch, skipping hashes the database already holds.
 
-        Plain table inserts (executemany with RETURNING), not ORM objects: building a
-        SQLModel instance per step costs more than the insert itself on large logs.
+        Plain executemany table inserts, not ORM objects (building a SQLModel instance per
+        step costs more than the insert itself), and no RETURNING: SQLite answers that one
+        row at a time. The new ids are read back by content hash (unique), one query.
         """
         hashes = [t.row["content_hash"] for t in batch]
         stored = set(
@@ -143,13 +151,20 @@ class Writer:
         if not fresh:
             return
         rows: list[dict[str, Any]] = [{**t.row, "run_id": self._run_id(t)} for t in fresh]
-        table = Trajectory.__table__  # type: ignore[attr-defined]
-        ids = self.s.exec(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), params=rows
-        ).all()
-        step_rows: list[dict[str, Any]] = []
-        for t, (traj_id,) in zip(fresh, ids, strict=True):
-            step_rows.extend({**st, "trajectory_id": traj_id} for st in t.steps)
+        self.s.exec(insert(Trajectory.__table__), params=rows)  # type: ignore[attr-defined]
+        new_hashes = [t.row["content_hash"] for t in fresh]
+        ids = dict(
+            self.s.exec(
+                select(Trajectory.content_hash, Trajectory.id).where(
+                    col(Trajectory.content_hash).in_(new_hashes)
+                )
+            ).all()
+        )
+        step_rows: list[tuple[Any, ...]] = []
+        for t in fresh:
+            digest = t.row["content_hash"]
+            traj_id = ids[digest]
+            step_rows.extend((traj_id, *st) for st in t.steps)
             success = bool(t.row["success"])
             self.report.trajectories += 1
             self.report.succeeded += int(success)
@@ -157,9 +172,23 @@ class Writer:
             self.report.steps += len(t.steps)
             # Only rows written now are linked: a file never re-points a stored trajectory.
             if t.procedure_ref is not None:
-                self.procedures.refs.append((t.row["content_hash"], t.procedure_ref))
+                self.procedures.refs.append((digest, t.procedure_ref))
         if step_rows:
-            self.s.exec(insert(Step.__table__), params=step_rows)  # type: ignore[attr-defined]
+            self._insert_steps(step_rows)
+
+    def _insert_steps(self, rows: list[tuple[Any, ...]]) -> None:
+        """The driver's own executemany: steps are the bulk of a log (four per trajectory and
+        more), and every value is already a plain int, str or bool."""
+        conn = self.s.connection()
+        dialect = conn.dialect
+        quote = dialect.identifier_preparer.quote
+        names = ", ".join(quote(n) for n in ("trajectory_id", *STEP_COLUMNS))
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        table = quote(Step.__tablename__)  # type: ignore[arg-type]
+        sql = (
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * (1 + len(STEP_COLUMNS)))})"
+        )
+        conn.exec_driver_sql(sql, rows)
 
     # -- end --------------------------------------------------------------------------------
 
