@@ -13,6 +13,11 @@
   same scan), merged with the HNSW top-``k`` by cosine, which stands for every procedure
   sharing none (those score only ``HYBRID_WEIGHT * cosine``).
 
+A revision whose embedding has another length than ``EMBEDDING_DIM`` leaves
+``procedure.embedding`` empty (``models.searchable``): its procedure is found by ``facts`` and
+``random`` only, as on SQLite, and never fails a search; pgvector itself refuses NaN and
+infinite values, so such a vector can never reach the index.
+
 Every statement reads the procedure and its current revision id in one snapshot, so the
 revision returned is the one scored. There is no cache to keep in step, so nothing is missed
 when transactions commit out of id order.
