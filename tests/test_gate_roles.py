@@ -171,13 +171,17 @@ def test_viewer_cannot_import(store: Store, tmp_path: Path) -> None:
 # -- 10: experiments run on their own memory ----------------------------------------------
 
 
-@pytest.fixture(name="shared")
-def shared_fixture(store: Store, embedder: Embedder) -> tuple[Store, Procedure]:
+def with_approved(store: Store, embedder: Embedder) -> tuple[Store, Procedure]:
     """A shared database whose agents are served one procedure a person approved."""
     mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
     (rev,) = mem.build([add_run(store, "put a mug in shelf", mug_steps(), task_type="put")],
                        actor=RITA)  # fmt: skip
     return store, approve(store, rev.procedure_id, actor=RITA)
+
+
+@pytest.fixture(name="shared")
+def shared_fixture(store: Store, embedder: Embedder) -> tuple[Store, Procedure]:
+    return with_approved(store, embedder)
 
 
 def test_dashboard_experiment_does_not_serve_its_procedures_to_shared_agents(
@@ -201,9 +205,9 @@ def test_dashboard_experiment_does_not_serve_its_procedures_to_shared_agents(
 
 
 def test_experiment_lands_its_runs_curves_and_lineage_in_the_shared_database(
-    shared: tuple[Store, Procedure], embedder: Embedder
+    any_store: Store, embedder: Embedder
 ) -> None:
-    store, approved = shared
+    store, approved = with_approved(any_store, embedder)
     result = run_experiment(store, LoopConfig(memory="reflect", tasks=30, groups=3, seed=7),
                             actor=RITA, embedder=CachedEmbedder(embedder))  # fmt: skip
     run = store.get(Run, result.run_id)
@@ -226,6 +230,10 @@ def test_experiment_lands_its_runs_curves_and_lineage_in_the_shared_database(
                                          for r in retrievals)  # fmt: skip
     for item in (it for r in retrievals for it in r.results):
         assert item["revision_id"] in revs and item["procedure_id"] in result.proposed
+    procs = rows(store, Procedure)
+    assert procs[0] == approved  # the shared procedure: no reflection, no count
+    landed = [p for p in procs if p.id in result.proposed]
+    assert all(p.embedding is not None and p.current_revision_id in revs for p in landed)
 
 
 def test_experiment_audit_names_the_person(
