@@ -209,3 +209,49 @@ def test_every_json_shape_is_rejected_or_imported_cleanly(fmt: str, value: objec
             assert row_counts(store) == (0, 0, 0, 0, 0)
         finally:
             store.dispose()
+
+
+containers = st.lists(json_value, max_size=6) | st.dictionaries(
+    st.text(max_size=6), json_value, max_size=6
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=containers,
+    indent=st.sampled_from([None, 0, 2]),
+    chunk=st.integers(1, 40),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+    cut=st.integers(0, 10_000),
+)
+def test_streamed_json_members_equal_json_loads_at_any_chunk_size(
+    doc: object, indent: int | None, chunk: int, encoding: str, cut: int
+) -> None:
+    """The streaming reader hands out exactly what json.loads reads, whatever the chunk
+    boundaries cut (numbers, escapes, multi-byte characters), and a cut file is one error."""
+    from memp_core.importers.jsonstream import json_members
+    from memp_core.importers.source import open_text
+
+    text = json.dumps(doc, indent=indent, ensure_ascii=bool(cut % 2))
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:  # lone surrogates: not text any file can hold
+        return
+    with tempfile.TemporaryDirectory(prefix="memp-fuzz-") as tmp:
+        path = Path(tmp) / "doc.json"
+        path.write_bytes(data)
+        src = open_text(path)
+        try:
+            members = list(json_members(src, chunk=chunk))
+        except ImportFormatError as exc:
+            # Only what parse_json refuses too (NUL or surrogate escapes), never valid JSON.
+            assert "NUL" in str(exc) or "surrogate" in str(exc), exc
+            return
+        expected = list(doc.items()) if isinstance(doc, dict) else list(enumerate(doc))
+        assert [(k, json.dumps(v)) for k, v in members] == [(k, json.dumps(v)) for k, v in expected]
+        short = text[: cut % max(1, len(text))].rstrip()
+        if not short or short == text.rstrip() or short[:1] not in "[{":
+            return
+        path.write_bytes(short.encode(encoding))
+        with pytest.raises(ImportFormatError):
+            list(json_members(open_text(path), chunk=chunk))

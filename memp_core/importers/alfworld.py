@@ -21,13 +21,12 @@ from typing import Any
 from memp_core.errors import ImportFormatError
 from memp_core.facts import TASK_TYPES, extract_facts
 from memp_core.importers.checks import MAX_STEPS, MAX_TEXT
+from memp_core.importers.jsonstream import json_kind, json_members
 from memp_core.importers.records import BadRecord, Item, StepRecord, TrajectoryRecord
 from memp_core.importers.source import (
     Progress,
-    head_text,
     iter_lines,
     json_path,
-    load_json,
     open_text,
     type_name,
 )
@@ -57,8 +56,14 @@ class _Transcript:
 
 def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
     src = open_text(path)
-    if head_text(src, 4096).lstrip()[:1] in ("{", "["):
-        yield from parse_value(load_json(src, progress), src.name)
+    kind = json_kind(src)
+    if kind is not None:  # one member at a time: memory bounded by the largest transcript
+        empty = True
+        for key, value in json_members(src, progress):
+            empty = False
+            yield from parse_value(value, src.name, (key,))
+        if empty:
+            yield BadRecord(ImportFormatError(src.name, "$", f"empty {kind}"))
         return
     found = 0
     for item in parse_lines(iter_lines(src, progress), src.name):

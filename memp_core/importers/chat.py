@@ -15,15 +15,18 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from memp_core.errors import ImportFormatError
 from memp_core.facts import TASK_TYPES, extract_facts
 from memp_core.importers.checks import MAX_STEPS
+from memp_core.importers.jsonstream import json_kind, json_members
 from memp_core.importers.records import BadRecord, Item, StepRecord, TrajectoryRecord
 from memp_core.importers.source import (
     Progress,
+    TextFile,
     head_text,
     iter_lines,
     json_path,
@@ -59,7 +62,27 @@ def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
         if not found:
             raise ImportFormatError(src.name, None, "no conversation found")
         return
+    if json_kind(src) == "array":
+        yield from _parse_array(src, progress)
+        return
     yield from parse_value(load_json(src, progress), src.name, ())
+
+
+def _parse_array(src: TextFile, progress: Progress | None) -> Iterator[Item]:
+    """A list of conversations, one at a time (memory bounded by the largest); a list whose
+    first element is a message is one conversation, read whole."""
+    members = json_members(src, progress)
+    first = next(members, None)
+    if first is None or _is_message(first[1]):
+        rest = [value for _, value in members]
+        yield from parse_value([first[1], *rest] if first else [], src.name, ())
+        return
+    for i, sub in chain([first], members):
+        if isinstance(sub, list | dict):
+            yield from parse_value(sub, src.name, (i,))
+        else:
+            reason = f"expected a conversation or a message, got {type_name(sub)}"
+            yield BadRecord(ImportFormatError(src.name, json_path((i,)), reason))
 
 
 def _is_json_line(line: str) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from memp_core.errors import ImportFormatError
+from memp_core.importers.jsonstream import json_kind, json_members
 from memp_core.importers.records import (
     BadRecord,
     ImportWarning,
@@ -25,6 +26,8 @@ from memp_core.importers.records import (
 )
 from memp_core.importers.source import (
     Progress,
+    TextFile,
+    head_text,
     json_path,
     load_json,
     open_text,
@@ -48,45 +51,64 @@ def trial_files(path: Path) -> list[tuple[int, Path]]:
 
 def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
     files = trial_files(path)
-    loaded: list[tuple[int, str, Any]] = []
+    checked: list[tuple[int, TextFile]] = []
     digest = hashlib.sha256()
-    for n, file in files:
-        src = open_text(file)
-        data = load_json(src, progress)
-        if not isinstance(data, list):
-            reason = f"expected a JSON array of game results, got {type_name(data)}"
-            raise ImportFormatError(src.name, "$", reason)
-        if not data:
-            raise ImportFormatError(src.name, "$", "empty array: the trial lists no games")
+    for n, file in files:  # every file checked and hashed before the run is announced
+        src = _trial_file(file)
         digest.update(f"{n}:".encode())
-        digest.update(file.read_bytes())
-        loaded.append((n, src.name, data))
+        _hash_file(src, digest)
+        checked.append((n, src))
     run = RunRecord(
         name=path.name if path.is_dir() else path.parent.name or path.stem,
         agent="reflexion",
         environment="alfworld",
         fingerprint=digest.hexdigest(),
         source_file=str(path),
-        n_groups=len(loaded),
-        config={"format": "reflexion", "trials": [n for n, _, _ in loaded]},
+        n_groups=len(checked),
+        config={"format": "reflexion", "trials": [n for n, _ in checked]},
     )
     yield run
     first_names: list[str] | None = None
-    for index, (n, name, data) in enumerate(loaded):
+    for index, (n, src) in enumerate(checked):
         names: list[str] = []
-        for i, entry in enumerate(data):
-            item = _record(entry, name, (i,), n, index, run)
+        games = 0
+        for i, entry in json_members(src, progress):  # one game at a time
+            games += 1
+            item = _record(entry, src.name, (i,), n, index, run)
             if isinstance(item, TrajectoryRecord):
                 names.append(item.facts["env"])
             yield item
+        if not games:  # blank space hid the empty array from the early check
+            raise ImportFormatError(src.name, "$", "empty array: the trial lists no games")
         if first_names is None:
             first_names = names
         elif sorted(names) != sorted(first_names):
             msg = (
-                f"trial {n} lists {len(names)} games, trial {loaded[0][0]} listed "
+                f"trial {n} lists {len(names)} games, trial {checked[0][0]} listed "
                 f"{len(first_names)}; rates are over the games present"
             )
-            yield ImportWarning(name, None, msg)
+            yield ImportWarning(src.name, None, msg)
+
+
+def _trial_file(file: Path) -> TextFile:
+    """A text file holding a non-empty JSON array (the games are read later, one by one)."""
+    src = open_text(file)
+    if json_kind(src) != "array":
+        data = load_json(src)  # not an array: its own JSON error, or the wrong type below
+        reason = f"expected a JSON array of game results, got {type_name(data)}"
+        raise ImportFormatError(src.name, "$", reason)
+    if head_text(src, 4096).lstrip()[1:].lstrip()[:1] == "]":
+        raise ImportFormatError(src.name, "$", "empty array: the trial lists no games")
+    return src
+
+
+def _hash_file(src: TextFile, digest: Any) -> None:
+    try:
+        with src.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ImportFormatError(src.name, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _record(

@@ -113,7 +113,7 @@ class _Counting(io.RawIOBase):
         return n
 
 
-def _decode_error(src: TextFile, lineno: int, exc: UnicodeDecodeError) -> ImportFormatError:
+def decode_error(src: TextFile, lineno: int, exc: UnicodeDecodeError) -> ImportFormatError:
     bad = exc.object[exc.start : exc.start + 1].hex()
     return ImportFormatError(
         src.name,
@@ -147,7 +147,7 @@ def iter_lines(src: TextFile, progress: Progress | None = None) -> Iterator[tupl
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _decode_error(src, lineno, exc) from None
+                raise decode_error(src, lineno, exc) from None
             if "\x00" in text:
                 raise ImportFormatError(src.name, lineno, "binary data (NUL byte) in a text file")
             yield lineno, text.rstrip("\r\n")
@@ -160,7 +160,7 @@ def _iter_utf16(src: TextFile, stream: io.BufferedReader) -> Iterator[tuple[int,
         try:
             line = text.readline()
         except UnicodeDecodeError as exc:
-            raise _decode_error(src, lineno + 1, exc) from None
+            raise decode_error(src, lineno + 1, exc) from None
         if not line:
             return
         lineno += 1
@@ -185,7 +185,7 @@ def read_text(src: TextFile, progress: Progress | None = None) -> str:
         text = data.decode(src.encoding)
     except UnicodeDecodeError as exc:
         lineno = data.count(b"\n", 0, exc.start) + 1
-        raise _decode_error(src, lineno, exc) from None
+        raise decode_error(src, lineno, exc) from None
     if "\x00" in text:
         raise ImportFormatError(src.name, None, "binary data (NUL character) in a text file")
     return text.lstrip("\ufeff")
@@ -196,22 +196,9 @@ _NUL_ESCAPE = re.compile(r"\\u0000")
 
 
 def parse_json(text: str, name: str, line_offset: int = 0) -> Any:
-    """``json.loads`` whose failures are ImportFormatErrors naming line and column.
-
-    JSON escapes can smuggle in what no text file can hold: unpaired UTF-16 surrogates
-    (no database can store them) and NUL characters (Postgres refuses them).
-    """
+    """``json.loads`` whose failures are ImportFormatErrors naming line and column."""
     try:
         value = json.loads(text)
-        if _NUL_ESCAPE.search(text) and _has_nul(value):
-            reason = "NUL character (\\u0000) in a string"
-            raise ImportFormatError(name, line_offset or None, reason)
-        if _SURROGATE_ESCAPE.search(text):
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        reason = "unpaired surrogate escape (\\ud800-\\udfff) in a string; not valid Unicode"
-        raise ImportFormatError(name, line_offset or None, reason) from None
     except json.JSONDecodeError as exc:
         where = f"{exc.lineno + line_offset}:{exc.colno}"
         # Unterminated strings and errors at the very end both mean the data stops early.
@@ -224,6 +211,23 @@ def parse_json(text: str, name: str, line_offset: int = 0) -> Any:
         raise ImportFormatError(name, line_offset or None, "JSON nested too deeply") from None
     except ValueError as exc:  # e.g. integers longer than Python's digit limit
         raise ImportFormatError(name, line_offset or None, f"invalid JSON: {exc}") from None
+    check_escapes(text, value, name, line_offset or None)
+    return value
+
+
+def check_escapes(text: str, value: Any, name: str, where: str | int | None) -> None:
+    """Refuse what JSON escapes can smuggle in and no text file can hold: unpaired UTF-16
+    surrogates (no database can store them) and NUL characters (Postgres refuses them)."""
+    if _NUL_ESCAPE.search(text) and _has_nul(value):
+        raise ImportFormatError(name, where, "NUL character (\\u0000) in a string")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            reason = "unpaired surrogate escape (\\ud800-\\udfff) in a string; not valid Unicode"
+            raise ImportFormatError(name, where, reason) from None
+        except RecursionError:
+            raise ImportFormatError(name, where, "JSON nested too deeply") from None
 
 
 def _has_nul(value: Any) -> bool:
