@@ -507,3 +507,40 @@ def test_imported_trajectories_never_repoint_stored_ones(store: Store, backup: P
     with store.session() as s:
         ids = s.exec(select(Trajectory.procedure_revision_id).order_by(col(Trajectory.id))).all()
     assert list(ids) == [before]
+
+
+PREVIEW = """
+import json, resource, sys
+from pathlib import Path
+from memp_core.uploads import Upload, preview_uploads
+path = Path(sys.argv[1])
+data = path.read_bytes()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+preview = preview_uploads([Upload(path.name, data)], "chat")
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({"conversations": preview.trajectories, "grown_kb": grown}))
+"""
+
+
+def test_previewing_a_large_json_log_streams_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    turn = [
+        {"role": "assistant", "content": "Thought: look around\nAction: go to shelf 1"},
+        {"role": "user", "content": "Observation: On the shelf 1, you see a mug 1."},
+    ]
+    path = tmp_path / "chat.json"
+    with path.open("w") as fh:
+        fh.write("[")
+        for i in range(6000):
+            task = {"role": "user", "content": f"Your task is to: put a mug {i} in shelf."}
+            fh.write(("," if i else "") + json.dumps([task, *turn * 20]))
+        fh.write("]")
+    size_kb = path.stat().st_size // 1024  # about 19 MB
+    out = subprocess.run([sys.executable, "-c", PREVIEW, str(path)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["conversations"] == 6000
+    # Loading it whole took about 5x the file; one conversation at a time stays far below.
+    assert result["grown_kb"] < size_kb / 2, result
