@@ -83,9 +83,11 @@ class RunMirror:
         self.shared = shared
         self.actor = actor
         self.isolated = isolated
-        self.run_id: int | None = None
+        self.run_id: int | None = None  # the shared database's
+        self.source_id = 0  # the row the loop writes (the sandbox's when isolated)
 
     def __call__(self, run: Run) -> None:
+        self.source_id = int(run.id or 0)
         if not self.isolated:
             if self.run_id is None:
                 self.run_id = int(run.id or 0)

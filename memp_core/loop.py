@@ -191,7 +191,11 @@ def run_loop(
     ``on_run`` sees the Run row when it starts, after each group and when it ends;
     ``actor`` is who the memory updates are audited as (default: the program).
     """
-    notify = on_run or (lambda _run: None)
+
+    def notify(row: Run | None) -> None:
+        if on_run is not None and row is not None:
+            on_run(row)
+
     config.check()
     settings = settings or get_settings()
     memory = memory or ProceduralMemory(store, settings=settings)
@@ -309,24 +313,22 @@ def _start(store: Store, config: LoopConfig, agent_model: str) -> Run:
     return run
 
 
-def _save_metrics(store: Store, run_id: int, groups: list[dict[str, Any]]) -> Run:
+def _save_metrics(store: Store, run_id: int, groups: list[dict[str, Any]]) -> Run | None:
     with store.transaction() as s:
         run = s.get(Run, run_id)
-        if run is None:
-            raise ConfigError(f"run {run_id} vanished from {store.url} while it ran")
-        run.metrics = list(groups)
-        s.add(run)
+        if run is not None:
+            run.metrics = list(groups)
+            s.add(run)
         return run
 
 
-def _finish(store: Store, run_id: int, status: str) -> Run:
+def _finish(store: Store, run_id: int, status: str) -> Run | None:
     with store.transaction() as s:
         run = s.get(Run, run_id)
-        if run is None:
-            raise ConfigError(f"run {run_id} vanished from {store.url} while it ran")
-        run.status = status
-        run.finished_at = utcnow()
-        s.add(run)
+        if run is not None:
+            run.status = status
+            run.finished_at = utcnow()
+            s.add(run)
         return run
 
 
@@ -364,20 +366,15 @@ def run_experiment(
                               progress=progress, cancel=cancel, on_run=mirror)  # fmt: skip
         except BaseException:  # a failed run still lands what it did, marked failed
             if mirror.run_id is not None:
-                land(sandbox, store, _only_run(sandbox), mirror.run_id, actor)
+                land(sandbox, store, mirror.source_id, mirror.run_id, actor)
             raise
-        landing = land(sandbox, store, result.run_id, int(mirror.run_id or 0), actor)
+        landing = land(sandbox, store, mirror.source_id, int(mirror.run_id or 0), actor)
         result.run_id = landing.run_id
         result.trajectory_ids = [landing.trajectories[i] for i in result.trajectory_ids]
         result.proposed = list(landing.procedures.values())
         return result
     finally:
         sandbox.dispose()
-
-
-def _only_run(sandbox: Store) -> int:
-    (run,) = sandbox.runs()
-    return int(run.id or 0)
 
 
 def start_run(
