@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,6 +235,22 @@ def test_experiment_lands_its_runs_curves_and_lineage_in_the_shared_database(
     assert procs[0] == approved  # the shared procedure: no reflection, no count
     landed = [p for p in procs if p.id in result.proposed]
     assert all(p.embedding is not None and p.current_revision_id in revs for p in landed)
+
+
+def test_a_cancelled_experiment_lands_what_it_did(store: Store, embedder: Embedder) -> None:
+    stop = threading.Event()
+
+    def progress(done: int, _total: int) -> None:
+        if done == 5:
+            stop.set()
+
+    result = run_experiment(store, LoopConfig(memory="validation", tasks=12, groups=3),
+                            actor=RITA, embedder=CachedEmbedder(embedder), progress=progress,
+                            cancel=stop)  # fmt: skip
+    run = store.get(Run, result.run_id)
+    assert run.status == "cancelled" and len(run.metrics) == 1
+    assert len(rows(store, Trajectory)) == 5 and run.config["isolated"] is True
+    assert "approved" not in {p.status for p in rows(store, Procedure)}
 
 
 def test_experiment_audit_names_the_person(
