@@ -136,3 +136,60 @@ def test_a_reflect_update_killed_midway_changes_nothing_and_a_rerun_completes_it
     assert {p.status for p in store.procedures()} == {Status.approved.value}
     assert store.get(Procedure, built[0].procedure_id).use_count == 1
     store.dispose()
+
+
+IMPORT_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from sqlalchemy import event
+from memp_core.actor import Actor
+from memp_core.importers import import_paths
+from memp_core.store import Store
+
+url, log, pause_after = sys.argv[2], sys.argv[3], int(sys.argv[4])
+store = Store(url, create=False)
+inserted = 0
+
+@event.listens_for(store.engine, "after_cursor_execute")
+def pause(conn, cursor, statement, parameters, context, executemany):
+    global inserted
+    if statement.lower().lstrip().startswith("insert into step"):
+        inserted += 1
+        if inserted == pause_after:
+            print("MID", flush=True)
+            time.sleep(300)
+
+import_paths(store, [log], actor=Actor("rita", "reviewer"), fmt="react")
+print("DONE", flush=True)
+"""
+
+
+def test_an_import_killed_in_its_write_transaction_leaves_nothing_and_runs_again_once(
+    any_url: str, tmp_path: Path
+) -> None:
+    from memp_core.actor import Actor
+    from memp_core.importers import import_paths
+    from memp_core.importers.bench import write_log
+
+    log = tmp_path / "log.txt"
+    write_log(log, 2000)  # four batches of 500: killed after the second one's steps
+    store = Store(any_url)
+    child = subprocess.Popen(
+        [sys.executable, "-c", IMPORT_CHILD, str(TESTS), any_url, str(log), "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.strip() == "MID", child.stderr.read() if child.stderr else line
+    os.kill(child.pid, signal.SIGKILL)
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    counts = store.counts()
+    assert (counts.trajectories, counts.steps, counts.runs) == (0, 0, 0)
+    assert store.audit_events() == []
+    assert_consistent(store)
+    report = import_paths(store, [log], actor=Actor("rita", "reviewer"), fmt="react")
+    assert report.trajectories == 2000 and store.counts().trajectories == 2000
+    with store.session() as s:
+        steps = s.execute(text("SELECT count(*) FROM step")).scalar()
+    assert steps == report.steps and store.counts().runs == 1
+    store.dispose()
