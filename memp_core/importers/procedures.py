@@ -122,9 +122,15 @@ class ProcedureWriter:
             "claimed_detail": ev.detail,
             "file": file,
         }
+        # The row is attached to this procedure or one of its revisions, whatever it says.
+        about_revision = ev.revision is not None and "revision" in ev.object_type.lower()
+        object_type = ev.object_type if about_revision else "procedure"
+        if object_type != ev.object_type:
+            history["claimed_object_type"] = ev.object_type
         return AuditEvent(
-            actor=self.author, action="imported-history", object_type=ev.object_type,
-            object_id=object_id, detail=history,
+            actor=self.author, action="imported-history", object_type=object_type,
+            object_id=object_id if about_revision or ev.revision is None else proc_id,
+            detail=history,
         )  # fmt: skip
 
     def _revision_row(
