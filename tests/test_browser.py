@@ -1,5 +1,7 @@
-"""One real-browser smoke test: `streamlit run app.py`, every page in Debian's chromium.
+"""Real-browser tests: `streamlit run app.py`, every page in Debian's chromium.
 
+Every page opens; the review queue acts on the row a reviewer clicked (issue 16 item 1, seen
+only in a browser); hostile data fetches nothing and links nowhere (issue 11 item 8).
 Screenshots land in tests/artifacts/ (git-ignored) for a human to look at.
 """
 
@@ -9,10 +11,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -62,19 +69,17 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
     raise TimeoutError(f"streamlit did not answer on {url} within {timeout} s")
 
 
-@pytest.fixture(name="server", scope="module")
-def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
-    from test_pages import fill_database
+@dataclass(frozen=True)
+class Server:
+    base: str  # http://127.0.0.1:PORT
+    url: str  # the database it serves
+    ids: dict[str, int]
+    queue: list[int]  # pending procedures, in the order the queue shows them
 
-    from memp_core.embeddings import get_embedder
 
-    db = tmp_path_factory.mktemp("browser") / "memp.db"
-    url = f"sqlite:///{db}"
-    store = Store(url)
-    ids = fill_database(store, get_embedder())
-    store.dispose()
+@contextmanager
+def streamlit_on(url: str) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port over database ``url``; its base URL."""
     port = free_port()
     env = dict(os.environ, MEMP_DATABASE_URL=url, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("MEMP_AUTH_FILE", None)
@@ -88,7 +93,7 @@ def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, proc)
-        yield base, ids
+        yield base
     finally:
         proc.terminate()
         try:
@@ -97,8 +102,31 @@ def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
             proc.kill()
 
 
+@pytest.fixture(name="server", scope="module")
+def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
+    from test_gate_pages import add_queue
+    from test_pages import fill_database
+
+    from memp_core.embeddings import get_embedder
+    from memp_core.queue import list_procedures
+
+    db = tmp_path_factory.mktemp("browser") / "memp.db"
+    url = f"sqlite:///{db}"
+    store = Store(url)
+    ids = fill_database(store, get_embedder())
+    add_queue(store, get_embedder())
+    queue = [p.id or 0 for p in list_procedures(store, status="pending_review").rows]
+    store.dispose()
+    with streamlit_on(url) as base:
+        yield Server(base, url, ids, queue)
+
+
 @pytest.fixture(name="browser", scope="module")
-def browser_fixture(server: tuple[str, dict]) -> Iterator[object]:
+def browser_fixture() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -128,8 +156,8 @@ def settle(page: object, title: str) -> None:
     page.wait_for_timeout(800)  # type: ignore[attr-defined]  # let charts finish drawing
 
 
-def test_every_page_opens_in_a_real_browser(server: tuple[str, dict], browser: object) -> None:
-    base, _ids = server
+def test_every_page_opens_in_a_real_browser(server: Server, browser: object) -> None:
+    base = server.base
     ARTIFACTS.mkdir(exist_ok=True)
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
@@ -144,8 +172,8 @@ def test_every_page_opens_in_a_real_browser(server: tuple[str, dict], browser: o
     assert dialogs == []
 
 
-def test_hostile_trajectory_text_renders_inert(server: tuple[str, dict], browser: object) -> None:
-    base, ids = server
+def test_hostile_trajectory_text_renders_inert(server: Server, browser: object) -> None:
+    base, ids = server.base, server.ids
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -164,11 +192,11 @@ def test_hostile_trajectory_text_renders_inert(server: tuple[str, dict], browser
 
 
 def test_an_uploaded_log_is_previewed_then_imported(
-    server: tuple[str, dict], browser: object, tmp_path: Path
+    server: Server, browser: object, tmp_path: Path
 ) -> None:
     from test_pages import ALFWORLD_LOG
 
-    base, _ids = server
+    base = server.base
     log = tmp_path / "spraybottle.txt"
     log.write_text(ALFWORLD_LOG)
     page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
@@ -180,3 +208,151 @@ def test_an_uploaded_log_is_previewed_then_imported(
     page.get_by_role("button", name="Import", exact=True).click()
     page.get_by_text("Imported 1 trajectories").wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "Import_Export_done.png"), full_page=True)
+
+
+# -- the review queue acts on the row that was clicked (issue 16 item 1) ----------------------
+
+ROW_PX = 35  # Streamlit's default dataframe header and row height
+
+
+def click_row(page: object, row: int) -> None:
+    """Tick row ``row`` of the first table (its row marker, left of the first column)."""
+    table = page.locator('[data-testid="stDataFrame"]').first  # type: ignore[attr-defined]
+    table.locator("canvas").first.wait_for(timeout=30_000)
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + ROW_PX * (row + 1) + ROW_PX // 2)  # type: ignore[attr-defined]
+
+
+def open_heading(page: object) -> str:
+    heading = page.get_by_role("heading", name="Procedure ", exact=False)  # type: ignore[attr-defined]
+    return str(heading.filter(has_not_text="Procedures").first.inner_text()).strip()
+
+
+def shoot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_clicked_row_saved_then_approved_approves_the_clicked_procedure(
+    server: Server, browser: object
+) -> None:
+    from memp_core.models import Procedure
+
+    store = Store(server.url)
+    seen = {e.id for e in store.audit_events(limit=1000)}
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
+    page.goto(f"{server.base}/Procedures")
+    settle(page, "Procedures")
+    row = 3
+    picked = server.queue[row]
+    click_row(page, row)
+    page.get_by_role("heading", name=f"Procedure {picked}", exact=True).wait_for(timeout=30_000)
+    assert page.url.endswith(f"?procedure={picked}")
+    shoot(page, "Procedures_1_clicked")
+    page.get_by_role("tab", name="Edit").click()
+    script = page.get_by_label("Script")
+    script.fill("1. Find the thing.\n2. Open the cabinet.\n3. Put the thing in it.")
+    script.blur()
+    save = page.get_by_role("button", name=f"Save as a new revision of procedure {picked} ")
+    save.wait_for(timeout=30_000)
+    save.click()
+    page.get_by_text(f"Saved a new revision of procedure {picked}.").wait_for(timeout=30_000)
+    settle(page, "Procedures")
+    # The queue re-sorted (the saved procedure is now the most recent): still the same one.
+    assert open_heading(page) == f"Procedure {picked}"
+    shoot(page, "Procedures_2_saved")
+    revision = store.get(Procedure, picked).current_revision_id
+    page.get_by_role("tab", name="Review").click()
+    page.get_by_role("button", name=f"Approve procedure {picked} · revision {revision}").click()
+    page.get_by_text(f"Approved procedure {picked}.").wait_for(timeout=30_000)
+    settle(page, "Procedures")
+    shoot(page, "Procedures_3_approved")
+    new = [e for e in store.audit_events(limit=1000) if e.id not in seen]
+    approved = [e.object_id for e in new if e.action == "approve"]
+    assert approved == [picked]
+    assert store.get(Procedure, picked).status == "approved"
+    store.dispose()
+
+
+# -- hostile data fetches nothing and links nowhere (issue 11 item 8) --------------------------
+
+
+class HitCounter(BaseHTTPRequestHandler):
+    """A local web server standing in for an attacker's: it counts every request."""
+
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        HitCounter.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(name="attacker", scope="module")
+def attacker_fixture() -> Iterator[int]:
+    """The port of a local server that counts the requests a page makes to it."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HitCounter)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield int(httpd.server_address[1])
+    httpd.shutdown()
+
+
+@pytest.fixture(name="hostile_server", scope="module")
+def hostile_server_fixture(
+    tmp_path_factory: pytest.TempPathFactory, attacker: int
+) -> Iterator[Server]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make chromium)")
+    from test_gate_pages import fill_hostile, hostile
+
+    from memp_core.embeddings import get_embedder
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'memp.db'}"
+    store = Store(url)
+    ids = fill_hostile(store, get_embedder(), hostile(attacker))
+    store.dispose()
+    with streamlit_on(url) as base:
+        yield Server(base, url, ids, [])
+
+
+HOSTILE_PAGES = [
+    ("", "Memp Studio"),
+    ("Trajectories", "Trajectories"),
+    ("Procedures", "Procedures"),
+    ("Lineage", "Lineage"),
+    ("Learning_curves", "Learning curves"),
+    ("Retrieval_playground", "Retrieval playground"),
+    ("Experiments", "Experiments"),
+    ("Import_Export", "Import / Export"),
+    ("Audit_log", "Audit log"),
+]
+
+
+def test_hostile_data_fetches_nothing_and_links_nowhere(
+    hostile_server: Server, browser: object
+) -> None:
+    base = hostile_server.base
+    origin = urlsplit(base).netloc
+    foreign: dict[str, list[str]] = {}
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})  # type: ignore[attr-defined]
+    HitCounter.hits.clear()
+    for path, title in HOSTILE_PAGES:
+        page.goto(f"{base}/{path}")
+        settle(page, title)
+        for tab in ("Memory it was given", "Failed vs successful", "Evidence and history"):
+            tabs = page.get_by_role("tab", name=tab)
+            if tabs.count():
+                tabs.first.click()
+        page.wait_for_timeout(500)
+        hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)")
+        away = [h for h in hrefs if urlsplit(h).netloc != origin]
+        if away:
+            foreign[path or "Overview"] = away
+        shoot(page, f"hostile_{path or 'Overview'}")
+    assert HitCounter.hits == []
+    assert foreign == {}

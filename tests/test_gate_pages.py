@@ -30,13 +30,17 @@ QUEUE = 8  # pending procedures in the queue, oldest update last
 
 @pytest.fixture(name="queue")
 def queue_fixture(store: Store, embedder: Embedder) -> list[int]:
+    return add_queue(store, embedder)
+
+
+def add_queue(store: Store, embedder: Embedder) -> list[int]:
     """QUEUE pending procedures, each updated a minute after the previous one; their ids,
     newest update first (the order the queue shows them in)."""
     ids: list[int] = []
     with store.transaction() as s:
         for i in range(QUEUE):
             at = T0 + timedelta(minutes=i)
-            p = Procedure(key=f"put-{i}", title=f"put thing {i} in cabinet", task_type="put",
+            p = Procedure(key=f"queue-{i}", title=f"put thing {i} in cabinet", task_type="put",
                           created_at=at, updated_at=at)  # fmt: skip
             s.add(p)
             s.flush()
