@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 from sqlalchemy import case, func
 from sqlmodel import col, select
 
+from memp_core.importers.export import csv_cell
 from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Trajectory
 from memp_core.store import Store
 
@@ -294,8 +295,14 @@ def to_frame(points: Sequence[CurvePoint]) -> pd.DataFrame:
 
 
 def to_csv(points: Sequence[CurvePoint]) -> str:
-    """The curve points as CSV (one row per run and group)."""
-    return to_frame(points).to_csv(index=False)
+    """The curve points as CSV (one row per run and group). Run names and models come from
+    imported files: text that a spreadsheet would run as a formula gets a leading quote,
+    by the same rule as ``memp export``."""
+    frame = to_frame(points)
+    for name in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            frame[name] = frame[name].map(csv_cell)
+    return frame.to_csv(index=False)
 
 
 def to_png(

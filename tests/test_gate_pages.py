@@ -393,3 +393,23 @@ def test_the_sidebar_url_hides_passwords_also_in_the_query() -> None:
     assert "s3cret" not in shown and "sslmode=require" in shown
     assert "hunter2" not in safe_url("postgresql+psycopg://memp@/memp?host=/run&password=hunter2")
     assert "s3cret" not in safe_url("postgresql://memp:s3cret@[::1")  # unparseable: still hidden
+
+
+def test_the_curves_csv_download_keeps_formulas_from_the_data_inert(store: Store) -> None:
+    import csv
+    import io
+
+    from memp_core import curves
+    from memp_core.models import Run
+
+    formula = '=HYPERLINK("http://evil.example/","Session expired")'
+    with store.transaction() as s:
+        group = {"index": 0, "tasks": 2, "success_rate": 0.5, "mean_steps": -1.0}
+        s.add(Run(name=formula, kind="import", agent="@SUM(1)", agent_model="-1+1",
+                  status="done", source="+cmd", created_at=T0, metrics=[group]))  # fmt: skip
+    rows = list(
+        csv.DictReader(io.StringIO(curves.to_csv(curves.curve_points(store, store.runs()))))
+    )
+    assert rows[0]["condition"] == "'" + formula
+    assert rows[0]["model"] == "'-1+1"
+    assert rows[0]["mean_steps"] == "-1.0"  # numbers stay numbers
