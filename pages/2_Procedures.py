@@ -18,7 +18,7 @@ from memp_core.models import Procedure, Status
 from memp_core.queue import ProcedureDetail, list_procedures, procedure_detail
 from ui.common import changed, errors_shown, link, memory, page, pct
 from ui.picker import id_input, id_table, open_id
-from ui.safe import md
+from ui.safe import md, md_badge
 
 PAGE_SIZE = 25
 ALL = "(all)"
@@ -97,7 +97,7 @@ of_this = f"procedure {pid}" + (f" · revision {cur_id}" if cur_id is not None e
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
 b = st.columns([1, 1, 6])
-b[0].badge(md(proc.status), color=STATUS_COLORS.get(proc.status, "gray"))
+b[0].badge(md_badge(proc.status), color=STATUS_COLORS.get(proc.status, "gray"))
 if proc.pinned:
     b[1].badge("pinned", icon=":material/push_pin:", color="violet")
 st.caption(f"Task type {md(proc.task_type or '–')} · key {md(proc.key)}")

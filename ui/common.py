@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import streamlit as st
 from sqlalchemy.engine import make_url
@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from streamlit.errors import StreamlitPageNotFoundError
 
 from memp_core import config
-from memp_core.actor import Actor
+from memp_core.actor import Actor, Role
 from memp_core.config import Settings, get_settings
 from memp_core.errors import MempError
 from memp_core.memory import ProceduralMemory
@@ -42,15 +42,17 @@ class PageContext:
     settings: Settings
     store: Store
     person: Person
-    auth: Any = None  # the streamlit-authenticator object, when credentials are configured
+    auth: Any = None  # ui.auth.SignIn when credentials are configured, else None
 
     @property
     def url(self) -> str:
         return self.settings.resolved_database_url()
 
     def actor(self) -> Actor:
-        """The signed-in person as the core's Actor: every write checks its role there."""
-        return Actor(name=self.person.username or self.person.name, role=self.person.role)  # type: ignore[arg-type]
+        """The signed-in person as the core's Actor: every write checks its role there
+        (Actor refuses a role it does not know)."""
+        role = cast(Role, self.person.role)
+        return Actor(name=self.person.username or self.person.name, role=role)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -70,6 +72,9 @@ def data_sources(url: str, busy_timeout_s: float) -> list[str]:
     return get_store(url, busy_timeout_s).distinct_values(Trajectory.source)
 
 
+SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
 def safe_url(url: str) -> str:
     """memp_core.config.safe_url (password hidden), and secrets given as query parameters
     (``?password=...``, which libpq and psycopg accept) hidden too."""
@@ -82,9 +87,6 @@ def safe_url(url: str) -> str:
         return shown
     query = {k: ("***" if SECRET_PARAM.search(k) else v) for k, v in parsed.query.items()}
     return parsed.set(query=query).render_as_string(hide_password=True)
-
-
-SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
 
 
 def memory(ctx: PageContext) -> ProceduralMemory:
