@@ -259,8 +259,14 @@ class AuditEvent(SQLModel, table=True):
 
 
 def searchable(blob: bytes | None) -> bytes | None:
-    """The blob if it has the searchable column's dimension, else None."""
-    return blob if blob is not None and len(blob) == 4 * EMBEDDING_DIM else None
+    """The blob if it is a finite vector of the searchable column's dimension, else None.
+
+    Anything else stays on its revision but out of search: pgvector refuses NaN and infinity
+    (the whole write would fail), and one unusable row must never break retrieval for all.
+    """
+    if blob is None or len(blob) != 4 * EMBEDDING_DIM:
+        return None
+    return blob if bool(np.isfinite(np.frombuffer(blob, dtype="<f4")).all()) else None
 
 
 @event.listens_for(Session, "before_flush")
