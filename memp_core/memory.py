@@ -5,7 +5,7 @@
 - ``retrieve(query, *, policy="query", k=3, threshold=None, all_statuses=False,
   author_model=None, run_id=None, agent_model="", log=True, seed=None)``: the top-k
   servable procedures (approved only, unless asked), logged unless ``log=False``.
-- ``update(trajectory_ids, *, policy, build_policy="script", auto_approve=True, actor=None)``:
+- ``update(trajectory_ids, *, policy, build_policy="script", auto_approve=False, actor=None)``:
   apply an update policy (none, vanilla, validation, reflect) after tasks finish.
 - ``cold_start(*, top=3, policy="script", ..., actor=None)``: seed memory from the best runs.
 
@@ -192,14 +192,15 @@ class ProceduralMemory:
         *,
         policy: str,
         build_policy: str = "script",
-        auto_approve: bool = True,
+        auto_approve: bool = False,
         actor: Actor | None = None,
     ) -> UpdateReport:
         """Apply the update ``policy`` (none, vanilla, validation, reflect) to finished runs;
         planned again (backend calls included) if another writer got in the way.
 
-        ``auto_approve`` serves what it writes at once: the online loop's own memory. Point
-        it only at an experiment's isolated memory (see :mod:`memp_core.experiment`).
+        What it writes waits for review unless ``auto_approve``, which serves it at once: the
+        online loop's own memory. Point that only at an experiment's isolated memory (see
+        :mod:`memp_core.experiment`); shared memory is served only what a person approved.
         """
         actor = actor or system("update")
         status = Status.approved if auto_approve else Status.pending_review

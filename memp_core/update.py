@@ -108,7 +108,7 @@ def update(
     *,
     policy: str,
     build_policy: str = "script",
-    auto_approve: bool = True,
+    auto_approve: bool = False,
     actor: str = UPDATE_ACTOR,
 ) -> UpdateReport:
     """Apply ``policy`` to the given trajectories; see the module docstring."""

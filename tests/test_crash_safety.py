@@ -133,7 +133,8 @@ def test_a_reflect_update_killed_midway_changes_nothing_and_a_rerun_completes_it
         assert current.parent_revision_id == before[proc.id][0]
     assert store.counts().revisions == 2 * GROUPS
     assert_consistent(store)
-    assert {p.status for p in store.procedures()} == {Status.approved.value}
+    # reflections wait for review (the engine's default outside an experiment's own memory)
+    assert {p.status for p in store.procedures()} == {Status.pending_review.value}
     assert store.get(Procedure, built[0].procedure_id).use_count == 1
     store.dispose()
 

@@ -56,7 +56,7 @@ def test_reflect_on_failure_adds_a_child_revision_and_never_changes_its_parent(
     parent = _current(mem.store, proc.id or 0)
     before = parent.model_dump()
     failed = _fail(mem, parent)
-    report = mem.update([failed], policy="reflect")
+    report = mem.update([failed], policy="reflect", auto_approve=True)  # an experiment's memory
     (child_id,) = report.reflected
     child = mem.store.get(ProcedureRevision, child_id)
     assert child.parent_revision_id == parent.id and child.origin == "reflection"
@@ -89,10 +89,11 @@ def test_later_successes_merge_as_evidence_and_keep_the_reflected_script(
     assert len(mem.store.procedures()) == 1
 
 
-def test_reflection_without_auto_approve_waits_for_review(mem: ProceduralMemory) -> None:
+def test_a_reflection_waits_for_review_unless_auto_approve_is_asked(
+    mem: ProceduralMemory,
+) -> None:
     (proc,) = mem.store.procedures()
-    mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect",
-               auto_approve=False)  # fmt: skip
+    mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect")
     assert mem.store.get(Procedure, proc.id or 0).status == Status.pending_review.value
 
 
@@ -119,9 +120,9 @@ def test_validation_adds_only_successes_and_vanilla_adds_failures_too(
     good = add_run(mem.store, "put some watch on safe", list(steps), task_type="put")
     bad = add_run(mem.store, "cool some bread and put it in shelf", looping_failure(),
                   task_type="cool", success=False)  # fmt: skip
-    validation = mem.update([good, bad], policy="validation")
+    validation = mem.update([good, bad], policy="validation", auto_approve=True)
     assert len(validation.built) == 1 and len(mem.store.procedures()) == 2
-    vanilla = mem.update([bad], policy="vanilla")
+    vanilla = mem.update([bad], policy="vanilla", auto_approve=True)
     (rev_id,) = vanilla.built
     rev = mem.store.get(ProcedureRevision, rev_id)
     assert rev.evidence_trajectory_ids == [bad] and len(mem.store.procedures()) == 3
@@ -195,7 +196,7 @@ def test_build_reflect_edit_and_retrieve_on_sqlite_and_postgres(
     ids = load_alfworld(any_store, shared_data)
     mem = ProceduralMemory(any_store, embedder=embedder, backend="heuristic")
     (built,) = mem.build([ids["react_heat_0"], ids["act_heat_0"]], status=Status.approved)
-    report = mem.update([_fail(mem, built)], policy="reflect")
+    report = mem.update([_fail(mem, built)], policy="reflect", auto_approve=True)
     child = any_store.get(ProcedureRevision, report.reflected[0])
     assert child.parent_revision_id == built.id
     with pytest.raises(ConflictError):
