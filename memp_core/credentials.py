@@ -47,7 +47,19 @@ MIN_KEY_BYTES = 32
 MAKE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 MAKE_HASH = "python -c \"import streamlit_authenticator as s; print(s.Hasher.hash('...'))\""
 # Keys copied from examples (README, streamlit-authenticator's docs) rather than generated.
-_PLACEHOLDERS = ("changeme", "placeholder", "randomsecret", "yoursecret", "somekey", "secretkey")
+_PLACEHOLDERS = (
+    "changeme",
+    "placeholder",
+    "randomsecret",
+    "yoursecret",
+    "somekey",
+    "secretkey",
+    "pasteyour",
+    "generatedkey",
+    "yourkey",
+    "replaceme",
+    "example",
+)
 _BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 _COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_EXPIRY_DAYS = 365

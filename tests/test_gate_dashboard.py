@@ -230,7 +230,17 @@ def test_init_never_prints_a_postgres_password(pg_url: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["<random secret>", "changeme", "secret", "short-but-random-Zx81", "a" * 40, None, ""],
+    [
+        "<random secret>",
+        "changeme",
+        "secret",
+        "short-but-random-Zx81",
+        "a" * 40,
+        None,
+        "",
+        "PASTE-YOUR-GENERATED-KEY-HERE",
+        "paste-your-generated-key-here-from-the-readme",
+    ],
 )
 def test_placeholder_cookie_key_is_refused(key: str | None, tmp_path: Path) -> None:
     auth = credentials_yaml(tmp_path / "auth.yaml", key=key)  # type: ignore[arg-type]
