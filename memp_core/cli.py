@@ -215,9 +215,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from memp_core.commands import demo, engine, runs, transfer
+    from memp_core.commands import demo, engine, mcp, runs, serve, transfer
 
-    for module in (engine, runs, transfer, demo):
+    for module in (engine, runs, transfer, demo, serve, mcp):
         module.register(app, bench)
 
 

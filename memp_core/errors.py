@@ -56,3 +56,15 @@ class ImportFormatError(MempError):
         self.path = path
         self.where = where
         self.reason = reason
+
+
+class AuthenticationError(MempError):
+    """No API key, an unknown one or a revoked one (HTTP 401)."""
+
+
+class ScopeError(PermissionDeniedError):
+    """The API key is valid but lacks the scope this call needs (HTTP 403)."""
+
+
+class PayloadTooLargeError(MempError):
+    """A request body or report is larger than the service accepts (HTTP 413)."""

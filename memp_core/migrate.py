@@ -11,6 +11,8 @@ there, so exactly one of them creates or upgrades and the others find it up to d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -91,24 +93,59 @@ def upgrade(engine: Engine, write_engine: Engine | None = None) -> str:
     if current == head:
         return "up to date"
     check_known(engine, current)
-    with (write_engine or engine).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-        current = current_revision(conn)
-        if current == head:
-            return "up to date"
-        if conn.dialect.name == "postgresql":
-            ensure_pgvector(conn)
-        tables = set(inspect(conn).get_table_names())
-        cfg = alembic_config(conn)
-        if not tables - {"alembic_version"}:
-            SQLModel.metadata.create_all(conn)
-            command.stamp(cfg, "head")
-            return "created"
-        if current is None:
-            command.stamp(cfg, BASELINE)
-        command.upgrade(cfg, "head")
-        return "upgraded"
+    with (write_engine or engine).connect() as conn, _foreign_keys_checked_at_end(conn):
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            current = current_revision(conn)
+            if current == head:
+                return "up to date"
+            if conn.dialect.name == "postgresql":
+                ensure_pgvector(conn)
+            tables = set(inspect(conn).get_table_names())
+            cfg = alembic_config(conn)
+            if not tables - {"alembic_version"}:
+                SQLModel.metadata.create_all(conn)
+                command.stamp(cfg, "head")
+                return "created"
+            if current is None:
+                command.stamp(cfg, BASELINE)
+            command.upgrade(cfg, "head")
+            _check_foreign_keys(conn)
+            return "upgraded"
+
+
+@contextmanager
+def _foreign_keys_checked_at_end(conn: Connection) -> Iterator[None]:
+    """On a SQLite file, turn foreign-key enforcement off for the upgrade's transaction.
+
+    SQLite changes a column (e.g. NOT NULL) by copying its table, dropping the old one and
+    renaming the copy; with enforcement on, dropping a table that other rows point at fails,
+    even though the copy takes its place in the same transaction. The pragma only works
+    outside a transaction, so it is set on the driver's connection before ``BEGIN``, and
+    :func:`_check_foreign_keys` verifies every reference before the commit instead.
+    """
+    raw = conn.connection.driver_connection
+    if conn.dialect.name != "sqlite" or getattr(raw, "isolation_level", "") is not None:
+        yield  # Postgres, or SQLite in memory (always created fresh, never altered)
+        return
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise StoreError(
+            f"the schema upgrade would leave {len(broken)} row(s) pointing at missing rows "
+            f"(first: {table} row {rowid} -> {parent}); nothing was changed"
+        )
 
 
 def ensure_pgvector(conn: Connection) -> None:

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Column, Index, LargeBinary, event, func, inspect
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, event, func, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
@@ -112,6 +112,20 @@ class Origin(StrEnum):
     merge = "merge"
     rollback = "rollback"
     import_ = "import"
+    proposal = "proposal"  # written by an agent (API key), always waiting for review
+
+
+class Rating(StrEnum):
+    """An agent's or a person's word on a revision it was served."""
+
+    helpful = "helpful"
+    not_helpful = "not_helpful"
+    harmful = "harmful"
+
+
+# What an API key may do. An agent never gets a review action: approve, reject, roll back,
+# pin and deprecate need `review:admin`, which only a person's tooling should hold.
+SCOPES = ("procedures:read", "runs:write", "procedures:propose", "review:admin")
 
 
 class Run(SQLModel, table=True):
@@ -150,7 +164,8 @@ class Trajectory(SQLModel, table=True):
     source: str = Field(default="", index=True)  # simulator | import:<format>
     source_file: str | None = None
     agent_model: str = Field(default="", index=True)
-    success: bool = Field(default=False, index=True)
+    # True / False as recorded; None: nobody recorded a verdict (unknown, never assumed).
+    success: bool | None = Field(default=None, index=True)
     reward: float | None = None
     step_count: int = 0
     token_count: int = 0
@@ -165,7 +180,15 @@ class Trajectory(SQLModel, table=True):
         default=None, foreign_key="procedurerevision.id", index=True
     )
     content_hash: str | None = Field(default=None, unique=True, index=True)
+    # The agent (API key) that reported it over `memp serve`; "" for runs and imports.
+    reporting_agent: str = Field(default="", index=True)
+    # The reporter's idempotency key: a repeated report returns the stored trajectory.
+    idempotency_key: str | None = None
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+    __table_args__ = (
+        UniqueConstraint("reporting_agent", "idempotency_key", name="uq_trajectory_report"),
+    )
 
 
 class Step(SQLModel, table=True):
@@ -241,6 +264,7 @@ class Retrieval(SQLModel, table=True):
     policy: str
     k: int
     agent_model: str = ""
+    agent: str = Field(default="", index=True)  # the API key's agent that asked; "" otherwise
     # [{"procedure_id", "revision_id", "score", "title", "task_type", "matched": {...}}]
     results: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow, index=True)
@@ -255,6 +279,38 @@ class AuditEvent(SQLModel, table=True):
     object_type: str = Field(index=True)
     object_id: int | None = Field(default=None, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ApiKey(SQLModel, table=True):
+    """An agent's key for `memp serve`. Only a salted hash is stored; the key is shown once.
+
+    The key reads ``memp_<prefix>_<secret>``: the prefix finds the row, the secret is checked
+    against ``key_hash`` (sha256 of salt and secret, compared in constant time).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent: str = Field(index=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    prefix: str = Field(unique=True, index=True)
+    salt: str
+    key_hash: str
+    created_by: str = ""  # who made it: human:<name>
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Feedback(SQLModel, table=True):
+    """A rating of a revision by the agent that was served it (or a person)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    procedure_id: int = Field(foreign_key="procedure.id", index=True)
+    revision_id: int = Field(foreign_key="procedurerevision.id", index=True)
+    rating: str  # Rating
+    reason: str = ""
+    trajectory_id: int | None = Field(default=None, foreign_key="trajectory.id")
+    actor: str = Field(index=True)  # agent:<name> or human:<name>
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pgvector.sqlalchemy  # noqa: F401  (reflection learns the vector type)
+import pytest
 from alembic import command
-from sqlalchemy import MetaData, insert, inspect, select, text
+from sqlalchemy import MetaData, Table, insert, inspect, select, text
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ from memp_core.bench import FixedEmbedder
 from memp_core.build import append_revision
 from memp_core.cli import app
 from memp_core.embeddings import to_bytes
+from memp_core.errors import StoreError
 from memp_core.memory import ProceduralMemory
 from memp_core.models import (
     AuditEvent,
@@ -50,8 +52,16 @@ def fill(engine: Engine) -> None:
     """One row or more in every table, written with the 0001 columns only."""
 
     def add(table_of: Any, **values: Any) -> None:
-        conn.execute(insert(table_of.__table__).values(**values))
+        # Today's column types (JSON, vectors), but only the columns the old table has: later
+        # columns' defaults must not reach an INSERT into a 0001 table.
+        model = table_of.__table__
+        present = set(old.tables[model.name].c.keys())
+        table = Table(model.name, MetaData(),
+                      *(c._copy() for c in model.columns if c.name in present))  # fmt: skip
+        conn.execute(insert(table).values(**values))
 
+    old = MetaData()
+    old.reflect(engine, only=OLD_TABLES)
     with engine.begin() as conn:
         add(Run, id=1, name="old run", kind="experiment", agent="heuristic", agent_model="m",
             environment="household-sim", task_set="", n_tasks=2, n_groups=1, status="done",
@@ -134,7 +144,22 @@ def test_init_upgrades_an_old_database_and_keeps_every_row(any_url: str) -> None
             names = s.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = "
                                    "'procedure'")).scalars().all()  # fmt: skip
         assert "ix_procedure_embedding_hnsw" in names
+    assert_reports_fit(store)
     store.dispose()
+
+
+def assert_reports_fit(store: Store) -> None:
+    """0003: an outcome nobody recorded is stored as unknown; one agent's idempotency key
+    names one report, another agent may use the same key."""
+    with store.transaction() as s:
+        for agent in ("bot", "other"):
+            s.add(Trajectory(task="t", success=None, reporting_agent=agent, idempotency_key="k1"))
+    with store.session() as s:
+        got = s.scalars(select(Trajectory).where(Trajectory.reporting_agent != "")).all()
+    assert [t.success for t in got] == [None, None]
+    with pytest.raises(StoreError):
+        with store.transaction() as s:
+            s.add(Trajectory(task="t", success=True, reporting_agent="bot", idempotency_key="k1"))
 
 
 def test_a_database_from_before_alembic_is_stamped_then_upgraded(any_url: str) -> None:
@@ -191,4 +216,5 @@ def test_downgrade_to_the_first_schema_drops_only_the_new_column(db_url: str) ->
     columns = {c["name"] for c in inspect(store.engine).get_columns("procedure")}
     assert "embedding" not in columns and "current_revision_id" in columns
     assert store.init() == "upgraded"
+    assert_reports_fit(store)
     store.dispose()
