@@ -247,6 +247,7 @@ def test_clicked_row_saved_then_approved_approves_the_clicked_procedure(
     picked = server.queue[row]
     click_row(page, row)
     page.get_by_role("heading", name=f"Procedure {picked}", exact=True).wait_for(timeout=30_000)
+    settle(page, "Procedures")  # the rerun has ended: no stale elements of the last procedure
     assert page.url.endswith(f"?procedure={picked}")
     shoot(page, "Procedures_1_clicked")
     page.get_by_role("tab", name="Edit").click()
