@@ -167,11 +167,20 @@ def _ids_to_base64(value: Any) -> Any:
     return out
 
 
-def spans_of(message: ExportTraceServiceRequest) -> Iterator[Span]:
+def spans_of(message: ExportTraceServiceRequest, name: str = "OTLP request") -> Iterator[Span]:
+    """The spans of an export; ImportFormatError for a span with invalid ids (as the OTLP
+    spec asks of receivers: trace id 16 bytes, span id 8, parent id 8 or none)."""
     for rs in message.resource_spans:
         resource = attributes(rs.resource.attributes)
         for ss in rs.scope_spans:
             for sp in ss.spans:
+                if (
+                    len(sp.trace_id) != 16
+                    or len(sp.span_id) != 8
+                    or len(sp.parent_span_id) not in (0, 8)
+                ):
+                    reason = f"span {sp.name[:100]!r}: invalid trace, span or parent span id"
+                    raise ImportFormatError(name, None, reason)
                 error = sp.status.message if sp.status.code == Status.STATUS_CODE_ERROR else None
                 yield Span(
                     trace_id=sp.trace_id.hex(),

@@ -256,11 +256,11 @@ def _error_steps(spans: list[Span], tree: _Tree, tools: dict[str, StepDraft]) ->
 
 
 def _action(name: str, arguments: Any) -> str:
-    if arguments is None:
-        return f"{name}()"
-    if isinstance(arguments, str):
-        return f"{name}({arguments})"
-    return f"{name}({json.dumps(arguments, ensure_ascii=False)})"
+    """``tool args`` as the REST door writes a bare tool call (``go_to countertop 1``)."""
+    if arguments is None or arguments == "":
+        return name
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+    return f"{name} {text}"
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -280,7 +280,7 @@ def to_report(run: TraceRun) -> TrajectoryReport:
         retrieval_id=run.retrieval_id,
         agent_model=_cut(run.agent_model, MAX_LABEL) if run.agent_model else None,
         tokens=run.tokens,
-        metadata=_scrub(meta),
+        metadata=scrub(meta),
         idempotency_key=run.trace_id,
     )
 
@@ -298,7 +298,7 @@ def _step_in(step: StepDraft) -> StepIn:
         action=_cut(step.action, MAX_TEXT),
         observation=_cut(step.observation, MAX_TEXT) if step.observation else None,
         tool=_cut(step.tool, MAX_LABEL) if step.tool else None,
-        arguments=_scrub(arguments),
+        arguments=scrub(arguments),
         ok=step.ok,
     )
 
@@ -308,12 +308,12 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _scrub(value: Any) -> Any:
+def scrub(value: Any) -> Any:
     """JSON values a database stores: every string :func:`clean`."""
     if isinstance(value, str):
         return clean(value)
     if isinstance(value, dict):
-        return {clean(str(k)): _scrub(v) for k, v in value.items()}
+        return {clean(str(k)): scrub(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [scrub(v) for v in value]
     return value

@@ -37,6 +37,7 @@ IMPORTERS: dict[str, str] = {
     "chat": "memp_core.importers.chat:parse",
     "reflexion": "memp_core.importers.reflexion:parse",
     "jsonl": "memp_core.importers.jsonl:parse",
+    "otlp": "memp_core.importers.otlp:parse",
     "auto": "memp_core.importers.auto:parse",
 }
 FORMATS: tuple[str, ...] = tuple(IMPORTERS)

@@ -30,9 +30,10 @@ REACT_STEP = re.compile(r"^(Thought|Action|Observation)\s+\d+\s*:", re.M)
 QUESTION = re.compile(r"^Question:", re.M)
 ALFWORLD_ACTION = re.compile(r"^>", re.M)
 TASK = re.compile(r"your task is to:", re.I)
+OTLP = re.compile(r'^\s*[\[{]\s*\{?\s*"(resourceSpans|resource_spans)"')  # an OTLP trace export
 UNKNOWN = (
     "cannot tell the format from the content; pass --format "
-    "(alfworld, react, chat, reflexion or jsonl)"
+    "(alfworld, react, chat, reflexion, jsonl or otlp)"
 )
 Parser = Callable[[Path, Progress | None], Iterator[Item]]
 
@@ -73,6 +74,8 @@ def detect(path: Path) -> str:
             or line.get("type") in ("run", "trajectory", "procedure")
         ):
             return "jsonl"
+        if OTLP.search(head):
+            return "otlp"
         if TRIAL_FILE.search(path.name) or ('"is_success"' in head and '"name"' in head):
             return "reflexion"
         if '"role"' in head:
