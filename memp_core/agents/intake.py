@@ -102,7 +102,8 @@ class TraceBuffer:
                 if pending is None:
                     pending = self._pending[key] = PendingTrace(owner, span.trace_id, now, now)
                 if span.span_id not in pending.spans:
-                    if len(pending.spans) >= self.max_trace_spans:
+                    # a full trace still takes its root: the root completes it
+                    if len(pending.spans) >= self.max_trace_spans and not span.is_root:
                         refused += 1
                         continue
                     self._spans += 1
