@@ -38,6 +38,7 @@ AGENT_TOOLS = {
     "retrieve_procedures", "get_procedure", "list_procedures", "get_procedure_history",
     "report_run", "give_feedback", "propose_procedure",
 }  # fmt: skip
+WRITER = ["procedures:read", "runs:write", "procedures:propose"]
 REVIEW_WORDS = ("approve", "reject", "rollback", "roll_back", "pin", "deprecate", "review")
 APPROVED_TASK = "put some spraybottle on toilet"
 PENDING_TASK = "heat some egg and put it in microwave"
@@ -82,7 +83,7 @@ def _keys(store: Store) -> dict[str, str]:
         return create_key(store, agent=agent, scopes=scopes, actor=ADMIN).key
 
     keys = {
-        "writer": key("bot", "procedures:read", "runs:write", "procedures:propose"),
+        "writer": key("bot", *WRITER),
         "reader": key("reader", "procedures:read"),
         "reviewer": key("rita-tools", "procedures:read", "review:admin"),
         "revoked": key("gone", "procedures:read"),
@@ -321,6 +322,22 @@ def test_bad_arguments_and_unknown_ids_are_tool_errors_the_model_can_read(
     assert "action" in _text(no_action)
 
 
+def test_a_key_revoked_while_its_client_is_connected_is_refused_at_the_next_request(
+    service: Service,
+) -> None:
+    late = create_key(service.store, agent="late", scopes=["procedures:read"], actor=ADMIN)
+
+    async def main() -> int:
+        async with http_client(service.url, late.key) as client:
+            served = len((await client.list_tools()).tools)
+            revoke_key(service.store, late.id, actor=ADMIN)
+            with pytest.raises(MCPError):
+                await client.call_tool("list_procedures", {})
+            return served
+
+    assert anyio.run(main) == len(AGENT_TOOLS)
+
+
 # -- stdio: `memp mcp` as a subprocess ------------------------------------------------------
 
 
@@ -335,27 +352,34 @@ def _stdio_env(service: Service, key: str | None) -> dict[str, str]:
     return env
 
 
-def test_memp_mcp_over_stdio_serves_the_keys_agent(service: Service) -> None:
+def test_memp_mcp_over_stdio_serves_the_keys_agent_until_its_key_is_revoked(
+    service: Service,
+) -> None:
+    desk = create_key(service.store, agent="desk", scopes=WRITER, actor=ADMIN)
     params = StdioServerParameters(
-        command=str(MEMP), args=["mcp"], env=_stdio_env(service, service.keys["writer"])
+        command=str(MEMP), args=["mcp"], env=_stdio_env(service, desk.key)
     )
 
-    async def main() -> tuple[set[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def main() -> tuple[set[str], list[dict[str, Any]], CallToolResult]:
         async with Client(params) as client:
             names = {t.name for t in (await client.list_tools()).tools}
-            got = _data(await client.call_tool("retrieve_procedures", {"task": PENDING_TASK}))
-            run = _data(await client.call_tool("report_run", _report("stdio-1")))
-            again = _data(await client.call_tool("report_run", _report("stdio-1")))
-            return names, got, run, again
+            got = [
+                _data(await client.call_tool("retrieve_procedures", {"task": PENDING_TASK})),
+                _data(await client.call_tool("report_run", _report("stdio-1"))),
+                _data(await client.call_tool("report_run", _report("stdio-1"))),
+            ]
+            revoke_key(service.store, desk.id, actor=ADMIN)
+            return names, got, await client.call_tool("list_procedures", {})
 
     before = _trajectories(service.store)
-    names, got, run, again = anyio.run(main)
+    names, (found, run, again), after_revoke = anyio.run(main)
     assert names == AGENT_TOOLS
-    assert {i["procedure_id"] for i in got["items"]} == {service.approved_id}
+    assert {i["procedure_id"] for i in found["items"]} == {service.approved_id}
     assert again["trajectory_id"] == run["trajectory_id"] and again["duplicate"] is True
     assert _trajectories(service.store) == before + 1
     with service.store.session() as s:
-        assert s.get(Trajectory, run["trajectory_id"]).reporting_agent == "bot"
+        assert s.get(Trajectory, run["trajectory_id"]).reporting_agent == "desk"
+    assert after_revoke.is_error and "revoked" in _text(after_revoke)
 
 
 @pytest.mark.parametrize("which", [None, "revoked", "bogus"])
