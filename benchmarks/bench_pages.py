@@ -164,12 +164,7 @@ def render_times(
     """Median seconds per page (AppTest: app.py, then switch to the page)."""
     from streamlit.testing.v1 import AppTest
 
-    from memp_core.credentials import NETWORK_OPT_OUT_ENV
-
     os.environ["MEMP_DATABASE_URL"] = url
-    # AppTest's stand-in runtime reports no real client address, which the dashboard reads
-    # as a visitor from another machine (refused without credentials): it is this machine.
-    os.environ[NETWORK_OPT_OUT_ENV] = "1"
     out: dict[str, float] = {}
     for page in pages:
         times = []

@@ -165,10 +165,19 @@ def _describe(exc: ValidationError) -> str:
 _PASSWORD_IN_URL = re.compile(r"(://[^/:@?#]*:)[^@/?#]*@")
 
 
+# Query parameters that carry secrets (libpq and psycopg accept ?password=..., ?sslkey=...).
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
 def safe_url(url: str) -> str:
-    """The database URL with any password hidden, for printing and for the sidebar."""
+    """The database URL with any password hidden, for printing and for the sidebar: the
+    password part and secrets given as query parameters (``?password=...``)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         # Not a URL SQLAlchemy parses: still never show what sits where a password would.
         return _PASSWORD_IN_URL.sub(r"\1***@", url)
+    if any(_SECRET_PARAM.search(k) for k in parsed.query):
+        query = {k: ("***" if _SECRET_PARAM.search(k) else v) for k, v in parsed.query.items()}
+        parsed = parsed.set(query=query)
+    return parsed.render_as_string(hide_password=True)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_pages import PROCS, ROOT, T0, id_input, run_page, this_machine  # noqa: F401
+from test_pages import PROCS, ROOT, T0, id_input, run_page
 
 from memp_core.build import embed_revisions
 from memp_core.embeddings import Embedder

@@ -195,15 +195,6 @@ def fill_database(store: Store, embedder: Embedder | None = None) -> dict[str, i
     return ids
 
 
-@pytest.fixture(autouse=True)
-def this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AppTest's stand-in runtime has no real client address, which ui.auth reads as a
-    visitor from another machine (refused without credentials); say it is this machine."""
-    from memp_core.credentials import NETWORK_OPT_OUT_ENV
-
-    monkeypatch.setenv(NETWORK_OPT_OUT_ENV, "1")
-
-
 @pytest.fixture(name="filled")
 def filled_fixture(store: Store) -> dict[str, int]:
     return fill_database(store)

@@ -6,20 +6,16 @@ or stops the script with one readable message when the database cannot be opened
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 import streamlit as st
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from streamlit.errors import StreamlitPageNotFoundError
 
-from memp_core import config
 from memp_core.actor import Actor, Role
-from memp_core.config import Settings, get_settings
+from memp_core.config import Settings, get_settings, safe_url
 from memp_core.errors import MempError
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Trajectory
@@ -70,23 +66,6 @@ def get_memory(url: str, busy_timeout_s: float) -> ProceduralMemory:
 @st.cache_data(ttl=30, max_entries=16, show_spinner=False)
 def data_sources(url: str, busy_timeout_s: float) -> list[str]:
     return get_store(url, busy_timeout_s).distinct_values(Trajectory.source)
-
-
-SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
-
-
-def safe_url(url: str) -> str:
-    """memp_core.config.safe_url (password hidden), and secrets given as query parameters
-    (``?password=...``, which libpq and psycopg accept) hidden too."""
-    shown = config.safe_url(url)
-    try:
-        parsed = make_url(shown)
-    except (ArgumentError, ValueError):
-        return shown
-    if not any(SECRET_PARAM.search(k) for k in parsed.query):
-        return shown
-    query = {k: ("***" if SECRET_PARAM.search(k) else v) for k, v in parsed.query.items()}
-    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def memory(ctx: PageContext) -> ProceduralMemory:
