@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from google.rpc.status_pb2 import Status as RpcStatus
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -35,8 +38,10 @@ from memp_core.agents.intake import QUIET_SECONDS, TraceBuffer
 from memp_core.agents.keys import Identity, create_key, revoke_key
 from memp_core.agents.spans import Span
 from memp_core.cli import app as cli
+from memp_core.config import Settings
 from memp_core.embeddings import Embedder
 from memp_core.importers import import_paths
+from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, Step, Trajectory
 from memp_core.models import Status as ProcedureStatus
 from memp_core.service.otlp_door import intake_of
@@ -44,6 +49,7 @@ from memp_core.store import Store
 
 DATA = Path(__file__).parent / "data" / "otlp"
 WRITER = ["procedures:read", "runs:write"]
+PROTOBUF = "application/x-protobuf"
 SOAP = [
     ("go_to", "countertop 1", "On the countertop 1, you see a soapbar 1."),
     ("take", "soapbar 1 from countertop 1", "You pick up the soapbar 1."),
@@ -265,14 +271,11 @@ def test_smolagents_tool_error_recorded_as_event_with_status_ok_marks_a_failed_s
     assert [s.thought for s in steps] == ["Thought 1", "Thought 2", "Thought 3", "Thought 4"]
 
 
-def test_trace_whose_root_never_arrives_is_assembled_after_the_quiet_period(
-    srv: LiveServer, bot: str
-) -> None:
-    exporter = _exporter(srv, bot)
+def _rootless(srv: LiveServer, key: str) -> None:
+    """An agent whose own span never ends (it crashed): only its children are sent."""
+    exporter = _exporter(srv, key)
     tp, tr = _tracer(exporter)
     agent = tr.start_span("agent", attributes={"openinference.span.kind": "AGENT"})
-    from opentelemetry import trace
-
     with trace.use_span(agent, end_on_exit=False):
         with tr.start_as_current_span("chat", attributes={
             "gen_ai.operation.name": "chat",
@@ -285,15 +288,69 @@ def test_trace_whose_root_never_arrives_is_assembled_after_the_quiet_period(
                 "output.value": out,
             }):  # fmt: skip
                 pass
+    tp.shutdown()
     assert exporter.results == [SpanExportResult.SUCCESS] * 3
+
+
+def test_trace_whose_root_never_arrives_is_assembled_after_the_quiet_period(
+    srv: LiveServer, bot: str
+) -> None:
+    _rootless(srv, bot)
     intake = intake_of(srv.app)
     assert _runs(srv.store) == [] and len(intake.buffer) == 1  # waiting for its root
     done = intake.flush(now=time.monotonic() + QUIET_SECONDS + 1)
     assert len(done.reported) == 1
     ((traj, steps),) = _runs(srv.store)
-    assert traj.task == "find the key" and len(steps) == 2
+    assert traj.task == "find the key" and len(steps) == 2  # the task: the LLM's user message
     assert traj.facts["metadata"]["complete"] is False
-    tp.shutdown()  # the agent span never ends: nothing more is sent
+
+
+def test_the_service_flushes_a_rootless_trace_by_itself(srv: LiveServer, bot: str) -> None:
+    _rootless(srv, bot)
+    deadline = time.monotonic() + QUIET_SECONDS + 30  # a bound for a slow machine, not a timing
+    while not _runs(srv.store) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(_runs(srv.store)) == 1
+
+
+def test_stopping_the_service_reports_the_traces_still_waiting(
+    db_url: str, hash_embedder: Embedder
+) -> None:
+    with live_server(db_url, embedder=hash_embedder) as srv:
+        _rootless(srv, make_key(srv.store, "bot", WRITER))
+        assert _runs(srv.store) == []
+    assert len(_runs(srv.store)) == 1
+
+
+def test_a_locked_database_answers_503_and_keeps_the_trace_for_the_retry(
+    db_url: str, hash_embedder: Embedder
+) -> None:
+    memory = InMemorySpanExporter()
+    tp, tr = _tracer(memory)
+    _soap_agent(tr)
+    spans = memory.get_finished_spans()  # the tools and the LLM, then the agent (the root)
+    children = encode_spans(spans[:-1]).SerializeToString()
+    root = encode_spans(spans[-1:]).SerializeToString()
+    store = Store(db_url, busy_timeout_s=0.2)
+    mem = ProceduralMemory(store, settings=Settings(database_url=db_url), embedder=hash_embedder,
+                           backend="heuristic")  # fmt: skip
+    with live_server(db_url, memory=mem) as srv:
+        key = make_key(srv.store, "bot", WRITER)
+        url, headers = f"{srv.url}/v1/traces", {**bearer(key), "Content-Type": PROTOBUF}
+        assert httpx.post(url, content=children, headers=headers).status_code == 200
+        lock = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            r = httpx.post(url, content=root, headers=headers, timeout=30)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert _runs(srv.store) == []
+        # the exporter retries the same request: the trace is whole, its children kept
+        assert httpx.post(url, content=root, headers=headers).status_code == 200
+        ((traj, steps),) = _runs(srv.store)
+    assert [s.action for s in steps] == [f"{name} {arg}" for name, arg, _ in SOAP]
 
 
 def test_resent_trace_is_stored_once_even_after_a_restart(
