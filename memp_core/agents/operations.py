@@ -217,6 +217,7 @@ class AgentDoor:
         who.require(REVIEW_SCOPE)
         actor = who.review_actor
         store = self.store
+        store.get(Procedure, procedure_id)  # an unknown id is 404 whatever the body says
         if action == "approve":
             _not_own_work(store, who, procedure_id)
             gate.approve(store, procedure_id, actor=actor, comment=body.comment,
