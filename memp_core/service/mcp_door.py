@@ -17,7 +17,6 @@ Over stdio (``memp mcp``) the identity comes from one key, verified again on eve
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -51,15 +50,14 @@ from memp_core.agents.schemas import (
     StepIn,
     TrajectoryReport,
 )
-from memp_core.errors import AuthenticationError, DatabaseLockedError, MempError
+from memp_core.errors import AuthenticationError, MempError, StoreError
 from memp_core.service.auth import raw_key
-
-log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 # The service's BodyLimit (memp_core.service.app) caps every body, /mcp included; the SDK's
 # own cap (4 MiB by default) sits above it so MCP accepts any report REST accepts.
 SDK_BODY_CAP = 64 * 1024 * 1024
+RETRY_AFTER = "2"  # seconds, as the REST routes say it
 IDENTITY_KEY = "memp.identity"  # where KeyedEndpoint leaves the verified Identity in the scope
 RESOURCE_TEMPLATE = "procedure://{procedure_id}"
 INSTRUCTIONS = (
@@ -113,9 +111,8 @@ class AgentTools:
         retrieval_id and pass it to report_run when the task ends. An empty list means
         memory has nothing that fits: proceed on your own.
         """
-        who = self.identity_of(ctx)
         request = _parse(RetrieveRequest, task=task, k=k, policy=policy, threshold=threshold)
-        return _door_call(lambda: self.door.retrieve(who, request))
+        return self._as_caller(ctx, lambda who: self.door.retrieve(who, request))
 
     def get_procedure(
         self,
@@ -126,8 +123,7 @@ class AgentTools:
 
         Use it to re-read a procedure you were given, or one found with list_procedures.
         """
-        who = self.identity_of(ctx)
-        return _door_call(lambda: self.door.get_procedure(who, procedure_id))
+        return self._as_caller(ctx, lambda who: self.door.get_procedure(who, procedure_id))
 
     def list_procedures(
         self,
@@ -149,11 +145,9 @@ class AgentTools:
         For finding a procedure by topic prefer retrieve_procedures, which ranks by
         meaning; use this to page through what memory holds.
         """
-        who = self.identity_of(ctx)
-        return _door_call(
-            lambda: self.door.list_procedures(
-                who, status=status, task_type=task_type, text=text, offset=offset, limit=limit
-            )
+        filters = {"status": status, "task_type": task_type, "text": text}
+        return self._as_caller(
+            ctx, lambda who: self.door.list_procedures(who, offset=offset, limit=limit, **filters)
         )
 
     def get_procedure_history(
@@ -166,8 +160,7 @@ class AgentTools:
 
         Use it to judge how much to trust a procedure or before proposing a change to it.
         """
-        who = self.identity_of(ctx)
-        return _door_call(lambda: self.door.revisions(who, procedure_id))
+        return self._as_caller(ctx, lambda who: self.door.revisions(who, procedure_id))
 
     def report_run(
         self,
@@ -202,13 +195,12 @@ class AgentTools:
         What memory learns from your run waits for a person's review before anyone is
         served it.
         """
-        who = self.identity_of(ctx)
         report = _parse(
             TrajectoryReport, task=task, steps=steps, success=success,
             retrieval_id=retrieval_id, idempotency_key=idempotency_key,
             agent_model=agent_model, tokens=tokens, metadata=metadata,
         )  # fmt: skip
-        return _door_call(lambda: self.door.report(who, report))
+        return self._as_caller(ctx, lambda who: self.door.report(who, report))
 
     def give_feedback(
         self,
@@ -224,12 +216,11 @@ class AgentTools:
 
         Say 'harmful' when following it led you wrong, with the reason.
         """
-        who = self.identity_of(ctx)
         feedback = _parse(
             FeedbackIn, revision_id=revision_id, rating=rating, reason=reason,
             trajectory_id=trajectory_id,
         )  # fmt: skip
-        return _door_call(lambda: self.door.feedback(who, feedback))
+        return self._as_caller(ctx, lambda who: self.door.feedback(who, feedback))
 
     def propose_procedure(
         self,
@@ -247,23 +238,32 @@ class AgentTools:
         It is stored as pending_review: no agent is served it until a person approves it.
         Returns its procedure_id, revision_id and status.
         """
-        who = self.identity_of(ctx)
         proposal = _parse(
             ProposalIn, title=title, script=script, source_trajectory_ids=source_trajectory_ids,
             rationale=rationale, task_type=task_type,
         )  # fmt: skip
-        return _door_call(lambda: self.door.propose(who, proposal))
+        return self._as_caller(ctx, lambda who: self.door.propose(who, proposal))
 
     def read_procedure(self, procedure_id: str, ctx: Context) -> str:
         """An approved procedure as JSON (title, task type, script, steps, stats)."""
-        who = self.identity_of(ctx)
+        if not procedure_id.isdigit():
+            raise ResourceError(f"not a procedure id: {procedure_id!r}")
         try:
-            number = int(procedure_id)
-            return self.door.get_procedure(who, number).model_dump_json(indent=2)
-        except ValueError as exc:
-            raise ResourceError(f"not a procedure id: {procedure_id!r}") from exc
+            who = self.identity_of(ctx)
+            return self.door.get_procedure(who, int(procedure_id)).model_dump_json(indent=2)
         except MempError as exc:
             raise ResourceError(str(exc)) from exc
+
+    def _as_caller(self, ctx: Context, operation: Callable[[Identity], Any]) -> Any:
+        """Run a door operation as the caller; its refusals (no key, scope, not found,
+        conflict, locked database ...) become tool errors the model can read and act on.
+        Anything else is a crash: the SDK logs it and tells the client only its tool name."""
+        try:
+            return operation(self.identity_of(ctx))
+        except ValidationError as exc:
+            raise ToolError(_fields_message(exc)) from exc
+        except MempError as exc:
+            raise ToolError(str(exc)) from exc
 
     def register(self, server: MCPServer) -> None:
         reads = (self.retrieve_procedures, self.get_procedure, self.list_procedures,
@@ -304,17 +304,6 @@ def _fields_message(exc: ValidationError) -> str:
     )
 
 
-def _door_call(call: Callable[[], Any]) -> Any:
-    """Run a door operation; its refusals (scope, not found, conflict ...) become tool
-    errors the model can read. Anything else is a crash the SDK logs and hides."""
-    try:
-        return call()
-    except ValidationError as exc:
-        raise ToolError(_fields_message(exc)) from exc
-    except MempError as exc:
-        raise ToolError(str(exc)) from exc
-
-
 # -- streamable HTTP at /mcp -------------------------------------------------------------
 
 
@@ -323,7 +312,7 @@ def identity_from_scope(ctx: Context) -> Identity:
     request = ctx.request_context.request
     identity = getattr(request, "scope", {}).get(IDENTITY_KEY) if request is not None else None
     if not isinstance(identity, Identity):  # only reachable if the endpoint was bypassed
-        raise ToolError("no verified API key on this request")
+        raise AuthenticationError("no verified API key on this request")
     return identity
 
 
@@ -349,9 +338,9 @@ class KeyedEndpoint:
             )
             await reply(scope, receive, send)
             return
-        except DatabaseLockedError as exc:
+        except StoreError as exc:  # a locked or unreachable database: try again shortly
             reply = JSONResponse(
-                {"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"}
+                {"detail": str(exc)}, status_code=503, headers={"Retry-After": RETRY_AFTER}
             )
             await reply(scope, receive, send)
             return
@@ -396,10 +385,7 @@ def stdio_identity(door: AgentDoor, key: str) -> IdentityOf:
     desktop client keeps ``memp mcp`` running stops working at its next call."""
 
     def identity_of(_ctx: Context) -> Identity:
-        try:
-            return door.verify(key)
-        except AuthenticationError as exc:
-            raise ToolError(str(exc)) from exc
+        return door.verify(key)
 
     return identity_of
 
