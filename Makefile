@@ -27,7 +27,7 @@ chromium:
 		else echo "chromium missing: the browser test will skip (install Debian's chromium)"; fi; }
 
 test: $(STAMP) chromium
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rs -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check memp_core tests app.py pages

@@ -35,7 +35,7 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from memp_core.actor import Actor, system
-from memp_core.config import PROJECT_ROOT, Settings
+from memp_core.config import PROJECT_ROOT, Settings, safe_url
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import MempError
 from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
@@ -113,7 +113,7 @@ def ensure_empty(store: Store) -> None:
     if not is_empty(store):
         counts = store.counts()
         raise DemoRefusedError(
-            f"database {store.url} already holds {counts.trajectories} trajectories, "
+            f"database {safe_url(store.url)} already holds {counts.trajectories} trajectories, "
             f"{counts.runs} runs and {counts.procedures} procedures; memp demo only fills an "
             "empty database. Use --reset to delete this SQLite file and rebuild it, or --db "
             "to choose another database."
@@ -132,7 +132,7 @@ def build_demo(
     """Fill the empty database behind ``store``; see the module docstring."""
     ensure_empty(store)
     started = time.monotonic()
-    report = DemoReport(store.url)
+    report = DemoReport(safe_url(store.url))
     cached = CachedEmbedder(embedder or get_embedder(settings))
     memory = ProceduralMemory(store, settings=settings, embedder=cached, backend="heuristic")
     for step in demo_plan(scale):

@@ -9,6 +9,7 @@ import typer
 from tqdm import tqdm
 
 from memp_core.cli import DbOpt, JsonOpt, err_console, open_store, print_json, settings_for
+from memp_core.config import safe_url
 
 
 def demo(
@@ -43,7 +44,9 @@ def demo(
         err_console.print(f"Deleted {path}; rebuilding the demo database.")
         store = open_store(db)
     if open_existing and not reset and not is_empty(store):
-        err_console.print(f"{store.url} already holds demo data: opening it (--reset rebuilds).")
+        err_console.print(
+            f"{safe_url(store.url)} already holds demo data: opening it (--reset rebuilds)."
+        )
         if not no_launch:
             from memp_core.cli import dashboard
 
