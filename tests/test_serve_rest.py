@@ -439,3 +439,76 @@ def test_a_locked_database_is_503_with_retry_after(db_url: str, embedder: Embedd
         assert r.status_code == 201
     with store.session() as s:
         assert len(s.exec(select(Trajectory).where(col(Trajectory.source) == "api")).all()) == 1
+
+
+# -- concurrency --------------------------------------------------------------------------
+
+TASKS = [TASK, "put some soapbar in cabinet", "heat some egg and put it in garbagecan"]
+
+
+def test_agents_report_while_a_reviewer_approves_without_errors_and_counts_add_up(
+    svc: Service,
+) -> None:
+    """Six agents retrieve and report (some twice, some with unknown outcomes) while a
+    reviewer approves what waits, for a few seconds: no errors, every count exact."""
+    agents = [make_key(svc.store, f"agent{i}", AGENT) for i in range(6)]
+    stop = threading.Event()
+    errors: list[str] = []
+    created: list[dict[str, Any]] = []
+    approvals = [0]
+    lock = threading.Lock()
+
+    def agent(n: int, key: str) -> None:
+        with httpx.Client(base_url=svc.srv.url, timeout=60, headers=bearer(key)) as http:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                found = http.post("/v1/retrieve", json={"task": TASKS[(n + i) % 3], "k": 2})
+                if found.status_code != 200:
+                    errors.append(f"retrieve {found.status_code} {found.text}")
+                    continue
+                success = (True, False, None)[(n + i) % 3]
+                body = run(TASKS[(n + i) % 3], success, retrieval_id=found.json()["retrieval_id"])
+                for attempt in range(2 if i % 4 == 0 else 1):  # some reports sent twice
+                    r = http.post("/v1/trajectories", json=body,
+                                  headers={"Idempotency-Key": f"{n}-{i}"})  # fmt: skip
+                    want = 201 if attempt == 0 else 200
+                    if r.status_code != want:
+                        errors.append(f"report {r.status_code} {r.text}")
+                    elif attempt == 0:
+                        with lock:
+                            created.append(r.json())
+
+    def reviewer() -> None:
+        with httpx.Client(base_url=svc.srv.url, timeout=60, headers=bearer(svc.rita)) as http:
+            while not stop.is_set():
+                page = http.get("/v1/procedures", params={"status": "pending_review"})
+                for p in page.json()["items"]:
+                    r = http.post(f"/v1/procedures/{p['id']}/approve", json={})
+                    if r.status_code != 200:
+                        errors.append(f"approve {r.status_code} {r.text}")
+                    approvals[0] += 1
+                stop.wait(0.05)
+
+    before = count(svc.store, Trajectory)
+    threads = [threading.Thread(target=agent, args=(n, k)) for n, k in enumerate(agents)]
+    threads.append(threading.Thread(target=reviewer))
+    for t in threads:
+        t.start()
+    stop.wait(4)
+    stop.set()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:5]
+    assert len(created) >= 12 and approvals[0] >= 1
+    ids = [c["trajectory_id"] for c in created]
+    assert len(set(ids)) == len(ids) == count(svc.store, Trajectory) - before
+    with svc.store.session() as s:
+        procs = s.exec(select(Procedure)).all()
+        counted = s.exec(
+            select(Trajectory).where(col(Trajectory.procedure_revision_id).is_not(None))
+        ).all()
+    counted_known = [t for t in counted if t.success is not None]
+    assert sum(c["update"]["counted"] for c in created) == len(counted_known)
+    assert sum(p.use_count for p in procs) == len(counted_known)
+    assert sum(p.success_count for p in procs) == sum(1 for t in counted_known if t.success)
