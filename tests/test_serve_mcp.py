@@ -114,13 +114,13 @@ def service_fixture(
 
 
 @asynccontextmanager
-async def http_client(url: str, key: str | None) -> AsyncIterator[Client]:
+async def http_client(url: str, key: str | None, mode: str = "auto") -> AsyncIterator[Client]:
     """The official client over streamable HTTP, sending the key as the checks do."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
         transport = streamable_http_client(url, http_client=http)
-        yield await stack.enter_async_context(Client(transport))
+        yield await stack.enter_async_context(Client(transport, mode=mode))
 
 
 def _data(result: CallToolResult) -> Any:
@@ -146,12 +146,15 @@ def _report(key: str, **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # legacy: the 2025 initialize handshake
 def test_agents_see_their_tools_and_no_review_tool_even_with_a_review_key(
-    service: Service,
+    service: Service, mode: str
 ) -> None:
     async def names(key: str) -> set[str]:
-        async with http_client(service.url, key) as client:
-            return {t.name for t in (await client.list_tools()).tools}
+        async with http_client(service.url, key, mode) as client:
+            found = {t.name for t in (await client.list_tools()).tools}
+            assert not (await client.call_tool("list_procedures", {})).is_error
+            return found
 
     for who in ("writer", "reviewer"):
         got = anyio.run(names, service.keys[who])
