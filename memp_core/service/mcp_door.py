@@ -17,6 +17,7 @@ Over stdio (``memp mcp``) the identity comes from one key, verified again on eve
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -284,10 +285,18 @@ class AgentTools:
 def build_server(door: AgentDoor, identity_of: IdentityOf) -> MCPServer:
     """The MCP server of the agents' door: tools and the procedure resource, no review tool."""
     server: MCPServer = MCPServer(
-        "memp", title="Memp Studio", instructions=INSTRUCTIONS, log_level="WARNING"
-    )
+        "memp", title="Memp Studio", version=_version(), instructions=INSTRUCTIONS,
+        log_level="WARNING",  # the SDK configures the root logger: keep it at its default level
+    )  # fmt: skip
     AgentTools(door, identity_of).register(server)
     return server
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("memp-studio")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def _parse(model: type[Any], **fields: Any) -> Any:
