@@ -32,6 +32,7 @@ from memp_core.store import Store
 KEY_PREFIX = "memp"
 REVIEW_SCOPE = "review:admin"
 WRITE_SCOPES = frozenset({"runs:write", "procedures:propose"})
+AGENT_SCOPES = ("procedures:read", "runs:write", "procedures:propose")  # an agent's usual key
 # last_used_at is written at most this often per key: a read stays a read.
 LAST_USED_EVERY = timedelta(minutes=1)
 _KEY_RE = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{20,100}})$")

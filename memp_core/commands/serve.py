@@ -142,7 +142,39 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def bench_serve(
+    postgres: Annotated[
+        bool, typer.Option("--postgres", help="A throw-away Postgres (pgserver) or --pg-url")
+    ] = False,
+    pg_url: Annotated[
+        str | None, typer.Option(help="With --postgres: a server to use (a database is made)")
+    ] = None,
+    clients: Annotated[int, typer.Option(min=1, max=64, help="Concurrent agents")] = 8,
+    procedures: Annotated[int, typer.Option(min=1, help="Approved procedures in memory")] = 10_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds per side")] = 3,
+    round_s: Annotated[float, typer.Option(min=0.5, help="Seconds per round")] = 5.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Agents retrieving and reporting over HTTP (`memp serve`) against the same calls
+    in-process, in one run: requests per second, latency, errors."""
+    from memp_core.service.bench import run_serve_bench
+
+    res = run_serve_bench(postgres=postgres, pg_url=pg_url, clients=clients,
+                          procedures=procedures, rounds=rounds, round_s=round_s)  # fmt: skip
+    if json_:
+        print_json(res)
+        return
+    out_console.print(
+        f"{res['clients']} clients, {res['procedures']} procedures ({res['database']}): "
+        f"HTTP {res['throughput_rps']} req/s (p50 {res['p50_ms']} ms, p95 {res['p95_ms']} ms), "
+        f"in-process {res['inprocess_rps']} req/s, ratio {res['ratio']}; "
+        f"{res['errors']} errors",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     """Add this area's commands to the app and the `bench` group."""
     app.command()(serve)
     app.add_typer(keys, name="keys")
+    bench.command("serve")(bench_serve)
