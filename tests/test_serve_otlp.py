@@ -456,11 +456,11 @@ def test_without_a_key_or_scope_traces_are_refused(srv: LiveServer) -> None:
 BOT = Identity(1, "bot", frozenset({"runs:write"}))
 
 
-def _span(trace: int, span: int, parent: int | None) -> Span:
+def _span(trace: int, span: int, parent: int | None, size: int = 100) -> Span:
     return Span(
         trace_id=f"{trace:032x}", span_id=f"{span:016x}",
         parent_id=f"{parent:016x}" if parent else "", parent_remote=False, name=f"s{span}",
-        start=span, end=span + 1, attributes={"openinference.span.kind": "TOOL"},
+        start=span, end=span + 1, attributes={"openinference.span.kind": "TOOL"}, size=size,
     )  # fmt: skip
 
 
@@ -476,6 +476,16 @@ def test_buffer_is_bounded_the_oldest_trace_assembled_early() -> None:
     assert [p.trace_id for p in buffer.flush(now=2.0 + QUIET_SECONDS)] == [f"{2:032x}"]
     ready, _ = buffer.add(BOT, [_span(3, 1, None)], now=4.0)  # its root: complete at once
     assert len(ready) == 1 and ready[0].rooted and buffer.span_count == 0
+
+
+def test_buffer_memory_is_bounded_in_bytes_too() -> None:
+    buffer = TraceBuffer(max_bytes=1000)
+    ready, refused = buffer.add(BOT, [_span(1, n, 9, size=400) for n in range(1, 4)], now=0.0)
+    assert ready == [] and refused == 1  # one trace holds at most half the buffer
+    ready, _ = buffer.add(BOT, [_span(2, 5, 9, size=400)], now=1.0)
+    assert [p.trace_id for p in ready] == [f"{1:032x}"]  # 1,200 bytes: the oldest goes early
+    ready, _ = buffer.add(BOT, [_span(2, 5, None, size=400)], now=2.0)  # re-sent as the root
+    assert len(ready) == 1 and len(ready[0].spans) == 1 and len(buffer) == 0
 
 
 def test_same_trace_id_from_two_agents_stays_two_traces() -> None:

@@ -6,8 +6,9 @@ them in batches that split traces anywhere. :class:`TraceBuffer` keeps them by (
 id) until the trace is complete: when its root span arrives (no parent, or a parent in
 another process), or after :data:`QUIET_SECONDS` without a new span (a root that never
 comes: a crashed agent, a lost request). Memory stays bounded: at most
-:data:`MAX_TRACES` traces and :data:`MAX_SPANS` spans wait; over that the oldest trace is
-assembled early (with a warning), and a trace keeps at most :data:`MAX_TRACE_SPANS` spans.
+:data:`MAX_TRACES` traces, :data:`MAX_SPANS` spans and :data:`MAX_BYTES` of spans wait; over
+that the oldest trace is assembled early (with a warning), and a trace keeps at most
+:data:`MAX_TRACE_SPANS` spans and half of :data:`MAX_BYTES` (its root is always taken).
 
 :class:`TraceIntake` turns each complete trace into a report
 (:func:`memp_core.agents.traces.assemble`) and hands it to the agents' door with the trace
@@ -34,7 +35,8 @@ log = logging.getLogger("memp.otlp")
 
 QUIET_SECONDS = 5.0  # a trace whose root never came is assembled this long after its last span
 MAX_TRACES = 1_000
-MAX_SPANS = 200_000
+MAX_SPANS = 100_000
+MAX_BYTES = 64 * 1024 * 1024  # of spans as sent (Python holds a few times that)
 MAX_TRACE_SPANS = 20_000  # twice the steps a report may hold: LLM spans sit between tool spans
 MAX_ATTEMPTS = 10  # a trace the database keeps refusing is dropped after this many tries
 
@@ -50,6 +52,7 @@ class PendingTrace:
     spans: dict[str, Span] = field(default_factory=dict)
     rooted: bool = False
     attempts: int = 0
+    size: int = 0  # bytes of its spans as sent
 
 
 @dataclass
@@ -72,13 +75,16 @@ class TraceBuffer:
         max_traces: int = MAX_TRACES,
         max_spans: int = MAX_SPANS,
         max_trace_spans: int = MAX_TRACE_SPANS,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.quiet_s = quiet_s
         self.max_traces = max_traces
         self.max_spans = max_spans
         self.max_trace_spans = max_trace_spans
+        self.max_bytes = max_bytes
         self._pending: OrderedDict[tuple[Identity, str], PendingTrace] = OrderedDict()
         self._spans = 0
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -101,21 +107,23 @@ class TraceBuffer:
                 pending = self._pending.get(key)
                 if pending is None:
                     pending = self._pending[key] = PendingTrace(owner, span.trace_id, now, now)
-                if span.span_id not in pending.spans:
-                    # a full trace still takes its root: the root completes it
-                    if len(pending.spans) >= self.max_trace_spans and not span.is_root:
-                        refused += 1
-                        continue
-                    self._spans += 1
-                pending.spans[span.span_id] = span  # a re-sent span replaces itself
-                pending.rooted = pending.rooted or span.is_root
+                # a full trace still takes its root: the root completes it
+                full = not span.is_root and (
+                    len(pending.spans) >= self.max_trace_spans
+                    or pending.size >= self.max_bytes // 2
+                )
+                if span.span_id not in pending.spans and full:
+                    refused += 1
+                    continue
+                self._take(pending, span)
                 pending.last_seen = now
                 self._pending.move_to_end(key)
                 touched[key] = None
             ready = [self._pop(k) for k in touched if self._pending[k].rooted]
             ready += self._over_caps()
         if refused:
-            log.warning("%d spans refused: a trace holds at most %d", refused, self.max_trace_spans)
+            log.warning("%d spans refused: their trace is full (at most %d spans, %d bytes)",
+                        refused, self.max_trace_spans, self.max_bytes // 2)  # fmt: skip
         return ready, refused
 
     def flush(self, now: float) -> list[PendingTrace]:
@@ -133,31 +141,46 @@ class TraceBuffer:
         """A trace the database could not take: keep it, merged with spans that came since."""
         with self._lock:
             key = (pending.owner, pending.trace_id)
-            newer = self._pending.pop(key, None)
-            if newer is not None:
-                self._spans -= len(newer.spans)
-                pending.spans.update(newer.spans)
-                pending.rooted = pending.rooted or newer.rooted
-                pending.last_seen = max(pending.last_seen, newer.last_seen)
-            self._pending[key] = pending
+            newer = self._pop(key) if key in self._pending else None
             self._spans += len(pending.spans)
+            self._bytes += pending.size
+            self._pending[key] = pending
+            if newer is not None:
+                for span in newer.spans.values():
+                    self._take(pending, span)
+                pending.last_seen = max(pending.last_seen, newer.last_seen)
+
+    def _take(self, pending: PendingTrace, span: Span) -> None:
+        old = pending.spans.get(span.span_id)
+        if old is None:
+            self._spans += 1
+        else:  # a re-sent span replaces itself
+            pending.size -= old.size
+            self._bytes -= old.size
+        pending.spans[span.span_id] = span
+        pending.size += span.size
+        self._bytes += span.size
+        pending.rooted = pending.rooted or span.is_root
 
     def _pop(self, key: tuple[Identity, str]) -> PendingTrace:
         pending = self._pending.pop(key)
         self._spans -= len(pending.spans)
+        self._bytes -= pending.size
         return pending
 
     def _over_caps(self) -> list[PendingTrace]:
         early: list[PendingTrace] = []
         while len(self._pending) > 1 and (
-            len(self._pending) > self.max_traces or self._spans > self.max_spans
+            len(self._pending) > self.max_traces
+            or self._spans > self.max_spans
+            or self._bytes > self.max_bytes
         ):
             key = next(iter(self._pending))
             early.append(self._pop(key))
             log.warning(
-                "trace buffer full (%d traces, %d spans): trace %s of %s assembled early "
-                "with %d spans", len(self._pending) + 1, self._spans, key[1], key[0].agent,
-                len(early[-1].spans),
+                "trace buffer full (%d traces, %d spans, %d bytes): trace %s of %s assembled "
+                "early with %d spans", len(self._pending) + 1, self._spans, self._bytes, key[1],
+                key[0].agent, len(early[-1].spans),
             )  # fmt: skip
         return early
 

@@ -83,6 +83,7 @@ class Span:
     status_error: str | None = None  # the ERROR status's message ("" if it gave none)
     resource: Mapping[str, Any] = field(default_factory=dict)
     scope: str = ""  # instrumentation scope (library) name
+    size: int = 0  # bytes on the wire (what the buffer counts against its memory bound)
 
     @property
     def is_root(self) -> bool:
@@ -198,6 +199,7 @@ def spans_of(message: ExportTraceServiceRequest, name: str = "OTLP request") -> 
                     status_error=error,
                     resource=resource,
                     scope=ss.scope.name,
+                    size=sp.ByteSize(),
                 )
 
 

@@ -231,16 +231,17 @@ def _tool_step(span: Span) -> StepDraft:
 
 def _error_steps(spans: list[Span], tree: _Tree, tools: dict[str, StepDraft]) -> list[StepDraft]:
     """Errors on spans that are not tool steps: they mark a step inside or are one."""
+    inside: dict[str, list[StepDraft]] = {}  # span id -> the tool steps under it, in order
+    for span in spans:
+        if span.span_id in tools:
+            for above in tree.ancestors(span):
+                inside.setdefault(above.span_id, []).append(tools[span.span_id])
     extra: list[StepDraft] = []
     for span in spans:
         if span.span_id in tools or span.role not in AGENTIC or tree.inside(span, Role.TOOL):
             continue
         for at, message in span.errors():
-            inner = [
-                tools[t.span_id]
-                for t in spans
-                if t.span_id in tools and any(a.span_id == span.span_id for a in tree.ancestors(t))
-            ]
+            inner = inside.get(span.span_id, [])
             if any(step.ok is False for step in inner):
                 continue  # the same error, already on the step that raised it
             before = [step for step in inner if step.at <= at] or inner
@@ -249,9 +250,8 @@ def _error_steps(spans: list[Span], tree: _Tree, tools: dict[str, StepDraft]) ->
                 step.ok = False
                 step.observation = f"{step.observation or ''}\nError: {message}".lstrip()
                 continue
-            extra.append(
-                StepDraft(at=at, action=span.name, observation=f"Error: {message}", ok=False)
-            )
+            note = f"Error: {message}"
+            extra.append(StepDraft(at=at, action=span.name, observation=note, ok=False))
     return extra
 
 
