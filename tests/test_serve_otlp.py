@@ -412,6 +412,28 @@ def test_garbage_is_refused_with_400_and_nothing_is_written(
     assert _runs(srv.store) == [] and len(intake_of(srv.app).buffer) == 0
 
 
+def test_hostile_text_in_spans_is_stored_cleaned_and_cut(srv: LiveServer, bot: str) -> None:
+    tool = {
+        **AGENT_SPAN, "spanId": "00000000000000aa", "parentSpanId": AGENT_SPAN["spanId"],
+        "name": "t" * 1_000_000,
+        "attributes": [{"key": "openinference.span.kind", "value": {"stringValue": "TOOL"}},
+                       {"key": "input.value", "value": {"stringValue": "a\u0000b"}}],
+    }  # fmt: skip
+    agent = {**AGENT_SPAN, "name": "n\u0000" * 500_000}
+    agent["attributes"] = [
+        *AGENT_SPAN["attributes"],
+        {"key": "memp.task", "value": {"stringValue": "x\u0000" * 20_000}},
+    ]
+    body = json.dumps(_json_export([tool, agent])).encode()
+    r = httpx.post(f"{srv.url}/v1/traces", content=body,
+                   headers={**bearer(bot), "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 200 and r.json() == {}
+    ((traj, steps),) = _runs(srv.store)
+    assert "\x00" not in traj.task and len(traj.task) <= 10_000
+    assert "\x00" not in json.dumps(traj.facts) and len(json.dumps(traj.facts)) < 64 * 1024
+    assert len(steps) == 1 and "\x00" not in (steps[0].action or "")
+
+
 def test_other_media_types_and_inflating_bodies_are_refused(srv: LiveServer, bot: str) -> None:
     url = f"{srv.url}/v1/traces"
     r = httpx.post(url, content=b"hello", headers={**bearer(bot), "Content-Type": "text/plain"})

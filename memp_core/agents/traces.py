@@ -280,7 +280,7 @@ def to_report(run: TraceRun) -> TrajectoryReport:
         retrieval_id=run.retrieval_id,
         agent_model=_cut(run.agent_model, MAX_LABEL) if run.agent_model else None,
         tokens=run.tokens,
-        metadata=scrub(meta),
+        metadata=scrub(meta, MAX_NOTE),
         idempotency_key=run.trace_id,
     )
 
@@ -308,12 +308,12 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def scrub(value: Any) -> Any:
-    """JSON values a database stores: every string :func:`clean`."""
+def scrub(value: Any, limit: int = MAX_TEXT) -> Any:
+    """JSON values a database stores: every string :func:`clean` and cut to ``limit``."""
     if isinstance(value, str):
-        return clean(value)
+        return _cut(value, limit)
     if isinstance(value, dict):
-        return {clean(str(k)): scrub(v) for k, v in value.items()}
+        return {_cut(str(k), MAX_LABEL): scrub(v, limit) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v) for v in value]
+        return [scrub(v, limit) for v in value]
     return value

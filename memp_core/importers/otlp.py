@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memp_core.agents.spans import Span, clean, decode_json, spans_of
-from memp_core.agents.traces import TraceRun, assemble, scrub
+from memp_core.agents.traces import MAX_NOTE, TraceRun, assemble, scrub
 from memp_core.errors import ImportFormatError
 from memp_core.facts import extract_facts
 from memp_core.importers.checks import MAX_STEPS, MAX_TEXT
@@ -100,7 +100,7 @@ def _add(traces: Traces, value: Any, src: TextFile, where: str | None) -> Iterat
 def record(run: TraceRun) -> TrajectoryRecord:
     """One assembled trace as an import record (outcome unknown unless the trace said)."""
     facts: dict[str, Any] = dict(extract_facts(run.task).as_dict())
-    facts["metadata"] = scrub(run.metadata)
+    facts["metadata"] = scrub(run.metadata, MAX_NOTE)
     facts["outcome"] = run.metadata.get("outcome", "")
     steps = [
         StepRecord(
