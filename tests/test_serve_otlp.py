@@ -423,6 +423,8 @@ def test_hostile_text_in_spans_is_stored_cleaned_and_cut(srv: LiveServer, bot: s
     agent["attributes"] = [
         *AGENT_SPAN["attributes"],
         {"key": "memp.task", "value": {"stringValue": "x\u0000" * 20_000}},
+        {"key": "memp.retrieval_id", "value": {"stringValue": "9" * 30}},
+        {"key": "llm.token_count.total", "value": {"intValue": "-5"}},
     ]
     body = json.dumps(_json_export([tool, agent])).encode()
     r = httpx.post(f"{srv.url}/v1/traces", content=body,

@@ -25,11 +25,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from memp_core.agents.keys import Identity
 from memp_core.agents.schemas import ReportResult, TrajectoryReport
 from memp_core.agents.spans import Span
 from memp_core.agents.traces import assemble, to_report
-from memp_core.errors import MempError, NotFoundError, StoreError
+from memp_core.errors import ImportFormatError, MempError, NotFoundError, StoreError
 
 log = logging.getLogger("memp.otlp")
 
@@ -243,7 +245,11 @@ class TraceIntake:
             log.info("trace %s of %s has no agent spans: no run made", pending.trace_id,
                      pending.owner.agent)  # fmt: skip
             return None
-        report = to_report(run)
+        try:
+            report = to_report(run)
+        except ValidationError as exc:  # a limit of the report that assembly did not cut to
+            reason = f"cannot become a report: {exc}"
+            raise ImportFormatError(f"trace {pending.trace_id}", None, reason) from None
         try:
             return self.report(pending.owner, report)
         except NotFoundError:

@@ -439,7 +439,7 @@ def model_of(span: Span) -> str | None:
 def tokens_of(span: Span) -> int | None:
     attrs = span.attributes
     total = attrs.get("llm.token_count.total")
-    if isinstance(total, int) and not isinstance(total, bool):
+    if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
         return total
     pairs = (
         ("llm.token_count.prompt", "llm.token_count.completion"),

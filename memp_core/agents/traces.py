@@ -48,6 +48,8 @@ TASK_KEY = "memp.task"
 RETRIEVAL_KEY = "memp.retrieval_id"
 MAX_LABEL = 200  # tool and model names (the report's limit)
 MAX_NOTE = 2_000  # metadata texts (final output, error notes)
+MAX_TOKENS = 10**12  # the report's limit (instrumentations send int64 counts)
+MAX_ID = 2**31 - 1  # a row id the database can hold
 AGENTIC = frozenset({Role.AGENT, Role.TOOL, Role.LLM, Role.CHAIN})
 
 
@@ -126,7 +128,7 @@ def assemble(spans: Iterable[Span], *, rooted: bool = True) -> TraceRun | None:
         steps=steps,
         success=success,
         agent_model=next((m for m in (model_of(s) for s in [*llms, *agents]) if m), None),
-        tokens=sum(counts) if counts else None,
+        tokens=min(sum(counts), MAX_TOKENS) if counts else None,
         retrieval_id=_retrieval(ordered),
         metadata=meta,
     )
@@ -172,9 +174,9 @@ def _outcome(spans: list[Span]) -> tuple[bool | None, str]:
 def _retrieval(spans: list[Span]) -> int | None:
     for span in spans:
         value = span.attributes.get(RETRIEVAL_KEY)
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 12:
             value = int(value.strip())
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
             return value
     return None
 
