@@ -606,3 +606,25 @@ def test_eight_agent_processes_and_a_reviewer_soak_memp_serve(
     assert sum(p.use_count for p in procs) == len(counted)
     assert sum(p.success_count for p in procs) == sum(1 for t in counted if t.success)
     store.dispose()
+
+
+def test_memp_serve_prints_the_real_address_and_answers(db_url: str) -> None:
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memp_core", "serve", "--port", "0", "--db", db_url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert m and m.group(1) != "0", line
+        base = f"http://127.0.0.1:{m.group(1)}"
+        assert httpx.get(f"{base}/healthz", timeout=30).json() == {"status": "ok"}
+        assert httpx.post(f"{base}/v1/retrieve", json={"task": TASK}).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(30)
