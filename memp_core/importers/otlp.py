@@ -115,7 +115,7 @@ def record(run: TraceRun) -> TrajectoryRecord:
         facts["steps_dropped"] = len(run.steps) - MAX_STEPS
     return TrajectoryRecord(
         task=_cut(run.task) or run.trace_id,
-        success=run.success,  # type: ignore[arg-type]  # None: unknown (Trajectory.success)
+        success=run.success,  # None: unknown, never assumed
         steps=steps,
         where=f"trace {run.trace_id}",
         task_type=facts.get("task_type", ""),
