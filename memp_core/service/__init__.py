@@ -1,1 +1,4 @@
-"""memp serve: the HTTP face (REST under /v1, MCP at /mcp, OTLP at /v1/traces) over memp_core.agents."""
+"""memp serve: the HTTP face over memp_core.agents.
+
+REST under /v1, MCP at /mcp and OTLP trace intake at /v1/traces; thin handlers only.
+"""
