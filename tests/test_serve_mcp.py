@@ -41,6 +41,9 @@ AGENT_TOOLS = {
 WRITER = ["procedures:read", "runs:write", "procedures:propose"]
 REVIEW_WORDS = ("approve", "reject", "rollback", "roll_back", "pin", "deprecate", "review")
 APPROVED_TASK = "put some spraybottle on toilet"
+# Reports are of another task: a successful run of the approved task itself may re-distil
+# the approved script, which sends the procedure back to review (see the report's notes).
+REPORTED_TASK = "put some soapbar in cabinet"
 PENDING_TASK = "heat some egg and put it in microwave"
 MEMP = Path(sys.executable).with_name("memp")  # the venv's console script, as clients run it
 
@@ -139,9 +142,10 @@ def _trajectories(store: Store) -> int:
 
 def _report(key: str, **extra: Any) -> dict[str, Any]:
     return {
-        "task": APPROVED_TASK, "success": True, "idempotency_key": key,
-        "steps": [{"action": "go to cabinet 1", "observation": "You see a spraybottle 1."},
-                  {"action": "put spraybottle 1 in/on toilet 1", "observation": "Done."}],
+        "task": REPORTED_TASK, "success": True, "idempotency_key": key,
+        "steps": [{"action": "go to countertop 1", "observation": "You see a soapbar 1."},
+                  {"action": "take soapbar 1 from countertop 1", "observation": "Taken."},
+                  {"action": "put soapbar 1 in/on cabinet 1", "observation": "Done."}],
         **extra,
     }  # fmt: skip
 
@@ -339,6 +343,37 @@ def test_a_key_revoked_while_its_client_is_connected_is_refused_at_the_next_requ
             return served
 
     assert anyio.run(main) == len(AGENT_TOOLS)
+
+
+def test_eight_concurrent_clients_retrieve_and_report_with_exact_counts(service: Service) -> None:
+    """Each client reports 3 runs of its own, then all of them race on one shared key."""
+
+    async def agent(n: int, results: dict[int, list[dict[str, Any]]]) -> None:
+        mine = results.setdefault(n, [])
+        async with http_client(service.url, service.keys["writer"]) as client:
+            for i in range(3):
+                found = _data(
+                    await client.call_tool("retrieve_procedures", {"task": APPROVED_TASK})
+                )
+                args = _report(f"race-{n}-{i}", retrieval_id=found["retrieval_id"])
+                mine.append(_data(await client.call_tool("report_run", args)))
+            mine.append(_data(await client.call_tool("report_run", _report("race-shared"))))
+
+    async def main() -> dict[int, list[dict[str, Any]]]:
+        results: dict[int, list[dict[str, Any]]] = {}
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(agent, n, results)
+        return results
+
+    before = _trajectories(service.store)
+    results = anyio.run(main)
+    own = [r for runs in results.values() for r in runs[:3]]
+    shared = [runs[3] for runs in results.values()]
+    assert _trajectories(service.store) == before + 8 * 3 + 1
+    assert len({r["trajectory_id"] for r in own}) == 24 and not any(r["duplicate"] for r in own)
+    assert len({r["trajectory_id"] for r in shared}) == 1
+    assert sum(not r["duplicate"] for r in shared) == 1
 
 
 # -- stdio: `memp mcp` as a subprocess ------------------------------------------------------
