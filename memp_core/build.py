@@ -157,16 +157,26 @@ def group_identity(task: str, task_type: str) -> tuple[str, str]:
 
 def best_first(runs: Sequence[Evidence]) -> list[Evidence]:
     """The evaluation order used everywhere: success first, then fewer steps, then newer."""
-    return sorted(runs, key=lambda e: (not e.trajectory.success, len(e.steps), -e.id))
+    return sorted(runs, key=lambda e: (e.trajectory.success is not True, len(e.steps), -e.id))
+
+
+def judged(runs: Sequence[Evidence]) -> list[Evidence]:
+    """The runs with a recorded outcome. An unknown outcome (``success`` None) builds
+    nothing, not even under ``vanilla``: it is not a success, and not a failure either,
+    until it is judged or a person labels it (memp_core.outcomes)."""
+    return [e for e in runs if e.trajectory.success is not None]
 
 
 def plan_builds(
     store: Store, backend: Backend, runs: Sequence[Evidence], *, policy: str
 ) -> list[PlannedBuild]:
-    """Group ``runs`` and draft one revision per group (calls the backend; writes nothing)."""
+    """Group ``runs`` and draft one revision per group (calls the backend; writes nothing).
+
+    Runs whose outcome is unknown are left out (see :func:`judged`).
+    """
     kind = kind_of(policy)
     groups: dict[tuple[str, str], list[Evidence]] = {}
-    for ev in runs:
+    for ev in judged(runs):
         groups.setdefault(group_identity(ev.trajectory.task, ev.task_type), []).append(ev)
     plans: list[PlannedBuild] = []
     for (task_type, slug), members in groups.items():
@@ -253,7 +263,7 @@ def _distil(
 ) -> tuple[str, str, int]:
     if kind == Kind.trajectory:
         return "", "", 0
-    good = [e for e in ranked if e.trajectory.success] or ranked  # vanilla also adds failures
+    good = [e for e in ranked if e.trajectory.success is True] or ranked  # vanilla: failures too
     draft = backend.write_script(task_type, [e.run_view() for e in good[:MAX_RUNS_PER_SCRIPT]])
     return draft.script, draft.rationale, draft.tokens
 

@@ -3,7 +3,8 @@
 With no memory, a strong agent explores (the online loop's ``none`` policy), every run is
 scored by the evaluation metric, and the best runs per task type seed memory. The metric is
 the one used throughout the engine (``build.best_first``): success first, then fewer steps.
-Failed runs never seed memory, however few the successes.
+Failed runs never seed memory, however few the successes, and neither do runs whose
+outcome is unknown (nobody recorded a verdict): they are not scored at all.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ class Scored:
 
 
 def score_runs(store: Store, *, agent_model: str | None = None) -> list[Scored]:
-    """Every stored run with its score, best first."""
+    """Every stored run with a recorded outcome, with its score, best first."""
     stmt = select(Trajectory.id, Trajectory.task, Trajectory.task_type, Trajectory.success,
-                  Trajectory.step_count)  # fmt: skip
+                  Trajectory.step_count).where(col(Trajectory.success).is_not(None))  # fmt: skip
     if agent_model:
         stmt = stmt.where(col(Trajectory.agent_model) == agent_model)
     with store.session() as s:

@@ -42,8 +42,9 @@ class CurvePoint:
     seed: int | None
     group: int
     tasks: int
-    success_rate: float | None
+    success_rate: float | None  # successes / tasks with a recorded outcome
     mean_steps: float | None
+    unknown: int = 0  # tasks with no recorded outcome: neither successes nor failures
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ class GroupSpan:
     tasks: int
     successes: int
     mean_steps: float | None
+    unknown: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        """Over the tasks with a recorded outcome; None when none has one."""
+        judged = self.tasks - self.unknown
+        return self.successes / judged if judged else None
 
 
 def aware(dt: datetime) -> datetime:
@@ -111,6 +119,7 @@ def run_label(run: Run) -> str:
 def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpan]]:
     """Per run, per group: time span, tasks, successes and mean steps, from trajectories."""
     ok = func.sum(case((col(Trajectory.success).is_(True), 1), else_=0))
+    unknown = func.sum(case((col(Trajectory.success).is_(None), 1), else_=0))
     out: dict[int, list[GroupSpan]] = defaultdict(list)
     with store.session() as s:
         rows = s.exec(
@@ -122,12 +131,13 @@ def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpa
                 func.count(),
                 ok,
                 func.avg(Trajectory.step_count),
+                unknown,
             )
             .where(col(Trajectory.run_id).in_(list(run_ids)))
             .group_by(Trajectory.run_id, Trajectory.group_index)
             .order_by(Trajectory.run_id, Trajectory.group_index)
         ).all()
-    for run_id, group, start, end, n, succ, steps in rows:
+    for run_id, group, start, end, n, succ, steps, unk in rows:
         out[int(run_id)].append(
             GroupSpan(
                 group=int(group or 0),
@@ -136,6 +146,7 @@ def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpa
                 tasks=int(n),
                 successes=int(succ or 0),
                 mean_steps=float(steps) if steps is not None else None,
+                unknown=int(unk or 0),
             )
         )
     return dict(out)
@@ -164,6 +175,7 @@ def curve_points(store: Store, runs: Sequence[Run]) -> list[CurvePoint]:
                         tasks=int(m.get("tasks") or 0),
                         success_rate=float(rate) if rate is not None else None,
                         mean_steps=float(steps) if steps is not None else None,
+                        unknown=int(m.get("unknown") or 0),
                     )
                 )
             continue
@@ -173,8 +185,9 @@ def curve_points(store: Store, runs: Sequence[Run]) -> list[CurvePoint]:
                     **base,
                     group=span.group,
                     tasks=span.tasks,
-                    success_rate=span.successes / span.tasks if span.tasks else None,
+                    success_rate=span.success_rate,
                     mean_steps=span.mean_steps,
+                    unknown=span.unknown,
                 )
             )
     return points

@@ -240,8 +240,9 @@ def counterpart(store: Store, traj: Trajectory) -> Trajectory | None:
     """A run of the same task type with the other outcome: same run first, then the latest.
 
     Two indexed look-ups rather than one ORDER BY over every match (100k rows stay fast).
+    A run whose outcome is unknown has no "other outcome": None.
     """
-    if not traj.task_type:
+    if not traj.task_type or traj.success is None:
         return None
     base = select(Trajectory).where(
         Trajectory.task_type == traj.task_type,
@@ -263,7 +264,10 @@ def counterpart(store: Store, traj: Trajectory) -> Trajectory | None:
 def failed_and_succeeded(
     store: Store, traj: Trajectory
 ) -> tuple[Trajectory | None, Trajectory | None]:
-    """(failed run, successful run) of ``traj``'s task type, ``traj`` being one of them."""
+    """(failed run, successful run) of ``traj``'s task type, ``traj`` being one of them;
+    (None, None) when ``traj``'s outcome is unknown (it is neither)."""
+    if traj.success is None:
+        return None, None
     other = counterpart(store, traj)
     return (other, traj) if traj.success else (traj, other)
 

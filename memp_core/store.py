@@ -55,16 +55,25 @@ class Counts:
     runs: int
     retrievals: int
     by_status: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    unknown: int = 0  # trajectories with no recorded outcome (success None)
+
+    @property
+    def judged(self) -> int:
+        """Trajectories with a recorded outcome: the success rate's denominator."""
+        return self.succeeded + self.failed
 
     @property
     def success_rate(self) -> float | None:
-        return self.succeeded / self.trajectories if self.trajectories else None
+        """Successes / trajectories with a recorded outcome (unknown ones are left out)."""
+        return self.succeeded / self.judged if self.judged else None
 
 
 @dataclass(frozen=True)
 class TrajectoryFilter:
     task_type: str | None = None
-    success: bool | None = None
+    success: bool | None = None  # True / False: that recorded outcome; None: any outcome
+    unknown: bool = False  # only trajectories with no recorded outcome (success None)
     run_id: int | None = None
     agent_model: str | None = None
     source: str | None = None
@@ -298,9 +307,12 @@ class Store:
             def n(model: type[SQLModel]) -> int:
                 return int(s.exec(select(func.count()).select_from(model)).one())
 
-            succeeded = int(
-                s.exec(select(func.count()).where(col(Trajectory.success).is_(True))).one()
-            )
+            outcomes = {
+                ok: int(c)
+                for ok, c in s.exec(
+                    select(Trajectory.success, func.count()).group_by(Trajectory.success)
+                ).all()
+            }
             steps = s.exec(select(func.coalesce(func.sum(Trajectory.step_count), 0))).one()
             by_status = {
                 status: int(c)
@@ -309,8 +321,10 @@ class Store:
                 ).all()
             }
             return Counts(
-                trajectories=n(Trajectory),
-                succeeded=succeeded,
+                trajectories=sum(outcomes.values()),
+                succeeded=outcomes.get(True, 0),
+                failed=outcomes.get(False, 0),
+                unknown=outcomes.get(None, 0),
                 steps=int(steps),
                 procedures=n(Procedure),
                 revisions=n(ProcedureRevision),
@@ -356,7 +370,9 @@ class Store:
         conds: list[Any] = []
         if flt.task_type:
             conds.append(Trajectory.task_type == flt.task_type)
-        if flt.success is not None:
+        if flt.unknown:
+            conds.append(col(Trajectory.success).is_(None))
+        elif flt.success is not None:
             conds.append(col(Trajectory.success).is_(flt.success))
         if flt.run_id is not None:
             conds.append(Trajectory.run_id == flt.run_id)

@@ -2,12 +2,16 @@
 
 Policies (``UPDATE_POLICIES``):
 - ``none``: memory is frozen (nothing is written, not even use counts).
-- ``vanilla``: every trajectory is built into memory (failures too, as in the paper).
+- ``vanilla``: every trajectory with a recorded outcome is built into memory (failures too,
+  as in the paper).
 - ``validation``: only successful trajectories are built.
 - ``reflect``: successes are built; each failure that followed a procedure revision is
   handed to the backend with that procedure's script, and the revised script becomes a new
   **child** revision (origin ``reflection``, the analysis as rationale, the failed run as
   evidence). Failures that followed no procedure have nothing to reflect on and are skipped.
+
+A trajectory whose outcome is unknown (``success`` None: nobody recorded a verdict) is no
+success and no failure: no policy builds or reflects on it, and it is not counted as a use.
 
 For every policy but ``none``, each trajectory that followed a revision counts as a use of
 its procedure (and a success if it succeeded); a procedure used at least
@@ -85,17 +89,17 @@ def select_none(runs: Sequence[Evidence]) -> Selection:
 
 
 def select_vanilla(runs: Sequence[Evidence]) -> Selection:
-    return Selection(build=list(runs))
+    return Selection(build=[r for r in runs if r.trajectory.success is not None])
 
 
 def select_validation(runs: Sequence[Evidence]) -> Selection:
-    return Selection(build=[r for r in runs if r.trajectory.success])
+    return Selection(build=[r for r in runs if r.trajectory.success is True])
 
 
 def select_reflect(runs: Sequence[Evidence]) -> Selection:
     return Selection(
-        build=[r for r in runs if r.trajectory.success],
-        reflect=[r for r in runs if not r.trajectory.success],
+        build=[r for r in runs if r.trajectory.success is True],
+        reflect=[r for r in runs if r.trajectory.success is False],
     )
 
 
@@ -226,6 +230,8 @@ def count_uses(
     followed: list[tuple[Evidence, int]] = []
     for ev in runs:
         rid = ev.trajectory.procedure_revision_id
+        if ev.trajectory.success is None:
+            continue  # unknown: counting it would read as a failure in the success rate
         rev = s.get(ProcedureRevision, rid) if rid is not None else None
         if rev is not None:
             followed.append((ev, rev.procedure_id))

@@ -102,7 +102,8 @@ def test_react_prompts_give_24_trajectories_and_reimport_adds_nothing(
     path = shared_data / "reflexion-alfworld" / "react_prompts_alfworld.json"
     first = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
     again = import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
-    assert (first.trajectories, first.succeeded + first.failed) == (24, 24)
+    # Few-shot demonstrations record no verdict: stored as unknown, never assumed successes.
+    assert (first.trajectories, first.succeeded + first.failed) == (24, 0)
     assert (again.trajectories, again.duplicates_skipped) == (0, 24)
     types = {t.task_type for t in store.list_trajectories(limit=100).rows}
     assert types == {"put", "clean", "heat", "cool", "examine", "puttwo"}
@@ -253,7 +254,8 @@ def test_chat_jsonl_one_conversation_per_line_with_outcome_field(
     path = tmp_path / "chats.jsonl"
     path.write_text(json.dumps(conv) + "\n\n" + json.dumps(conv["messages"]) + "\n")
     report = import_paths(store, [path], fmt="chat", actor=REVIEWER)
-    assert (report.trajectories, report.failed, report.succeeded) == (2, 1, 1)
+    # The second line is a bare message list: no outcome field, so its outcome is unknown.
+    assert (report.trajectories, report.failed, report.succeeded) == (2, 1, 0)
     with store.session() as s:
         failed = s.exec(select(Trajectory).where(col(Trajectory.success).is_(False))).one()
         steps = s.exec(select(Step).where(Step.trajectory_id == failed.id)).all()

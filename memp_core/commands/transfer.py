@@ -52,17 +52,29 @@ def import_(
             "counts, audit trail); audited as a restore",
         ),
     ] = False,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help="success or failure: your verdict for the runs whose file records none "
+            "(e.g. demonstrations you know succeeded); recorded as yours and audited. "
+            "Without it such runs stay unknown",
+        ),
+    ] = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Import agent logs (ALFWorld, ReAct, chat, Reflexion, memp JSONL) in one transaction.
 
     Imported procedures wait for review (pending_review, unpinned, counts 0), whatever the
-    file says; --restore keeps a backup's state.
+    file says; --restore keeps a backup's state. Runs whose file records no outcome are
+    stored as unknown (never assumed successes) unless you --label them.
     """
     actor = os_user()
     actor.require("import files")
     parser_for(format_)  # unknown names fail before the database is opened
+    if label is not None:
+        label = checked_label(label)
     if not skip_bad:
         precheck(paths)  # a bad file fails fast, without opening the database
     store = open_store(db)
@@ -74,26 +86,58 @@ def import_(
         else:
             out_console.print(line, highlight=False, soft_wrap=True)
 
+    from memp_core.outcomes import label_imported, newest_trajectory_id
+
+    after_id = newest_trajectory_id(store) if label is not None else 0
     with progress_bar(paths) as progress:
         report = import_paths(
             store, paths, actor=actor, fmt=format_, source=source, skip_bad=skip_bad,
             progress=progress, on_format=chose, restore=restore,
         )  # fmt: skip
+    # The label is a second, short transaction right after the import: the rows it labels
+    # are the ones this import added from these paths that their file left unknown.
+    labelled = (
+        label_imported(store, paths, label, actor=actor, after_id=after_id)
+        if label is not None
+        else []
+    )
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for bad in report.bad:
         err_console.print(f"[red]skipped:[/] {bad}", highlight=False, soft_wrap=True)
     if json_:
-        print_json(report.counts())
+        counts: dict[str, object] = {**report.counts(), "unknown": unknown_of(report)}
+        if label is not None:
+            counts.update(labelled=len(labelled), label=label, labelled_by=actor.author)
+        print_json(counts)
     else:
-        out_console.print(summary(report), highlight=False, soft_wrap=True)
+        text = summary(report)
+        if label is not None:
+            text += f"; {len(labelled)} labelled {label} by {actor.author}"
+        out_console.print(text, highlight=False, soft_wrap=True)
+
+
+def checked_label(label: str) -> str:
+    """``--label``: success or failure (unknown is what a label replaces)."""
+    word = label.strip().lower()
+    if word not in ("success", "failure"):
+        raise typer.BadParameter(f"--label takes success or failure, not {label!r}")
+    return word
+
+
+def unknown_of(report: ImportReport) -> int:
+    """Trajectories this import stored with no recorded outcome."""
+    return report.trajectories - report.succeeded - report.failed
 
 
 def summary(report: ImportReport) -> str:
+    unknown = unknown_of(report)
+    outcomes = f"{report.succeeded} succeeded, {report.failed} failed"
+    if unknown:
+        outcomes += f", {unknown} unknown (no outcome recorded)"
     text = (
-        f"Imported {report.trajectories} trajectories ({report.succeeded} succeeded, "
-        f"{report.failed} failed, {report.steps} steps), {report.runs} runs; "
-        f"{report.duplicates_skipped} duplicates skipped"
+        f"Imported {report.trajectories} trajectories ({outcomes}, {report.steps} steps), "
+        f"{report.runs} runs; {report.duplicates_skipped} duplicates skipped"
     )
     if report.procedures or report.procedures_skipped:
         state = "restored as exported" if report.restored else "pending review"

@@ -6,8 +6,10 @@ transcript with ``STATUS: FAIL`` and then ``New plan: ...`` (kept as the reflect
 Accepted containers: a text file with one or more transcripts, or JSON objects/lists whose
 leaves are transcript strings (``react_prompts_alfworld.json``).
 
-Transcripts without a STATUS line (few-shot demonstrations) are recorded as successes and
-say so in ``facts["outcome"]``: ALFWorld itself prints no verdict in the transcript.
+Transcripts without a STATUS line (few-shot demonstrations) have an unknown outcome
+(``success`` None, ``facts["outcome"]`` says why): ALFWorld prints no verdict in the
+transcript, and a demonstration is a success only when a person says so
+(``memp import --label success`` or the Trajectories page).
 """
 
 from __future__ import annotations
@@ -237,9 +239,10 @@ def _finish(cur: _Transcript, name: str, where_prefix: str) -> Iterator[Item]:
     facts: dict[str, Any] = dict(extract_facts(cur.task).as_dict())
     if cur.preamble:
         facts["initial_observation"] = "\n".join(cur.preamble)
-    success, reward = True, None
+    success: bool | None = None
+    reward: float | None = None
     if cur.status is None:
-        facts["outcome"] = "assumed success: no STATUS line"
+        facts["outcome"] = "unknown: no STATUS line"
     else:
         verdict = cur.status.strip(" .!").lower()
         if verdict not in SUCCESS | FAILURE:

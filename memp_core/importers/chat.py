@@ -5,8 +5,9 @@ Accepted: a JSON message list, a JSON list of conversations, objects holding a m
 conversation per line. The first user message is the task (``Your task is to: ...`` when
 present); assistant ``Thought:`` / ``Action:`` parts and the following ``Observation:``
 messages become steps. Outcome fields (``success``, ``is_success``, ``won``, ``reward``)
-decide success; without one the conversation is recorded as a success and says so in
-``facts["outcome"]`` (few-shot demonstrations carry no verdict).
+decide success; without one the outcome is unknown (``success`` None, and
+``facts["outcome"]`` says why): few-shot demonstrations carry no verdict, and only a person
+labels them successes (``memp import --label success`` or the Trajectories page).
 """
 
 from __future__ import annotations
@@ -246,7 +247,8 @@ def _record(
     scalars = {k: v for k, v in meta.items() if not isinstance(v, list | dict)}
     if scalars:
         facts["meta"] = scalars
-    success, reward = True, None
+    success: bool | None = None
+    reward: float | None = None
     key = next((k for k in OUTCOME_KEYS if k in meta), None)
     value = meta.get(key) if key else None
     if isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value)):
@@ -254,7 +256,7 @@ def _record(
         reward = float(value)
         facts["outcome"] = f"{key}: {value}"
     else:
-        facts["outcome"] = "assumed success: no outcome field"
+        facts["outcome"] = "unknown: no outcome field"
     model = meta.get("agent_model", meta.get("model"))
     return TrajectoryRecord(
         task=task,

@@ -50,7 +50,7 @@ YEARS = (1970, 2200)
 STATUSES = frozenset({s.value for s in Status} | {"merged"})
 KINDS = frozenset(k.value for k in Kind)
 ORIGINS = frozenset(o.value for o in Origin)
-METRIC_COUNTS = ("index", "tasks", "successes", "tokens")
+METRIC_COUNTS = ("index", "tasks", "successes", "unknown", "tokens")
 
 
 class _Check:

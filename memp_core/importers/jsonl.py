@@ -48,7 +48,8 @@ TRAJECTORY_TYPES: dict[str, tuple[type, ...]] = {
     "reflections": (list,), "reference_answer": _STR, "content_hash": _STR,
     "created_at": (datetime,),
 }  # fmt: skip
-TRAJECTORY_OPTIONAL = {"source_file", "reward", "group_index", "reference_answer"}
+# success null: an unknown outcome (nobody recorded a verdict), kept unknown.
+TRAJECTORY_OPTIONAL = {"source_file", "success", "reward", "group_index", "reference_answer"}
 PROCEDURE_TYPES: dict[str, tuple[type, ...]] = {
     "title": _STR, "task_type": _STR, "status": _STR, "use_count": _INT,
     "success_count": _INT, "pinned": _BOOL, "created_at": (datetime,), "updated_at": (datetime,),

@@ -45,7 +45,7 @@ class RunRecord:
 @dataclass
 class TrajectoryRecord:
     task: str
-    success: bool
+    success: bool | None  # None: the source recorded no verdict (unknown, never assumed)
     steps: list[StepRecord] = field(default_factory=list)
     where: str | int | None = None  # line or JSON path, for messages
     task_type: str = ""

@@ -63,9 +63,14 @@ def flag_steps(steps: list[StepRecord]) -> list[tuple[bool, bool]]:
     return flags
 
 
-def content_hash(rec: TrajectoryRecord) -> str:
-    """The identity of a trajectory: what happened, not which file or format it came in."""
-    return sha256(
+def content_hash(rec: TrajectoryRecord, occurrence: int = 1) -> str:
+    """The identity of a trajectory: what happened, not which file or format it came in.
+
+    ``occurrence``: the n-th time this same content appears in one file. A log that holds
+    an episode twice (an agent asked the same question twice and did the same thing) holds
+    two episodes; the first keeps the plain hash, so re-importing still finds every one.
+    """
+    digest = sha256(
         canonical(
             {
                 "task": rec.task,
@@ -78,6 +83,7 @@ def content_hash(rec: TrajectoryRecord) -> str:
             }
         )
     )
+    return digest if occurrence == 1 else sha256(f"{digest}:occurrence:{occurrence}")
 
 
 class Spool(Generic[T]):
@@ -130,6 +136,7 @@ class StagedTrajectory:
 class Group:
     tasks: int = 0
     successes: int = 0
+    unknown: int = 0  # no recorded outcome: outside the success rate's denominator
     steps: int = 0
     with_steps: int = 0
     tokens: int = 0
@@ -170,6 +177,8 @@ class Stager:
         self.on_format = on_format
         self.staged = Staged()
         self._seen: set[str] = set()
+        # (file, plain content hash) -> how many times that content appeared in that file
+        self._occurrences: dict[tuple[str, str], int] = {}
         self._run_fingerprints: set[str] = set()
 
     def stage(self, items: Iterator[Item], fmt: str, path: Path) -> None:
@@ -210,12 +219,13 @@ class Stager:
         file = rec.file or (rec.source_file if not rec.preserved and rec.source_file else None)
         file = file or str(path)
         check_trajectory(rec, file)
-        digest = rec.content_hash or content_hash(rec)
+        digest = rec.content_hash or self._occurrence_hash(rec, file)
         if rec.run is not None and rec.group_index is not None:
             groups = self.staged.groups.setdefault(rec.run.fingerprint, {})
             g = groups.setdefault(rec.group_index, Group())
             g.tasks += 1
-            g.successes += int(rec.success)
+            g.successes += rec.success is True
+            g.unknown += rec.success is None
             g.steps += len(rec.steps)
             g.with_steps += int(bool(rec.steps))
             g.tokens += rec.token_count
@@ -238,6 +248,14 @@ class Stager:
                 loc=f"{file}:{rec.where}" if rec.where not in (None, "") else file,
             )
         )
+
+    def _occurrence_hash(self, rec: TrajectoryRecord, file: str) -> str:
+        """The content hash with its occurrence number in ``file``: two places of one file
+        are two episodes, the same content in two files (or imported twice) is one."""
+        plain = content_hash(rec)
+        n = self._occurrences.get((file, plain), 0) + 1
+        self._occurrences[(file, plain)] = n
+        return content_hash(rec, n) if n > 1 else plain
 
     def _row(self, rec: TrajectoryRecord, digest: str, fmt: str, path: Path) -> dict[str, Any]:
         return {

@@ -165,10 +165,10 @@ class Writer:
             digest = t.row["content_hash"]
             traj_id = ids[digest]
             step_rows.extend((traj_id, *st) for st in t.steps)
-            success = bool(t.row["success"])
+            success = t.row["success"]  # None: unknown, counted as neither
             self.report.trajectories += 1
-            self.report.succeeded += int(success)
-            self.report.failed += int(not success)
+            self.report.succeeded += success is True
+            self.report.failed += success is False
             self.report.steps += len(t.steps)
             # Only rows written now are linked: a file never re-points a stored trajectory.
             if t.procedure_ref is not None:
@@ -216,16 +216,22 @@ class Writer:
 
 
 def curve(groups: dict[int, Group]) -> list[dict[str, Any]]:
-    """Per-group metrics in group order, as ``Run.metrics`` stores them."""
+    """Per-group metrics in group order, as ``Run.metrics`` stores them.
+
+    The success rate is over the tasks with a recorded outcome (None when none has one);
+    ``unknown`` counts the others, so an unknown outcome never reads as a failure.
+    """
     out: list[dict[str, Any]] = []
     for index in sorted(groups):
         g = groups[index]
+        judged = g.tasks - g.unknown
         out.append(
             {
                 "index": index,
                 "tasks": g.tasks,
                 "successes": g.successes,
-                "success_rate": g.successes / g.tasks if g.tasks else 0.0,
+                "unknown": g.unknown,
+                "success_rate": g.successes / judged if judged else None,
                 # Outcome-only records (no steps) say nothing about episode length.
                 "mean_steps": g.steps / g.with_steps if g.with_steps else None,
                 "tokens": g.tokens or None,
