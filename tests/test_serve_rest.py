@@ -288,6 +288,26 @@ def test_what_an_update_writes_from_a_report_waits_for_review(svc: Service) -> N
     assert {e.actor for e in events} == {"agent:bot"}
 
 
+def test_an_agents_report_never_takes_an_approved_procedure_out_of_service(
+    svc: Service,
+) -> None:
+    """Before: a second successful run of the same task merged a new revision into the
+    approved procedure and set it back to pending_review: agents were served nothing."""
+    current = svc.store.get(Procedure, svc.procedure_id).current_revision_id
+    for success in (True, False, True):
+        found = svc.post("/v1/retrieve", svc.bot, {"task": TASK}).json()
+        assert [i["procedure_id"] for i in found["items"]] == [svc.procedure_id]
+        longer = {**run(success=success, retrieval_id=found["retrieval_id"]),
+                  "steps": [{"action": "look"}, *STEPS]}  # fmt: skip
+        r = svc.post("/v1/trajectories", svc.bot, longer)
+        assert r.status_code == 201 and r.json()["update"]["counted"] == 1
+        assert r.json()["update"]["built"] == [] and "served" in r.json()["update"]["note"]
+        assert svc.post("/v1/trajectories", svc.bot, run()).json()["update"]["built"] == []
+    proc = svc.store.get(Procedure, svc.procedure_id)
+    assert (proc.status, proc.current_revision_id) == (Status.approved, current)
+    assert (proc.use_count, proc.success_count) == (3, 2)
+
+
 # -- feedback, proposals, review ----------------------------------------------------------
 
 

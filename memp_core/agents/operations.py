@@ -4,12 +4,10 @@ REST, MCP and OTLP all call these methods, so the three doors keep one set of ru
 
 - ``retrieve`` (``procedures:read``): approved procedures only, logged with the agent.
 - ``report`` (``runs:write``): a run stored once per (agent, idempotency key), source
-  ``api``; ``success: null`` stays unknown. Its outcome counts as a use of the first
-  (top-ranked) revision the named retrieval served, only if that retrieval was this agent's
-  and no other report claimed it: counting all ``k`` would charge a failure to procedures the
-  agent most likely never followed. Then the update policy (``validation`` by default) runs
-  with ``auto_approve=False``: what it writes waits for review. A run with an unknown outcome
-  is stored, not counted, and builds nothing.
+  ``api``; ``success: null`` stays unknown (stored, not counted, builds nothing). Its outcome
+  counts as a use of the first revision its retrieval served; then the update policy
+  (``validation`` by default) runs with ``auto_approve=False``: what it writes waits for
+  review, and it never writes into an approved procedure (see :mod:`memp_core.agents.reports`).
 - ``feedback`` (``runs:write``): a rating of a revision, with the agent's name.
 - ``propose`` (``procedures:propose``): a procedure waiting for review (origin ``proposal``,
   author ``agent:<name>``, evidence = the agent's own reported runs). The rule: the proposal's
@@ -25,15 +23,13 @@ REST, MCP and OTLP all call these methods, so the three doors keep one set of ru
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from memp_core import review as gate
-from memp_core.agents import reads
+from memp_core.agents import reads, reports
 from memp_core.agents.keys import REVIEW_SCOPE, Identity, verify
 from memp_core.agents.proposals import write_proposal
 from memp_core.agents.schemas import (
@@ -50,27 +46,18 @@ from memp_core.agents.schemas import (
     ReviewIn,
     ReviewOut,
     RevisionOut,
-    StepIn,
     TrajectoryReport,
     UpdateSummary,
 )
-from memp_core.errors import (
-    ConfigError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PermissionDeniedError,
-)
-from memp_core.facts import extract_facts
+from memp_core.errors import ConfigError, NotFoundError, PermissionDeniedError
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Feedback, Procedure, ProcedureRevision, Retrieval, Step, Trajectory
+from memp_core.models import Feedback, Procedure, ProcedureRevision, Retrieval, Trajectory
 from memp_core.retrieve import SERVED_TO_AGENTS
 from memp_core.update import UPDATE_POLICIES
 
 WRITE_SCOPE = "runs:write"
 PROPOSE_SCOPE = "procedures:propose"
 DEFAULT_UPDATE_POLICY = "validation"
-MAX_METADATA_BYTES = 64 * 1024
-SOURCE = "api"
 
 
 class AgentDoor:
@@ -135,48 +122,46 @@ class AgentDoor:
     def report(
         self, who: Identity, report: TrajectoryReport, *, idempotency_key: str | None = None
     ) -> ReportResult:
-        """Store a run once; count it and run the update policy (see the module docstring).
+        """Store a run once; count it and learn from it (see :mod:`memp_core.agents.reports`).
 
         ``idempotency_key`` (the header) and ``report.idempotency_key`` must agree if both
         are given.
         """
         who.require(WRITE_SCOPE)
-        key = _one_key(idempotency_key, report.idempotency_key)
-        traj, steps = _trajectory(who, report, key)
-        with self.store.transaction() as s:
-            stored = _reported(s, who, key)
-            if stored is not None:
-                return _duplicate(stored, self.update_policy)
-            note, claimed = _claim_retrieval(s, who, report.retrieval_id, traj)
-            try:
-                with s.begin_nested():
-                    self.store.add_trajectory(s, traj, steps)
-            except IntegrityError:  # the same key reported at the same moment (Postgres)
-                stored = _reported(s, who, key)
-                if stored is None:
-                    raise
-                return _duplicate(stored, self.update_policy)
-            if claimed is not None:
-                claimed.trajectory_id = traj.id
-                s.add(claimed)
-            traj_id = int(traj.id or 0)
-        summary = self._update(who, traj, note)
+        stored = reports.store_report(self.store, who, report, header_key=idempotency_key)
+        traj = stored.trajectory
+        if stored.duplicate:
+            summary = UpdateSummary(
+                policy=self.update_policy,
+                note="already reported with this idempotency key: nothing written",
+            )
+        else:
+            summary = self._update(who, traj, stored.note)
         return ReportResult(
-            trajectory_id=traj_id, duplicate=False, outcome=_outcome(traj.success), update=summary
-        )
+            trajectory_id=int(traj.id or 0), duplicate=stored.duplicate,
+            outcome=reports.outcome(traj.success), update=summary,
+        )  # fmt: skip
 
     def _update(self, who: Identity, traj: Trajectory, note: str) -> UpdateSummary:
+        policy = self.update_policy
         if traj.success is None:
-            return UpdateSummary(
-                policy=self.update_policy,
-                note=_join(note, "outcome unknown: not counted, nothing built until a verdict "
-                           "is recorded"),
-            )  # fmt: skip
+            unknown = "outcome unknown: not counted, nothing built until a verdict is recorded"
+            return UpdateSummary(policy=policy, note=_join(note, unknown))
         with self._update_lock:
+            served = reports.touches_served(self.store, traj)
+            if served is not None:
+                counted, deprecated = reports.count_only(
+                    self.store, self.memory.settings, who, traj
+                )
+                kept = (
+                    f"procedure {served.id} is approved and served: the run counts as its use "
+                    "and stays as evidence; it changes nothing agents are served"
+                )
+                return UpdateSummary(policy=policy, counted=counted, deprecated=deprecated,
+                                     note=_join(note, kept))  # fmt: skip
             done = self.memory.update(
-                [int(traj.id or 0)], policy=self.update_policy, auto_approve=False,
-                actor=who.actor,
-            )  # fmt: skip
+                [int(traj.id or 0)], policy=policy, auto_approve=False, actor=who.actor
+            )
         written = done.built or done.reflected
         return UpdateSummary(
             policy=done.policy, built=done.built, reflected=done.reflected,
@@ -245,94 +230,6 @@ class AgentDoor:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _one_key(header: str | None, field: str | None) -> str | None:
-    if header is not None and not (1 <= len(header) <= 200):
-        raise ConfigError("the Idempotency-Key header must be 1 to 200 characters")
-    if header is not None and field is not None and header != field:
-        raise ConfigError(
-            "idempotency_key: the Idempotency-Key header and the body's idempotency_key differ"
-        )
-    return header if header is not None else field
-
-
-def _trajectory(
-    who: Identity, report: TrajectoryReport, key: str | None
-) -> tuple[Trajectory, list[Step]]:
-    facts: dict[str, Any] = extract_facts(report.task).as_dict()
-    if report.metadata:
-        size = len(json.dumps(report.metadata, default=str))
-        if size > MAX_METADATA_BYTES:
-            raise PayloadTooLargeError(
-                f"metadata is {size} bytes; at most {MAX_METADATA_BYTES} are kept with a run"
-            )
-        facts["metadata"] = report.metadata  # kept beside the task's facts, never read as one
-    traj = Trajectory(
-        task=report.task, task_type=facts.get("task_type", ""), source=SOURCE,
-        agent_model=report.agent_model or "", success=report.success,
-        step_count=len(report.steps), token_count=report.tokens or 0, facts=facts,
-        reporting_agent=who.agent, idempotency_key=key,
-    )  # fmt: skip
-    steps = [
-        Step(
-            trajectory_id=0,
-            index=i,
-            thought=st.thought,
-            action=_action(st),
-            observation=st.observation,
-            is_error=st.ok is False,
-        )  # fmt: skip
-        for i, st in enumerate(report.steps)
-    ]
-    return traj, steps
-
-
-def _action(step: StepIn) -> str:
-    """The action as text; a bare tool call reads ``tool {"arg": ...}``."""
-    if step.action.strip() or not step.tool:
-        return step.action
-    if step.arguments is None:
-        return step.tool
-    args = step.arguments if isinstance(step.arguments, str) else json.dumps(step.arguments)
-    return f"{step.tool} {args}"
-
-
-def _reported(s: Session, who: Identity, key: str | None) -> Trajectory | None:
-    if key is None:
-        return None
-    return s.exec(
-        select(Trajectory)
-        .where(Trajectory.reporting_agent == who.agent)
-        .where(Trajectory.idempotency_key == key)
-    ).first()
-
-
-def _duplicate(traj: Trajectory, policy: str) -> ReportResult:
-    return ReportResult(
-        trajectory_id=int(traj.id or 0), duplicate=True, outcome=_outcome(traj.success),
-        update=UpdateSummary(policy=policy, note="already reported with this idempotency key: "
-                             "nothing written"),
-    )  # fmt: skip
-
-
-def _claim_retrieval(
-    s: Session, who: Identity, retrieval_id: int | None, traj: Trajectory
-) -> tuple[str, Retrieval | None]:
-    """Point the run at the top revision its retrieval served; the retrieval to link to
-    the run (inside the write transaction, row locked: two reports never both claim one)."""
-    if retrieval_id is None:
-        return "", None
-    row = s.get(Retrieval, retrieval_id, with_for_update=True, populate_existing=True)
-    if row is None or row.agent != who.agent:
-        raise NotFoundError(f"retrieval {retrieval_id} not found among {who.agent}'s retrievals")
-    if row.trajectory_id is not None:
-        note = (f"retrieval {retrieval_id} was already reported with trajectory "
-                f"{row.trajectory_id}: this run is not counted again")  # fmt: skip
-        return note, None
-    served = [r.get("revision_id") for r in row.results if isinstance(r, dict)]
-    traj.procedure_revision_id = next((int(r) for r in served if r is not None), None)
-    return "", row
-
-
 def _own_trajectories(s: Session, who: Identity, ids: list[int]) -> list[int]:
     """``ids`` if each is a run this agent reported; NotFoundError naming the others."""
     wanted = list(dict.fromkeys(ids))
@@ -365,10 +262,6 @@ def _not_own_revision(store: Any, who: Identity, revision_id: int) -> None:
             f"revision {revision_id} was written by {rev.author}: a key under that name "
             "cannot approve it; another person reviews it"
         )
-
-
-def _outcome(success: bool | None) -> str:
-    return "unknown" if success is None else ("success" if success else "failure")
 
 
 def _join(*notes: str) -> str:
