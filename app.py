@@ -20,7 +20,16 @@ c = ov.counts
 
 cols = st.columns(6)
 cols[0].metric("Trajectories", f"{c.trajectories:,}", border=True)
-cols[1].metric("Success rate", pct(c.success_rate), border=True)
+cols[1].metric(
+    "Success rate",
+    pct(c.success_rate),
+    f"{c.unknown:,} unknown" if c.unknown else None,
+    delta_color="off",
+    delta_arrow="off",
+    help=f"Successes / runs with a recorded outcome ({c.judged:,}). Unknown: no verdict was "
+    "recorded; they count in no rate until a reviewer sets their outcome (Trajectories page).",
+    border=True,
+)
 cols[2].metric("Procedures", f"{c.procedures:,}", border=True)
 cols[3].metric("Approved", f"{c.by_status.get(Status.approved.value, 0):,}", border=True)
 cols[4].metric("Pending review", f"{ov.pending_total:,}", border=True)

@@ -2,6 +2,8 @@
 
 The open trajectory is held by its id (``?trajectory=N`` in the URL, see ui/picker.py);
 long runs show their steps a page at a time, opening on the page of the first problem.
+An outcome is success, failure or unknown (nobody recorded a verdict); a reviewer sets it
+here (memp_core.outcomes.label_outcome, audited).
 """
 
 import pandas as pd
@@ -16,15 +18,18 @@ from memp_core.debug import (
     steps_page,
     trajectory_detail,
 )
+from memp_core.errors import MempError
 from memp_core.models import Trajectory
+from memp_core.outcomes import OUTCOMES, label_outcome, outcome_of
 from memp_core.store import TrajectoryFilter
-from ui.common import errors_shown, link, page
+from ui.common import changed, errors_shown, link, page
 from ui.picker import id_input, id_table, open_id
 from ui.safe import md
 
 PAGE_SIZE = 50
 ALL = "(all)"
 TABLE = "traj_table"
+FEEDBACK = "traj_feedback"
 
 ctx = page(
     "Trajectories",
@@ -55,7 +60,7 @@ with errors_shown():
 cols = st.columns([1, 1, 1.4, 1, 1, 1.6])
 kw = {"on_change": new_filter}
 task_type = cols[0].selectbox("Task type", [ALL, *options["task_type"]], key="traj_type", **kw)
-outcome = cols[1].selectbox("Outcome", [ALL, "success", "failure"], key="traj_outcome", **kw)
+outcome = cols[1].selectbox("Outcome", [ALL, *OUTCOMES], key="traj_outcome", **kw)
 run_label = cols[2].selectbox("Run", [ALL, *runs], key="traj_run", **kw)
 model = cols[3].selectbox("Agent model", [ALL, *options["agent_model"]], key="traj_model", **kw)
 source = cols[4].selectbox("Source", [ALL, *options["source"]], key="traj_source", **kw)
@@ -63,7 +68,8 @@ text = cols[5].text_input("Task text contains", key="traj_text", **kw)
 
 flt = TrajectoryFilter(
     task_type=None if task_type == ALL else task_type,
-    success=None if outcome == ALL else outcome == "success",
+    success=None if outcome in (ALL, "unknown") else outcome == "success",
+    unknown=outcome == "unknown",
     run_id=None if run_label == ALL else runs[run_label],
     agent_model=None if model == ALL else model,
     source=None if source == ALL else source,
@@ -84,12 +90,12 @@ nav[1].caption(
 opened = open_id(TABLE, "trajectory", result.rows[0].id if result.rows else None)
 table = pd.DataFrame(
     [
-        {"id": t.id, "task": t.task, "type": t.task_type, "success": t.success,
+        {"id": t.id, "task": t.task, "type": t.task_type, "outcome": outcome_of(t.success),
          "steps": t.step_count, "run": t.run_id, "group": t.group_index,
          "model": t.agent_model, "source": t.source, "created": t.created_at}
         for t in result.rows
     ],
-    columns=["id", "task", "type", "success", "steps", "run", "group", "model", "source",
+    columns=["id", "task", "type", "outcome", "steps", "run", "group", "model", "source",
              "created"],
 )  # fmt: skip
 id_table(
@@ -98,7 +104,7 @@ id_table(
     column_config={
         "id": st.column_config.NumberColumn(width="small"),
         "task": st.column_config.TextColumn(width="large"),
-        "success": st.column_config.CheckboxColumn(),
+        "outcome": st.column_config.TextColumn(width="small"),
         "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     },
 )  # fmt: skip
@@ -159,7 +165,7 @@ with errors_shown():
 t = detail.trajectory
 st.text(t.task)
 m = st.columns(4)
-m[0].metric("Outcome", "success" if t.success else "failure", border=True)
+m[0].metric("Outcome", outcome_of(t.success), border=True)
 m[1].metric("Steps", f"{t.step_count:,}", border=True)
 group = t.group_index if t.group_index is not None else "–"
 m[2].metric("Run · group", f"{t.run_id or '–'} · {group}", border=True)
@@ -170,6 +176,43 @@ st.text(
 )
 if t.source == "simulator":
     st.caption("Recorded in Memp Studio's household simulator (seeded text world).")
+if t.success is None:
+    st.info(
+        "Outcome unknown: nothing recorded whether this run succeeded. It counts in no "
+        "success rate and nothing is built from it until a reviewer sets its outcome below."
+    )
+
+
+def set_outcome(tid: int, key: str, reason_key: str) -> None:
+    """The label button's callback: the signed-in person's label, audited by the core."""
+    try:
+        label_outcome(store, tid, st.session_state[key], actor=ctx.actor(),
+                      reason=st.session_state.get(reason_key, ""))  # fmt: skip
+    except MempError as exc:
+        st.session_state[FEEDBACK] = ("error", str(exc))
+    else:
+        changed()
+        st.session_state[FEEDBACK] = ("success", f"Trajectory {tid}: outcome set to "
+                                      f"{st.session_state[key]}.")  # fmt: skip
+
+
+if feedback := st.session_state.pop(FEEDBACK, None):
+    (st.success if feedback[0] == "success" else st.error)(md(feedback[1]))
+with st.expander("Set the outcome", expanded=t.success is None):
+    can_label = ctx.person.can_review
+    if not can_label:
+        st.caption(f"You are signed in as a {ctx.person.role}: reviewers set outcomes.")
+    lc = st.columns([1, 3, 1.4])
+    pick_key, reason_key = f"traj_label_{t.id}", f"traj_label_reason_{t.id}"
+    lc[0].selectbox("Outcome", OUTCOMES, index=OUTCOMES.index(outcome_of(t.success)),
+                    key=pick_key, disabled=not can_label)  # fmt: skip
+    lc[1].text_input("Why (kept in the audit log)", key=reason_key, disabled=not can_label)
+    lc[2].button(f"Set the outcome of trajectory {t.id}", key=f"traj_label_btn_{t.id}",
+                 disabled=not can_label, on_click=set_outcome,
+                 args=(t.id or 0, pick_key, reason_key))  # fmt: skip
+    notes = [str(t.facts[k]) for k in ("recorded_outcome", "outcome") if t.facts.get(k)]
+    if notes:
+        st.caption("Outcome notes: " + md(" → ".join(notes)))
 if t.reflections:
     with st.expander(f"Reflections attached to this run ({len(t.reflections)})"):
         for r in t.reflections:
@@ -189,7 +232,7 @@ with timeline:
         if near:
             st.code(f"> {near[0].action or ''}\n{near[0].observation or ''}", language=None,
                     wrap_lines=True)  # fmt: skip
-    elif not t.success:
+    elif t.success is False:
         st.info("No failing or looping step found: the run may have hit the step limit.")
     with errors_shown():
         show_steps(open_tid, detail.step_total, problem, key="traj_steps")
@@ -236,7 +279,10 @@ with memory_tab:
 with compare:
     with errors_shown():
         failed, succeeded = failed_and_succeeded(store, t)
-    if failed is None or succeeded is None:
+    if t.success is None:
+        st.caption("This run's outcome is unknown: set it above to compare it with a run of "
+                   "the other outcome.")  # fmt: skip
+    elif failed is None or succeeded is None:
         st.caption(f"No run of task type {md(t.task_type or '(none)')} with the other outcome.")
     else:
         left, right = st.columns(2)

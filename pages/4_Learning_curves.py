@@ -88,10 +88,15 @@ summary = (
     frame.groupby(["run", "condition"], sort=False)
     .agg(groups=("group", "count"), first=("success_rate", "first"),
          last=("success_rate", "last"), steps_first=("mean_steps", "first"),
-         steps_last=("mean_steps", "last"))
+         steps_last=("mean_steps", "last"), unknown=("unknown", "sum"))
     .reset_index()
 )  # fmt: skip
 st.subheader("Per run")
+if int(frame["unknown"].sum()):
+    st.caption(
+        f"{int(frame['unknown'].sum()):,} runs have no recorded outcome (unknown): each "
+        "group's success rate is over the runs with one, and the unknown are counted apart."
+    )
 st.dataframe(
     summary, hide_index=True, width="stretch",
     column_config={
@@ -99,6 +104,7 @@ st.dataframe(
         "last": st.column_config.NumberColumn("success, last group", format="percent"),
         "steps_first": st.column_config.NumberColumn("steps, first group", format="%.1f"),
         "steps_last": st.column_config.NumberColumn("steps, last group", format="%.1f"),
+        "unknown": st.column_config.NumberColumn("unknown outcomes"),
     },
 )  # fmt: skip
 

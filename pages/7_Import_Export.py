@@ -8,6 +8,7 @@ import streamlit as st
 from memp_core.errors import MempError
 from memp_core.importers import FORMATS
 from memp_core.importers.export import WHATS
+from memp_core.outcomes import outcome_of
 from memp_core.uploads import Preview, Upload, export_zip, import_uploads, preview_uploads
 from ui.common import changed, errors_shown, page
 from ui.safe import md
@@ -59,9 +60,10 @@ def show_preview(p: Preview) -> None:
                 st.code("\n".join(items), language=None, wrap_lines=True)
     if p.sample:
         st.caption(f"The first {len(p.sample)} trajectories")
+        rows = [{**vars(r), "success": outcome_of(r.success)} for r in p.sample]
         st.dataframe(
-            pd.DataFrame([vars(r) for r in p.sample]), hide_index=True, width="stretch",
-            column_config={"success": st.column_config.CheckboxColumn()},
+            pd.DataFrame(rows).rename(columns={"success": "outcome"}), hide_index=True,
+            width="stretch",
         )  # fmt: skip
 
 
@@ -90,11 +92,20 @@ if uploads:
         else:
             changed()
             st.session_state.pop("io_preview_result", None)
+            unknown = report.trajectories - report.succeeded - report.failed
             st.success(
                 f"Imported {report.trajectories:,} trajectories ({report.succeeded:,} "
-                f"succeeded), {report.runs} runs, {report.procedures} procedures; "
-                f"{report.duplicates_skipped:,} duplicates skipped."
+                f"succeeded, {report.failed:,} failed, {unknown:,} unknown), {report.runs} "
+                f"runs, {report.procedures} procedures; {report.duplicates_skipped:,} "
+                "duplicates skipped."
             )
+            if unknown:
+                st.info(
+                    f"{unknown:,} trajectories record no outcome: they stay unknown (in no "
+                    "success rate, built from by no policy) until a reviewer sets their "
+                    "outcome on the Trajectories page, or you import them with "
+                    "`memp import FILE --label success` when you know they succeeded."
+                )
             if report.bad or report.warnings:
                 st.code("\n".join(report.bad + report.warnings)[:20_000], language=None)
 if not ctx.person.can_review:

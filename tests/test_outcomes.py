@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
+from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from memp_core.actor import Actor, system
@@ -38,6 +40,9 @@ from memp_core.outcomes import (
 from memp_core.store import Store, TrajectoryFilter
 from memp_core.update import select_reflect, select_vanilla, update
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # pages import the top-level `ui` package, as `streamlit run` does
+    sys.path.insert(0, str(ROOT))
 REVIEWER = Actor("rita", "reviewer")
 VIEWER = Actor("vic", "viewer")
 
@@ -389,3 +394,45 @@ def test_old_assumed_successes_become_unknown_and_reimport_still_finds_them(
     assert (again.trajectories, again.duplicates_skipped) == (0, 1)
     with store.session() as s:
         assert s.exec(select(AuditEvent).where(col(AuditEvent.actor) == "memp:upgrade")).all()
+
+
+# -- the pages -------------------------------------------------------------------------------
+
+
+def run_app_page(path: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    if path != "app.py":
+        at.switch_page(path).run()
+    return at
+
+
+def test_trajectories_page_shows_unknown_and_a_reviewer_sets_the_outcome(store: Store) -> None:
+    add(store, "heat some egg and put it in countertop.", True)
+    tid = add(store, "cool some apple and put it in fridge.", None)
+    at = run_app_page("pages/1_Trajectories.py")
+    assert not at.exception, at.exception
+    table = next(df.value for df in at.dataframe if "outcome" in df.value.columns)
+    assert sorted(table["outcome"]) == ["success", "unknown"]
+    at.selectbox(key="traj_outcome").set_value("unknown").run()
+    assert [m.value for m in at.metric if m.label == "Outcome"] == ["unknown"]
+    assert any("Outcome unknown" in i.value for i in at.info)
+    at.selectbox(key=f"traj_label_{tid}").set_value("failure").run()
+    at.text_input(key=f"traj_label_reason_{tid}").set_value("it never cooled the apple").run()
+    at.button(key=f"traj_label_btn_{tid}").click().run()
+    assert not at.exception, at.exception
+    assert store.get(Trajectory, tid).success is False
+    (ev,) = store.audit_events(object_type="trajectory", object_id=tid)
+    assert (ev.action, ev.detail["before"], ev.detail["after"]) == ("label", "unknown", "failure")
+    assert ev.detail["reason"] == "it never cooled the apple"
+
+
+def test_overview_rate_is_over_recorded_outcomes_with_the_unknown_beside_it(
+    store: Store,
+) -> None:
+    for success in (True, False, None, None):
+        add(store, "heat some egg and put it in countertop.", success)
+    at = run_app_page("app.py")
+    assert not at.exception, at.exception
+    (rate,) = [m for m in at.metric if m.label == "Success rate"]
+    assert (rate.value, rate.delta) == ("50%", "2 unknown")
