@@ -420,6 +420,30 @@ def test_bad_input_gets_a_clear_status_never_a_traceback(svc: Service) -> None:
         assert "Traceback" not in r.text
 
 
+def test_ids_and_text_no_database_can_store_are_refused_not_crashed(svc: Service) -> None:
+    """Before: an id past 64 bits reached the SQLite driver (OverflowError, a 500)."""
+    big = 10**20
+    for method, path, body in [
+        ("GET", f"/v1/procedures/{big}", None),
+        ("GET", f"/v1/procedures/{big}/revisions", None),
+        ("POST", "/v1/feedback", {"revision_id": big, "rating": "helpful"}),
+        ("POST", "/v1/trajectories", {"task": "x", "retrieval_id": big}),
+        ("POST", "/v1/procedures/propose",
+         {"title": "t", "script": "1. a", "rationale": "r", "source_trajectory_ids": [big]}),
+    ]:  # fmt: skip
+        r = svc.http.request(method, path, json=body, headers=bearer(svc.bot))
+        assert r.status_code == 422, (path, r.status_code, r.text)
+    r = svc.get("/v1/procedures", svc.bot, params={"offset": big})
+    assert r.status_code == 422
+    assert svc.get("/v1/procedures", svc.bot, params={"text": "a\x00b"}).status_code == 422
+    json_headers = {**bearer(svc.bot), "Content-Type": "application/json"}
+    for raw in (b'{"task": "a\\u0000b"}', b'{"task": "t", "steps": [{"action": "\\ud800"}]}',
+                b'{"task": "t", "metadata": {"k": ["\\udfff"]}}'):  # fmt: skip
+        r = svc.http.post("/v1/trajectories", content=raw, headers=json_headers)
+        assert r.status_code == 422, (raw, r.text)
+    assert svc.post(f"/v1/procedures/{big}/approve", svc.rita, {}).status_code == 422
+
+
 def test_bodies_over_the_limit_are_refused_with_413(svc: Service) -> None:
     before = count(svc.store, Trajectory)
     huge = {"task": TASK, "steps": [{"action": "x" * 1000}] * 6000}

@@ -202,6 +202,7 @@ class AgentDoor:
         who.require(REVIEW_SCOPE)
         actor = who.review_actor
         store = self.store
+        reads.known_id(procedure_id)
         store.get(Procedure, procedure_id)  # an unknown id is 404 whatever the body says
         if action == "approve":
             _not_own_work(store, who, procedure_id)

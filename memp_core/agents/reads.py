@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from memp_core.agents.keys import REVIEW_SCOPE, Identity
 from memp_core.agents.schemas import (
+    MAX_ID,
     ProcedureOut,
     ProcedurePage,
     ProcedureStep,
@@ -148,7 +149,14 @@ def lineage(store: Store, who: Identity, procedure_id: int) -> list[RevisionOut]
     return [revision_out(r, proc.current_revision_id) for r in store.revisions_of(procedure_id)]
 
 
+def known_id(procedure_id: int) -> None:
+    """Ids outside the databases' integer range name nothing (and never reach a driver)."""
+    if not 1 <= procedure_id <= MAX_ID:
+        raise NotFoundError(f"procedure {procedure_id} not found")
+
+
 def _visible_procedure(store: Store, who: Identity, procedure_id: int) -> Procedure:
+    known_id(procedure_id)
     with store.session() as s:
         proc = s.get(Procedure, procedure_id)
     if proc is None or not visible(who, proc):

@@ -8,15 +8,19 @@ body that names who is calling is ignored: the caller is the key's agent.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from memp_core.models import Rating
 
 MAX_STEPS = 10_000
 MAX_TEXT = 100_000  # one thought, action or observation
 MAX_TASK = 10_000
+# Ids fit both databases' integer columns (Postgres INTEGER): a larger one is refused (422)
+# here instead of failing in the driver.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 RetrievePolicy = Literal["query", "facts", "random", "hybrid"]
 Outcome = Literal["success", "failure", "unknown"]
 ReviewAction = Literal["approve", "reject", "rollback", "pin", "deprecate"]
@@ -24,6 +28,33 @@ ReviewAction = Literal["approve", "reject", "rollback", "pin", "deprecate"]
 
 class _In(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False, str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        """Text the databases can store: no NUL character (Postgres refuses it) and no lone
+        UTF-16 surrogate (JSON's ``\\ud800`` decodes to one; UTF-8 cannot encode it)."""
+        check_text(value)
+        return value
+
+
+def check_text(value: Any) -> None:
+    """Every string in ``value`` (nested dicts and lists too, walked without recursion)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL (\\u0000) characters")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (a lone surrogate was sent)") from None
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
 
 
 class RetrieveRequest(_In):
@@ -78,7 +109,7 @@ class TrajectoryReport(_In):
     success: bool | None = Field(
         default=None, description="Did the whole task succeed? null: not known (never assumed)"
     )
-    retrieval_id: int | None = Field(
+    retrieval_id: Id | None = Field(
         default=None, description="The retrieval this run used: its outcome counts for it"
     )
     agent_model: str | None = Field(default=None, max_length=200)
@@ -112,10 +143,10 @@ class ReportResult(BaseModel):
 
 
 class FeedbackIn(_In):
-    revision_id: int
+    revision_id: Id
     rating: Rating
     reason: str | None = Field(default=None, max_length=5_000)
-    trajectory_id: int | None = None
+    trajectory_id: Id | None = None
 
 
 class FeedbackOut(BaseModel):
@@ -132,7 +163,7 @@ class ProposalIn(_In):
     script: str = Field(
         min_length=1, max_length=20_000, description="Numbered steps: '1. ...\\n2. ...'"
     )
-    source_trajectory_ids: list[int] = Field(default_factory=list, max_length=100)
+    source_trajectory_ids: list[Id] = Field(default_factory=list, max_length=100)
     rationale: str = Field(min_length=1, max_length=10_000, description="Why, for the reviewer")
 
 
@@ -190,10 +221,10 @@ class ReviewIn(_In):
 
     comment: str = Field(default="", max_length=10_000, description="approve, rollback")
     reason: str = Field(default="", max_length=10_000, description="reject, deprecate (needed)")
-    revision_id: int | None = Field(
+    revision_id: Id | None = Field(
         default=None, description="approve/reject: refuse if this is no longer current"
     )
-    to_revision_id: int | None = Field(default=None, description="rollback: the revision")
+    to_revision_id: Id | None = Field(default=None, description="rollback: the revision")
     pinned: bool = Field(default=True, description="pin: false unpins")
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 
 from memp_core.agents import reads
 from memp_core.agents.keys import REVIEW_SCOPE, Identity
 from memp_core.agents.operations import PROPOSE_SCOPE, WRITE_SCOPE, AgentDoor
 from memp_core.agents.schemas import (
+    MAX_ID,
     FeedbackIn,
     FeedbackOut,
     ProcedureOut,
@@ -35,6 +36,8 @@ from memp_core.service.auth import door, identity, requires
 
 router = APIRouter(prefix="/v1")
 Door = Annotated[AgentDoor, Depends(door)]
+ProcedureId = Annotated[int, Path(ge=1, le=MAX_ID)]
+NO_NUL = r"^[^\x00]*$"  # Postgres stores no NUL character
 
 
 def reader(who: Annotated[Identity, Depends(identity)]) -> Identity:
@@ -61,10 +64,12 @@ def retrieve(who: Annotated[Identity, Depends(requires(reads.READ_SCOPE))], d: D
 def list_procedures(
     who: Reader,
     d: Door,
-    status: Annotated[str | None, Query(max_length=40)] = None,
-    task_type: Annotated[str | None, Query(max_length=100)] = None,
-    text: Annotated[str | None, Query(max_length=300, description="In the title")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: Annotated[str | None, Query(max_length=40, pattern=NO_NUL)] = None,
+    task_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    text: Annotated[
+        str | None, Query(max_length=300, pattern=NO_NUL, description="In the title")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ProcedurePage:
     """Approved procedures (every status with ``review:admin``), most recently changed first."""
@@ -73,13 +78,13 @@ def list_procedures(
 
 
 @router.get("/procedures/{procedure_id}", tags=["procedures"])
-def get_procedure(who: Reader, d: Door, procedure_id: int) -> ProcedureOut:
+def get_procedure(who: Reader, d: Door, procedure_id: ProcedureId) -> ProcedureOut:
     """One procedure with its current script, success stats and feedback counts."""
     return d.get_procedure(who, procedure_id)
 
 
 @router.get("/procedures/{procedure_id}/revisions", tags=["procedures"])
-def revisions(who: Reader, d: Door, procedure_id: int) -> list[RevisionOut]:
+def revisions(who: Reader, d: Door, procedure_id: ProcedureId) -> list[RevisionOut]:
     """The procedure's lineage, oldest first: origin, author, rationale, evidence runs."""
     return d.revisions(who, procedure_id)
 
@@ -116,7 +121,7 @@ def propose(who: Proposer, d: Door, body: ProposalIn) -> ProposalOut:
 def review_action(
     who: Reviewer,
     d: Door,
-    procedure_id: int,
+    procedure_id: ProcedureId,
     action: ReviewAction,
     body: Annotated[ReviewIn | None, Body()] = None,
 ) -> ReviewOut:
