@@ -467,6 +467,7 @@ def test_a_locked_database_is_503_with_retry_after(db_url: str, embedder: Embedd
     store = Store(db_url, busy_timeout_s=0.1)
     key = make_key(store, "bot", AGENT)
     verify(store, key)  # last_used_at written now: requests below only read the key
+    fresh = make_key(store, "reader", ["procedures:read"])  # never used: its stamp is due
     memory = ProceduralMemory(store, settings=Settings(database_url=db_url), embedder=embedder,
                               backend="heuristic")  # fmt: skip
     with live_server(db_url, memory=memory) as srv:
@@ -476,11 +477,14 @@ def test_a_locked_database_is_503_with_retry_after(db_url: str, embedder: Embedd
             r = httpx.post(
                 f"{srv.url}/v1/trajectories", json=run(), headers=bearer(key), timeout=60
             )
+            # a read is answered: the key's usage stamp waits for a free moment
+            read = httpx.get(f"{srv.url}/v1/procedures", headers=bearer(fresh), timeout=60)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] and "locked" in r.json()["detail"]
+        assert read.status_code == 200, read.text
         r = httpx.post(f"{srv.url}/v1/trajectories", json=run(), headers=bearer(key), timeout=60)
         assert r.status_code == 201
     with store.session() as s:

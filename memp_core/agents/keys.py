@@ -25,7 +25,13 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import col, select
 
 from memp_core.actor import Actor
-from memp_core.errors import AuthenticationError, ConfigError, NotFoundError, ScopeError
+from memp_core.errors import (
+    AuthenticationError,
+    ConfigError,
+    DatabaseLockedError,
+    NotFoundError,
+    ScopeError,
+)
 from memp_core.models import SCOPES, ApiKey, utcnow
 from memp_core.store import Store
 
@@ -166,12 +172,21 @@ def verify(store: Store, raw_key: str | None) -> Identity:
     key_id = int(row.id or 0)
     now = utcnow()
     if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_EVERY:
-        with store.transaction() as s:
+        _stamp(store, key_id, now)
+    return Identity(key_id, row.agent, frozenset(row.scopes))
+
+
+def _stamp(store: Store, key_id: int, now: datetime) -> None:
+    """Record the key's use. A database busy with other writers skips the stamp (the next
+    request a minute on tries again) rather than refuse a request over a usage stamp."""
+    try:
+        with store.transaction(retries=0) as s:
             fresh = s.get(ApiKey, key_id)
             if fresh is not None:
                 fresh.last_used_at = now
                 s.add(fresh)
-    return Identity(key_id, row.agent, frozenset(row.scopes))
+    except DatabaseLockedError:
+        return
 
 
 def _aware(when: datetime) -> datetime:
