@@ -113,7 +113,10 @@ def import_(
     else:
         text = summary(report)
         if label is not None:
-            text += f"; {len(labelled)} labelled {label} by {actor.author}"
+            text += (
+                f"; then {len(labelled)} with no recorded outcome labelled {label} by "
+                f"{actor.author} (audited)"
+            )
         out_console.print(text, highlight=False, soft_wrap=True)
 
 
