@@ -367,8 +367,9 @@ def test_memp_import_without_label_says_how_many_are_unknown(db_url: str, tmp_pa
 
 
 def test_old_assumed_successes_become_unknown_and_reimport_still_finds_them(
-    store: Store, tmp_path: Path
+    any_store: Store, tmp_path: Path
 ) -> None:
+    store = any_store
     path = write(tmp_path, "demos.txt", DEMO)
     import_paths(store, [path], fmt="alfworld", actor=REVIEWER)
     # What an import before this change stored: an assumed success, hashed as a success.
