@@ -594,6 +594,11 @@ with httpx.Client(base_url=url, timeout=120, headers={"Authorization": "Bearer "
             elif attempt == 0:
                 out["created"].append(r.json()["trajectory_id"])
                 out["counted"] += r.json()["update"]["counted"]
+        if i % 7 == 0:  # something for the reviewer: proposals wait for review
+            r = h.post("/v1/procedures/propose", json={"title": f"put {n} pen {i} in drawer",
+                       "script": "1. find the pen\n2. put it in the drawer", "rationale": "r"})
+            if r.status_code != 201:
+                out["errors"].append(f"propose {r.status_code} {r.text[:200]}")
 print(json.dumps(out))
 """
 
