@@ -211,6 +211,9 @@ class Procedure(SQLModel, table=True):
     task_type: str = Field(default="", index=True)
     status: str = Field(default=Status.pending_review.value, index=True)
     current_revision_id: int | None = Field(default=None, index=True)
+    # A newer revision waiting for review while the current one stays served (an approved
+    # procedure keeps serving its approved content until a person accepts the proposal).
+    proposed_revision_id: int | None = Field(default=None, index=True)
     use_count: int = 0
     success_count: int = 0
     pinned: bool = False  # a pinned procedure is never deprecated automatically
