@@ -51,7 +51,7 @@ class Upload:
 class SampleRow:
     task: str
     task_type: str
-    success: bool
+    success: bool | None  # None: the log records no verdict (unknown)
     steps: int
     agent_model: str
     where: str
@@ -63,6 +63,8 @@ class Preview:
 
     trajectories: int = 0
     succeeded: int = 0
+    failed: int = 0
+    unknown: int = 0  # no verdict in the log: counted apart, never as a success or a failure
     steps: int = 0
     procedures: int = 0
     formats: dict[str, str] = field(default_factory=dict)
@@ -126,7 +128,9 @@ def staged(uploads: Sequence[Upload]) -> Iterator[tuple[Path, list[str]]]:
 def _count(preview: Preview, item: object) -> None:
     if isinstance(item, TrajectoryRecord):
         preview.trajectories += 1
-        preview.succeeded += int(item.success)
+        preview.succeeded += item.success is True
+        preview.failed += item.success is False
+        preview.unknown += item.success is None
         preview.steps += len(item.steps)
         if item.run is not None:
             preview.run_keys.add(item.run.fingerprint)

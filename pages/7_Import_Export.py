@@ -46,12 +46,13 @@ fingerprint = hashlib.sha256(
 
 
 def show_preview(p: Preview) -> None:
-    m = st.columns(5)
+    m = st.columns(6)
     m[0].metric("Trajectories", f"{p.trajectories:,}", border=True)
     m[1].metric("Succeeded", f"{p.succeeded:,}", border=True)
-    m[2].metric("Steps", f"{p.steps:,}", border=True)
-    m[3].metric("Runs", p.runs, border=True)
-    m[4].metric("Procedures", p.procedures, border=True)
+    m[2].metric("Unknown outcome", f"{p.unknown:,}", border=True)
+    m[3].metric("Steps", f"{p.steps:,}", border=True)
+    m[4].metric("Runs", p.runs, border=True)
+    m[5].metric("Procedures", p.procedures, border=True)
     if p.formats:
         st.caption("Detected: " + ", ".join(f"{md(k)} → {md(v)}" for k, v in p.formats.items()))
     for label, items in (("Unreadable records", p.bad), ("Warnings", p.warnings)):

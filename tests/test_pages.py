@@ -473,8 +473,9 @@ def test_preview_counts_an_upload_and_writes_nothing(store: Store) -> None:
     from memp_core.uploads import Upload, preview_uploads
 
     p = preview_uploads([Upload("run.txt", ALFWORLD_LOG.encode())], "alfworld")
-    assert (p.trajectories, p.succeeded, p.steps) == (1, 1, 4)
-    assert p.sample[0].task_type == "put"
+    # a transcript without a STATUS line records no verdict: unknown, not a success
+    assert (p.trajectories, p.succeeded, p.unknown, p.steps) == (1, 0, 1, 4)
+    assert p.sample[0].task_type == "put" and p.sample[0].success is None
     assert store.counts().trajectories == 0
 
 
