@@ -98,16 +98,24 @@ def print_json(obj: Any) -> None:
 @app.command()
 def init(db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Create the database and its tables (idempotent; upgrades an older schema)."""
+    from memp_core.actor import system
+    from memp_core.outcomes import forget_assumed
+
     store = Store.from_settings(settings_for(db), create=False)
     schema = store.init()
+    # Older releases stored runs without a verdict as "assumed success": unknown now.
+    relabelled = forget_assumed(store, actor=system("upgrade")) if schema == "upgraded" else 0
     counts = store.counts()
     if json_:
-        print_json({"database": safe_url(store.url), "schema": schema, "counts": counts})
+        print_json({"database": safe_url(store.url), "schema": schema, "counts": counts,
+                    "assumed_successes_now_unknown": relabelled})  # fmt: skip
     else:
         out_console.print(
             f"Database {safe_url(store.url)}: schema {schema}; {counts.trajectories} "
-            f"trajectories, {counts.procedures} procedures",
+            f"trajectories, {counts.procedures} procedures"
+            + (f"; {relabelled} assumed successes are now unknown" if relabelled else ""),
             highlight=False,
+            soft_wrap=True,
         )
 
 

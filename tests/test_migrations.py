@@ -218,3 +218,25 @@ def test_downgrade_to_the_first_schema_drops_only_the_new_column(db_url: str) ->
     assert store.init() == "upgraded"
     assert_reports_fit(store)
     store.dispose()
+
+
+def test_memp_init_turns_assumed_successes_of_an_older_release_into_unknown(
+    db_url: str,
+) -> None:
+    store = Store(db_url)
+    with store.transaction() as s:  # what an older release stored for a transcript without STATUS
+        s.add(Trajectory(task="put a mug in shelf", success=True, content_hash="old",
+                         facts={"outcome": "assumed success: no STATUS line"}))  # fmt: skip
+    with store.engine.begin() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0002")
+    store.dispose()
+    res = CliRunner().invoke(app, ["init", "--db", db_url])
+    assert res.exit_code == 0, res.output
+    assert "1 assumed successes are now unknown" in res.output
+    store = Store(db_url)
+    with store.session() as s:
+        (traj,) = s.scalars(select(Trajectory)).all()
+    assert traj.success is None and traj.facts["outcome"].startswith("unknown")
+    again = CliRunner().invoke(app, ["init", "--db", db_url])
+    assert "up to date" in again.output and "now unknown" not in again.output
+    store.dispose()
