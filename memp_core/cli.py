@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import socket
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import date, datetime
@@ -27,6 +28,7 @@ from typer.core import TyperGroup
 from memp_core.config import PROJECT_ROOT, Settings, get_settings, safe_url
 from memp_core.credentials import NETWORK_OPT_OUT_ENV, load_credentials
 from memp_core.errors import ConfigError, MempError
+from memp_core.opener import display_available
 from memp_core.store import Store
 
 err_console = Console(stderr=True)
@@ -153,6 +155,13 @@ def dashboard(
         out_console.print(line, highlight=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    if not headless and display_available():
+        # Streamlit runs headless (no first-run prompt); this helper opens the page once it
+        # answers. It is this process's child, so it becomes Streamlit's after the exec.
+        subprocess.Popen(
+            [sys.executable, "-m", "memp_core.opener", plan.local_url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     # exec, not a child process: a SIGTERM or Ctrl-C to `memp dashboard` reaches Streamlit
     # itself, so stopping the command never leaves a server running.
     os.chdir(PROJECT_ROOT)
@@ -166,6 +175,7 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     banner: list[str]
+    local_url: str = ""  # what a browser on this machine opens
 
 
 def is_loopback(host: str) -> bool:
@@ -211,10 +221,13 @@ def dashboard_plan(
     argv = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
         "--server.address", bare, "--server.port", str(port),
-        "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
+        # Always headless: Streamlit's own browser opening asks for an e-mail on first run
+        # and exits 255 without a terminal; memp_core.opener opens the browser instead.
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     banner = [f"Dashboard on {where} (database {safe_url(settings.resolved_database_url())})"]
-    return Launch(argv=argv, env=env, banner=[*banner, signin])
+    local = f"http://{'127.0.0.1' if bare in ('0.0.0.0', '::') else shown}:{port}"
+    return Launch(argv=argv, env=env, banner=[*banner, signin], local_url=local)
 
 
 def main() -> None:

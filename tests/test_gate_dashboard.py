@@ -550,3 +550,38 @@ def test_a_cookie_copied_before_sign_out_no_longer_signs_in(db_url: str, tmp_pat
             browser.close()
     finally:
         kill_group(proc)
+
+
+def test_dashboard_without_a_terminal_or_display_serves_and_never_prompts(
+    db_url: str, tmp_path: Path
+) -> None:
+    # As a service, a container or `ssh -T` runs it: no --no-browser, stdin closed, no DISPLAY.
+    port, log = free_port(), tmp_path / "dashboard.log"
+    env = dict(os.environ, MEMP_DATABASE_URL=db_url, HF_HUB_OFFLINE="1")
+    for name in ("MEMP_AUTH_FILE", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memp_core", "dashboard", "--port", str(port)],
+        env=env, stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_healthy(port, proc, log)
+    finally:
+        kill_group(proc)
+    out = log.read_text()
+    assert "Email" not in out and f"http://127.0.0.1:{port}" in out
+
+
+def test_the_browser_opens_only_where_a_display_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memp_core.opener import display_available
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not display_available()
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert display_available()
+    plan = dashboard_plan(get_settings(), host="0.0.0.0", port=8600, headless=False, insecure=True)
+    assert plan.argv[plan.argv.index("--server.headless") + 1] == "true"  # never Streamlit's prompt
+    assert plan.local_url == "http://127.0.0.1:8600"
