@@ -221,8 +221,10 @@ def errors_of(at: AppTest) -> list[str]:
 # -- every page renders -----------------------------------------------------------------------
 
 
-def test_there_are_nine_pages() -> None:
-    assert len(PAGES) >= 8, PAGES
+def test_every_page_is_in_the_navigation_and_nothing_else_is() -> None:
+    from ui.common import NAV
+
+    assert sorted(path for path, _, _ in NAV if path != "app.py") == PAGES
 
 
 @pytest.mark.parametrize("path", ["app.py", *PAGES])
