@@ -12,6 +12,13 @@ the script is re-distilled only while the procedure's content has come from runs
 reflection, edit or rollback in its history), so a reflection's or a reviewer's wording is
 never overwritten by a merge; after that, merges only add evidence.
 
+A write that must wait for review and lands on an **approved** procedure does not take it out
+of service: :func:`land_revision` appends it as that procedure's pending proposal
+(``Procedure.proposed_revision_id``, a child of the previous proposal or of the current
+revision) and the served revision stays current until a person accepts the proposal
+(:mod:`memp_core.review`). Merges plan from that head (the proposal if there is one), so
+several proposals chain.
+
 Backend calls happen in :func:`plan_builds` (no transaction open); :func:`write_builds` then
 writes everything inside the caller's transaction.
 """
@@ -24,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, case, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -217,7 +224,7 @@ def _plan_new(
 def _plan_merge(
     store: Store, backend: Backend, kind: Kind, proc: Procedure, runs: list[Evidence]
 ) -> PlannedBuild:
-    current = store.current_revision(proc)
+    current = head_revision(store, proc)  # a pending proposal is the newest knowledge
     known = [i for i in current.evidence_trajectory_ids if i not in {e.id for e in runs}]
     old = load_evidence(store, _existing_ids(store, known[-MAX_RUNS_PER_SCRIPT:]))
     ranked = best_first([*runs, *old])
@@ -239,6 +246,19 @@ def _plan_merge(
         expected_current=current.id, content_changed=changed, tokens=tokens,
         new_evidence=[e.id for e in runs],
     )  # fmt: skip
+
+
+def head_revision_id(proc: Procedure) -> int | None:
+    """The revision new work builds on: an approved procedure's pending proposal if it has
+    one, else its current revision."""
+    if proc.status == Status.approved.value and proc.proposed_revision_id is not None:
+        return proc.proposed_revision_id
+    return proc.current_revision_id
+
+
+def head_revision(store: Store, proc: Procedure) -> ProcedureRevision:
+    head = head_revision_id(proc)
+    return store.current_revision(proc) if head is None else store.get(ProcedureRevision, head)
 
 
 def content_from_runs(store: Store, procedure_id: int) -> bool:
@@ -342,17 +362,13 @@ def write_builds(
             store.audit(s, actor, "build", "procedure", proc.id, revision_id=plan.revision.id,
                         evidence=plan.new_evidence, tokens=plan.tokens)  # fmt: skip
         else:
-            new_status = status.value
-            proc = s.get(Procedure, plan.procedure_id)
-            if proc is not None and not plan.content_changed and proc.status == Status.approved:
-                new_status = proc.status  # same approved content with more evidence
-            append_revision(
-                s, plan.procedure_id, plan.revision,
-                expected_current=plan.expected_current, status=new_status,
+            proposed = land_revision(
+                s, plan.procedure_id, plan.revision, expected=plan.expected_current,
+                status=status, content_changed=plan.content_changed,
             )  # fmt: skip
             store.audit(s, actor, "merge", "procedure", plan.procedure_id,
                         revision_id=plan.revision.id, evidence=plan.new_evidence,
-                        tokens=plan.tokens)  # fmt: skip
+                        tokens=plan.tokens, proposal=proposed)  # fmt: skip
         out.append(plan.revision)
     return out
 
@@ -384,43 +400,112 @@ def append_revision(
     *,
     expected_current: int | None,
     status: str | None = None,
+    supersedes_proposal: bool = False,
 ) -> ProcedureRevision:
     """Add a child revision and make it current, only if the procedure is still at
     ``expected_current`` (optimistic concurrency).
 
-    The conditional UPDATE comes first: it takes the write lock (SQLite) or the row lock
-    (Postgres) and re-checks the current revision atomically, so of two concurrent savers
-    exactly one wins and the other gets :class:`ConflictError` before writing anything.
+    ``supersedes_proposal``: ``expected_current`` names the pending proposal instead (a
+    reviewer's edit of it); the proposal is then replaced by the new current revision.
+    A pending proposal is otherwise left as it is.
     """
-    claimed = s.exec(
-        update(Procedure)
-        .where(col(Procedure.id) == procedure_id)
-        .where(col(Procedure.current_revision_id) == expected_current)
-        .values(updated_at=utcnow())
+    target = (
+        Procedure.proposed_revision_id if supersedes_proposal else Procedure.current_revision_id
     )
-    if claimed.rowcount != 1:
-        proc = s.get(Procedure, procedure_id)
-        if proc is None:
-            raise NotFoundError(f"procedure {procedure_id} not found")
-        s.refresh(proc)
-        raise ConflictError(
-            f"procedure {procedure_id} moved on: its current revision is "
-            f"{proc.current_revision_id}, but this change started from revision "
-            f"{expected_current}; nothing was saved. "
-            "Reload the procedure and apply the change again."
-        )
-    revision.procedure_id = procedure_id
-    revision.parent_revision_id = expected_current
-    s.add(revision)
-    s.flush()
-    proc = s.get(Procedure, procedure_id, populate_existing=True)  # see the claim's UPDATE
-    assert proc is not None  # the claim just matched it
+    proc = _claim(s, procedure_id, col(target) == expected_current, expected_current)
+    _add_child(s, procedure_id, revision, expected_current)
     proc.current_revision_id = revision.id
+    if supersedes_proposal:
+        proc.proposed_revision_id = None
     if status is not None:
         proc.status = status
     s.add(proc)
     s.flush()
     return revision
+
+
+def land_revision(
+    s: Session,
+    procedure_id: int,
+    revision: ProcedureRevision,
+    *,
+    expected: int | None,
+    status: Status,
+    content_changed: bool = True,
+) -> bool:
+    """Add a revision written by a build, merge, reflection or proposal; True when it
+    became the procedure's pending proposal.
+
+    ``expected`` is the head the write was planned from (:func:`head_revision_id`); if the
+    procedure moved on, :class:`ConflictError` and nothing is written. Written to wait for
+    review (``status`` pending_review) on an approved procedure, the revision becomes its
+    proposal: the served revision stays current and approved. The exception is a merge that
+    only added evidence to the served content (no proposal pending): nothing there needs
+    review, so it becomes current and stays approved. Anywhere else the revision becomes
+    current with ``status`` (it was not served anyway, or ``status`` approves it: an
+    experiment's own memory), and any older proposal is superseded by it.
+    """
+    proc = _claim(s, procedure_id, _head_column() == expected, expected)
+    _add_child(s, procedure_id, revision, expected)
+    served = proc.status == Status.approved.value
+    waits = status == Status.pending_review
+    if served and waits and (content_changed or proc.proposed_revision_id is not None):
+        proc.proposed_revision_id = revision.id
+        proposed = True
+    else:
+        proc.current_revision_id = revision.id
+        proc.proposed_revision_id = None
+        proc.status = Status.approved.value if served and waits else status.value
+        proposed = False
+    s.add(proc)
+    s.flush()
+    return proposed
+
+
+def _head_column() -> Any:
+    """:func:`head_revision_id` in SQL."""
+    has_proposal = and_(
+        col(Procedure.status) == Status.approved.value,
+        col(Procedure.proposed_revision_id).is_not(None),
+    )
+    return case((has_proposal, col(Procedure.proposed_revision_id)),
+                else_=col(Procedure.current_revision_id))  # fmt: skip
+
+
+def _claim(s: Session, procedure_id: int, condition: Any, expected: int | None) -> Procedure:
+    """The procedure, if ``condition`` (it is still where the change started) holds.
+
+    The conditional UPDATE comes first: it takes the write lock (SQLite) or the row lock
+    (Postgres) and re-checks atomically, so of two concurrent savers exactly one wins and
+    the other gets :class:`ConflictError` before writing anything.
+    """
+    claimed = s.exec(
+        update(Procedure)
+        .where(col(Procedure.id) == procedure_id)
+        .where(condition)
+        .values(updated_at=utcnow())
+    )
+    proc = s.get(Procedure, procedure_id, populate_existing=True)  # see the claim's UPDATE
+    if proc is None:
+        raise NotFoundError(f"procedure {procedure_id} not found")
+    if claimed.rowcount != 1:
+        pending = f" (revision {proc.proposed_revision_id} proposed)"
+        raise ConflictError(
+            f"procedure {procedure_id} moved on: its current revision is "
+            f"{proc.current_revision_id}{pending if proc.proposed_revision_id else ''}, but "
+            f"this change started from revision {expected}; nothing was saved. "
+            "Reload the procedure and apply the change again."
+        )
+    return proc
+
+
+def _add_child(
+    s: Session, procedure_id: int, revision: ProcedureRevision, parent: int | None
+) -> None:
+    revision.procedure_id = procedure_id
+    revision.parent_revision_id = parent
+    s.add(revision)
+    s.flush()
 
 
 def _created_meanwhile(key: str) -> ConflictError:

@@ -43,7 +43,9 @@ class RevisionUse:
 
 
 def revision_uses(store: Store, revision_ids: Iterable[int]) -> dict[int, RevisionUse]:
-    """Uses and successes per revision, from the trajectories that followed each one."""
+    """Uses and successes per revision, from the trajectories that followed each one.
+
+    Only runs with a recorded outcome count: an unknown one is no use with a failure."""
     ids = list(revision_ids)
     out: dict[int, RevisionUse] = {}
     with store.session() as s:
@@ -56,6 +58,7 @@ def revision_uses(store: Store, revision_ids: Iterable[int]) -> dict[int, Revisi
                     func.sum(case((col(Trajectory.success).is_(True), 1), else_=0)),
                 )
                 .where(col(Trajectory.procedure_revision_id).in_(chunk))
+                .where(col(Trajectory.success).is_not(None))
                 .group_by(Trajectory.procedure_revision_id)
             ).all()
             for rid, n, ok in rows:

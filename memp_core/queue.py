@@ -31,6 +31,7 @@ class ProcedurePage:
 class ProcedureDetail:
     procedure: Procedure
     current: ProcedureRevision | None
+    proposed: ProcedureRevision | None  # waiting for review while ``current`` is served
     revisions: list[ProcedureRevision]  # oldest first
     uses: dict[int, RevisionUse]  # per revision id
     evidence: list[Trajectory]  # the current revision's evidence runs
@@ -49,13 +50,20 @@ def list_procedures(
     status: str | None = None,
     task_type: str | None = None,
     text: str | None = None,
+    with_proposal: bool | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> ProcedurePage:
-    """One page of procedures, the most recently changed first."""
+    """One page of procedures, the most recently changed first.
+
+    ``with_proposal``: True for procedures with a revision proposed and waiting for review
+    (approved ones, served meanwhile), False for those without one."""
     conds: list[Any] = []
     if status:
         conds.append(Procedure.status == status)
+    if with_proposal is not None:
+        proposed = col(Procedure.proposed_revision_id)
+        conds.append(proposed.is_not(None) if with_proposal else proposed.is_(None))
     if task_type:
         conds.append(Procedure.task_type == task_type)
     if text:
@@ -79,6 +87,7 @@ def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> Pr
     revisions = store.revisions_of(procedure_id)
     by_id = {r.id: r for r in revisions}
     current = by_id.get(procedure.current_revision_id)
+    proposed = by_id.get(procedure.proposed_revision_id)
     rev_ids = [r.id for r in revisions if r.id is not None]
     evidence_ids = list(current.evidence_trajectory_ids)[:EVIDENCE_LIMIT] if current else []
     with store.session() as s:
@@ -99,6 +108,7 @@ def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> Pr
     return ProcedureDetail(
         procedure=procedure,
         current=current,
+        proposed=proposed,
         revisions=revisions,
         uses=revision_uses(store, rev_ids),
         evidence=evidence,

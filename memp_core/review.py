@@ -11,6 +11,22 @@ before writing anything.
 A rollback of an approved procedure stays approved only when it restores content a person
 approved (see :func:`approved_contents`); any other content goes back to ``pending_review``,
 so a rollback can never serve agents text nobody reviewed.
+
+Proposals. What waits for review on an approved procedure (a reflection, a merge, an
+agent's proposal) is its *proposal* (``Procedure.proposed_revision_id``) while the current
+revision stays served. ``approve(..., revision_id=<proposal>)`` accepts it: it becomes the
+current revision, served from then on; ``reject(..., revision_id=<proposal>)`` turns down
+only the proposal and the procedure stays approved as it was. A proposal another one
+superseded (a newer one chained on it) can be neither accepted nor rejected any more
+(:class:`ConflictError`): the reviewer reads the newer one first.
+
+A reviewer's edit or rollback clears a pending proposal only when it supersedes it: an
+edit that started from the proposal (``base_revision_id`` = the proposal) becomes the
+current revision in its place, a child of it; an edit or a rollback of the current
+revision leaves the proposal pending (its diff is shown against the new current revision,
+so the reviewer sees what accepting it would change). A procedure that leaves ``approved``
+(rejected, deprecated, or rolled back to content nobody approved) drops its proposal: the
+revision stays in the lineage and the audit event names it (``dropped_proposal``).
 """
 
 from __future__ import annotations
@@ -54,16 +70,25 @@ def approve(
     comment: str = "",
     revision_id: int | None = None,
 ) -> Procedure:
-    """Serve the procedure to agents. ``revision_id``: refuse if it is no longer current."""
+    """Serve the procedure to agents. ``revision_id``: the revision the reviewer read: the
+    current one (refused if it is no longer current) or the pending proposal, which then
+    becomes current (refused if a newer proposal superseded it)."""
+    _allow(actor, "approve")
+    if revision_id is not None and _is_proposal(store, procedure_id, revision_id):
+        return _decide_proposal(store, procedure_id, actor, "approve", comment, revision_id)
     return _set_status(store, procedure_id, actor, Status.approved, "approve", comment, revision_id)
 
 
 def reject(
     store: Store, procedure_id: int, *, actor: Actor, reason: str, revision_id: int | None = None
 ) -> Procedure:
-    return _set_status(
-        store, procedure_id, actor, Status.rejected, "reject", _required(reason), revision_id
-    )
+    """Stop serving the procedure; with ``revision_id`` = its pending proposal, turn down only
+    the proposal (the procedure stays approved and served as it was)."""
+    reason = _required(reason)
+    _allow(actor, "reject")
+    if revision_id is not None and _is_proposal(store, procedure_id, revision_id):
+        return _decide_proposal(store, procedure_id, actor, "reject", reason, revision_id)
+    return _set_status(store, procedure_id, actor, Status.rejected, "reject", reason, revision_id)
 
 
 def deprecate(store: Store, procedure_id: int, *, actor: Actor, reason: str) -> Procedure:
@@ -108,7 +133,10 @@ def edit(
     base = store.get(ProcedureRevision, base_revision_id)
     if base.procedure_id != procedure_id:
         raise ReviewError(f"revision {base_revision_id} belongs to procedure {base.procedure_id}")
-    _check_current(store, procedure_id, base_revision_id)
+    # An edit of the pending proposal replaces it (see the module docstring).
+    of_proposal = _is_proposal(store, procedure_id, base_revision_id)
+    if not of_proposal:
+        _check_current(store, procedure_id, base_revision_id)
     rev = ProcedureRevision(
         procedure_id=procedure_id,
         kind=Kind.proceduralization.value if base.kind == Kind.trajectory.value else base.kind,
@@ -124,9 +152,11 @@ def edit(
     )
     embed_revisions(embedder or get_embedder(), [rev])
     with store.transaction() as s:
-        append_revision(s, procedure_id, rev, expected_current=base_revision_id)
+        append_revision(s, procedure_id, rev, expected_current=base_revision_id,
+                        supersedes_proposal=of_proposal)  # fmt: skip
         store.audit(s, actor.author, "edit", "procedure", procedure_id, revision_id=rev.id,
-                    parent_revision_id=base_revision_id, comment=comment)  # fmt: skip
+                    parent_revision_id=base_revision_id, comment=comment,
+                    of_proposal=of_proposal)  # fmt: skip
     return rev
 
 
@@ -166,9 +196,12 @@ def rollback(
         if before == Status.approved and _content(old) not in approved_contents(s, procedure_id):
             after = Status.pending_review.value  # content nobody approved goes back to review
         append_revision(s, procedure_id, rev, expected_current=current.id, status=after)
+        proc = _procedure(s, procedure_id)
+        dropped = _drop_proposal(proc) if after != Status.approved else None
+        s.add(proc)
         store.audit(s, actor.author, "rollback", "procedure", procedure_id, revision_id=rev.id,
                     to_revision_id=to_revision_id, comment=comment, before=before,
-                    after=after)  # fmt: skip
+                    after=after, dropped_proposal=dropped)  # fmt: skip
     return rev
 
 
@@ -216,12 +249,68 @@ def _set_status(
             raise ConflictError(_moved_on(procedure_id, proc.current_revision_id, revision_id))
         before = proc.status
         proc.status = status.value
+        dropped = None if status == Status.approved else _drop_proposal(proc)
         proc.updated_at = utcnow()
         s.add(proc)
         store.audit(s, actor.author, action, "procedure", procedure_id, comment=comment,
-                    before=before, after=status.value,
-                    revision_id=proc.current_revision_id)  # fmt: skip
+                    before=before, after=status.value, revision_id=proc.current_revision_id,
+                    dropped_proposal=dropped)  # fmt: skip
         return proc
+
+
+def _is_proposal(store: Store, procedure_id: int, revision_id: int) -> bool:
+    """True if ``revision_id`` is, or was, a proposal of this procedure that is not its
+    current revision: a revision that chains from a proposal or was one. A stale one is
+    refused later by :func:`_decide_proposal` under the row lock."""
+    proc = store.get(Procedure, procedure_id)
+    if revision_id == proc.current_revision_id:
+        return False
+    if revision_id == proc.proposed_revision_id:
+        return True
+    # Revision ids only grow, and anything else written after the current revision made
+    # itself current: a newer revision that is not current was proposed.
+    with store.session() as s:
+        rev = s.get(ProcedureRevision, revision_id)
+    newer = revision_id > (proc.current_revision_id or 0)
+    return rev is not None and rev.procedure_id == procedure_id and newer
+
+
+def _decide_proposal(
+    store: Store, procedure_id: int, actor: Actor, action: str, comment: str, revision_id: int
+) -> Procedure:
+    """Accept (``approve``) or turn down (``reject``) the pending proposal ``revision_id``."""
+    _allow(actor, action)
+    with store.transaction() as s:
+        proc = _procedure(s, procedure_id)
+        if proc.proposed_revision_id != revision_id:
+            raise ConflictError(_not_proposed(proc, revision_id))
+        before, served = proc.status, proc.current_revision_id
+        proc.proposed_revision_id = None
+        if action == "approve":
+            proc.current_revision_id = revision_id  # the embedding mirror follows it
+            proc.status = Status.approved.value
+        proc.updated_at = utcnow()
+        s.add(proc)
+        store.audit(s, actor.author, action, "procedure", procedure_id, comment=comment,
+                    before=before, after=proc.status, revision_id=revision_id,
+                    previous_revision_id=served, proposal=True)  # fmt: skip
+        return proc
+
+
+def _not_proposed(proc: Procedure, revision_id: int) -> str:
+    now = (f"revision {proc.proposed_revision_id} is proposed now"
+           if proc.proposed_revision_id is not None else "no revision is proposed now")  # fmt: skip
+    return (
+        f"revision {revision_id} is not the pending proposal of procedure {proc.id} any more: "
+        f"{now}, revision {proc.current_revision_id} is current; nothing was changed. "
+        "Reload the procedure and review what is there."
+    )
+
+
+def _drop_proposal(proc: Procedure) -> int | None:
+    """A procedure leaving ``approved`` keeps no proposal (it is not served any more)."""
+    dropped, proc.proposed_revision_id = proc.proposed_revision_id, None
+    return dropped
 
 
 def _check_current(store: Store, procedure_id: int, base_revision_id: int) -> None:

@@ -18,6 +18,13 @@ its procedure (and a success if it succeeded); a procedure used at least
 ``settings.deprecate_min_uses`` times with a success rate below ``settings.deprecate_below``
 is deprecated unless pinned. Call ``update`` once per trajectory: counts are not de-duplicated.
 
+What waits for review (``auto_approve`` False) never takes an approved procedure out of
+service: on an approved procedure a reflection or a merge that changes its content becomes
+its pending proposal (:func:`memp_core.build.land_revision`) and the approved revision stays
+served until a person accepts it; several proposals chain (each reflects on or merges into
+the latest). On a procedure waiting for review anyway, the new revision becomes current.
+A procedure deprecated here drops its pending proposal (the revision stays in its lineage).
+
 Backend calls run first with no transaction open; all writes of one update then land in a
 single transaction. Revisions are only ever added, never changed or deleted. The audit log
 names ``actor`` (who ran the update: ``memp:update`` by default, the program) for builds,
@@ -33,8 +40,10 @@ from sqlmodel import Session
 
 from memp_core.build import (
     Evidence,
-    append_revision,
     embed_revisions,
+    head_revision,
+    head_revision_id,
+    land_revision,
     load_evidence,
     plan_builds,
     write_builds,
@@ -158,7 +167,8 @@ def plan_reflections(
 
     Several failures of one procedure in a batch chain: each reflects on the script the
     previous reflection wrote. When the procedure has moved on since the run started, the
-    reflection revises the current revision (the newest knowledge), not the one followed.
+    reflection revises its head (the newest knowledge: a pending proposal if there is one,
+    else the current revision), not the one followed.
     """
     plans: list[PlannedReflection] = []
     latest: dict[int, ProcedureRevision] = {}
@@ -168,7 +178,7 @@ def plan_reflections(
             continue
         followed = store.get(ProcedureRevision, followed_id)
         pid = followed.procedure_id
-        base = latest.get(pid) or store.current_revision(store.get(Procedure, pid))
+        base = latest.get(pid) or head_revision(store, store.get(Procedure, pid))
         refl = backend.reflect(ev.run_view(), script_of(base))
         moved = pid in latest or base.id != followed_id
         note = f" (the run followed revision {followed_id})" if moved else ""
@@ -200,20 +210,21 @@ def write_reflections(
     status: Status,
     actor: str = UPDATE_ACTOR,
 ) -> list[int]:
-    """Append the planned child revisions, chaining several on one procedure."""
+    """Append the planned child revisions, chaining several on one procedure; on an
+    approved procedure waiting for review means becoming its proposal (``proposal`` in the
+    audit event)."""
     out: list[int] = []
     for plan in plans:
         proc = s.get(Procedure, plan.procedure_id)
-        expected = advanced.get(plan.procedure_id, proc.current_revision_id if proc else None)
-        rev = append_revision(
-            s, plan.procedure_id, plan.revision, expected_current=expected, status=status.value
-        )
+        expected = advanced.get(plan.procedure_id, head_revision_id(proc) if proc else None)
+        rev = plan.revision
+        proposed = land_revision(s, plan.procedure_id, rev, expected=expected, status=status)
         advanced[plan.procedure_id] = int(rev.id or 0)
         store.audit(
             s, actor, "reflect", "procedure", plan.procedure_id, revision_id=rev.id,
             parent_revision_id=expected, failed_trajectory_id=plan.failed_id,
             followed_revision_id=plan.followed_revision_id, tokens=plan.tokens,
-            backend=plan.revision.author,
+            backend=plan.revision.author, proposal=proposed,
         )  # fmt: skip
         out.append(int(rev.id or 0))
     return out
@@ -253,12 +264,14 @@ def count_uses(
     deprecated: list[int] = []
     for pid, proc in touched.items():
         if should_deprecate(proc, settings):
+            dropped, proc.proposed_revision_id = proc.proposed_revision_id, None
             proc.status = Status.deprecated.value
             deprecated.append(pid)
             store.audit(
                 s, actor, "deprecate", "procedure", pid,
                 use_count=proc.use_count, success_count=proc.success_count,
                 min_uses=settings.deprecate_min_uses, below=settings.deprecate_below,
+                dropped_proposal=dropped,
             )  # fmt: skip
         s.add(proc)
     return counted, deprecated

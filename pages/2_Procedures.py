@@ -15,6 +15,7 @@ from memp_core import loop, review
 from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
 from memp_core.models import Procedure, Status
+from memp_core.outcomes import outcome_of
 from memp_core.queue import ProcedureDetail, list_procedures, procedure_detail
 from ui.common import changed, errors_shown, link, memory, page, pct
 from ui.picker import id_input, id_table, open_id
@@ -22,6 +23,7 @@ from ui.safe import md, md_badge
 
 PAGE_SIZE = 25
 ALL = "(all)"
+PROPOSED = "approved, with a proposal"  # served, with a newer revision waiting for review
 TABLE = "procs_table"
 FEEDBACK = "procs_feedback"
 STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
@@ -44,33 +46,42 @@ def new_filter() -> None:
 
 
 status = cols[0].selectbox(
-    "Status", [ALL, *(s.value for s in Status)], index=2, key="procs_status", on_change=new_filter
-)  # index 2 = pending_review: the queue is what reviewers open this page for
+    "Status", [ALL, *(s.value for s in Status), PROPOSED], index=2, key="procs_status",
+    on_change=new_filter,
+)  # index 2 = pending_review: the queue is what reviewers open this page for  # fmt: skip
+filters = {
+    "status": Status.approved.value if status == PROPOSED else (None if status == ALL else status),
+    "with_proposal": True if status == PROPOSED else None,
+}
 with errors_shown():
     types = store.distinct_values(Procedure.task_type)
 task_type = cols[1].selectbox("Task type", [ALL, *types], key="procs_type", on_change=new_filter)
 text = cols[2].text_input("Title contains", key="procs_text", on_change=new_filter)
 with errors_shown():
     total = list_procedures(
-        store, status=None if status == ALL else status,
-        task_type=None if task_type == ALL else task_type, text=text or None, limit=0,
+        store, **filters, task_type=None if task_type == ALL else task_type,
+        text=text or None, limit=0,
     ).total  # fmt: skip
     pages = max(1, -(-total // PAGE_SIZE))
     page_no = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, 1, key="procs_page")
     result = list_procedures(
-        store, status=None if status == ALL else status,
-        task_type=None if task_type == ALL else task_type, text=text or None,
+        store, **filters, task_type=None if task_type == ALL else task_type, text=text or None,
         offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE,
     )  # fmt: skip
+    waiting = list_procedures(store, status=Status.approved.value, with_proposal=True, limit=0)
 st.caption(f"{result.total:,} procedures match. Click a row to open it.")
+if waiting.total and status == Status.pending_review.value:
+    st.caption(f"{waiting.total:,} approved procedures also have a revision proposed, waiting "
+               f"for review: choose status “{PROPOSED}”.")  # fmt: skip
 pid = open_id(TABLE, "procedure", result.rows[0].id if result.rows else None) or 0
 table = pd.DataFrame(
     [{"id": p.id, "title": p.title, "task type": p.task_type, "status": p.status,
-      "pinned": p.pinned, "uses": p.use_count, "successes": p.success_count,
+      "proposal": p.proposed_revision_id, "pinned": p.pinned, "uses": p.use_count,
+      "successes": p.success_count,
       "success": p.success_count / p.use_count if p.use_count else None,
       "updated": p.updated_at} for p in result.rows],
-    columns=["id", "title", "task type", "status", "pinned", "uses", "successes", "success",
-             "updated"],
+    columns=["id", "title", "task type", "status", "proposal", "pinned", "uses", "successes",
+             "success", "updated"],
 )  # fmt: skip
 id_table(
     table, [p.id for p in result.rows], pid, key=TABLE,
@@ -78,6 +89,8 @@ id_table(
     column_config={
         "title": st.column_config.TextColumn(width="large"),
         "pinned": st.column_config.CheckboxColumn(),
+        "proposal": st.column_config.NumberColumn(help="A revision waiting for review "
+                                                  "while the approved one is served"),
         "success": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "updated": st.column_config.DatetimeColumn(format="distance"),
     },
@@ -207,6 +220,37 @@ if feedback := st.session_state.pop(FEEDBACK, None):
 if not can_review:
     st.caption(f"You are signed in as a {ctx.person.role}: you can read but not change memory.")
 
+prop = d.proposed
+if prop is not None and cur is not None:
+    with st.container(border=True):
+        st.markdown(f"**Revision {prop.id} proposed, waiting for review** · origin "
+                    f"{md(prop.origin)} · author {md(prop.author or '–')} · model "
+                    f"{md(prop.model or '–')}")  # fmt: skip
+        st.caption(f"Agents are served revision {cur.id} until a reviewer approves this one.")
+        if prop.rationale:
+            st.text(prop.rationale)
+        st.code(
+            unified_diff(revision_text(cur), revision_text(prop),
+                         old_label=f"revision {cur.id} (served)",
+                         new_label=f"revision {prop.id} (proposed)")
+            or "(same text as the served revision: the proposal adds evidence)",
+            language="diff", wrap_lines=True,
+        )  # fmt: skip
+        pc_key, pr_key = f"procs_prop_comment_{pid}", f"procs_prop_reason_{pid}"
+        p0, p1 = st.columns(2)
+        p0.text_input("Comment (optional)", key=pc_key)
+        p1.text_input("Reason for rejecting the proposal", key=pr_key)
+        a0, a1, _ = st.columns([2, 2, 3])
+        a0.button(f"Approve proposed revision {prop.id}", type="primary",
+                  disabled=not can_review, key="procs_approve_proposal", on_click=act,
+                  args=(f"Approved proposed revision {prop.id} of", review.approve, pid,
+                        {"revision_id": prop.id}, {"comment": pc_key}))  # fmt: skip
+        a1.button(f"Reject proposed revision {prop.id}", disabled=not can_review,
+                  key="procs_reject_proposal", on_click=act,
+                  args=(f"Rejected proposed revision {prop.id} of", review.reject, pid,
+                        {"revision_id": prop.id}, {"reason": pr_key},
+                        ("reason", "Give a reason for rejecting the proposal.")))  # fmt: skip
+
 tab_review, tab_edit, tab_rollback, tab_replay, tab_more, tab_evidence = st.tabs(
     ["Review", "Edit", "Roll back", "Replay", "Pin / deprecate", "Evidence and history"]
 )
@@ -309,9 +353,17 @@ with tab_more:
 with tab_evidence:
     st.caption("Evidence runs of the current revision")
     st.dataframe(
-        pd.DataFrame([{"id": t.id, "task": t.task, "success": t.success, "steps": t.step_count,
-                       "source": t.source} for t in d.evidence],
-                     columns=["id", "task", "success", "steps", "source"]),
+        pd.DataFrame([{"id": t.id, "task": t.task, "outcome": outcome_of(t.success),
+                       "steps": t.step_count, "source": t.source} for t in d.evidence],
+                     columns=["id", "task", "outcome", "steps", "source"]),
+        hide_index=True, width="stretch",
+    )  # fmt: skip
+    st.caption("Latest runs that followed a revision of this procedure")
+    st.dataframe(
+        pd.DataFrame([{"id": t.id, "revision": t.procedure_revision_id, "task": t.task,
+                       "outcome": outcome_of(t.success), "steps": t.step_count,
+                       "agent": t.reporting_agent or t.agent_model} for t in d.recent_uses],
+                     columns=["id", "revision", "task", "outcome", "steps", "agent"]),
         hide_index=True, width="stretch",
     )  # fmt: skip
     st.caption("Revisions (oldest first) with how agents did when following each")

@@ -93,8 +93,12 @@ def test_a_reflection_waits_for_review_unless_auto_approve_is_asked(
     mem: ProceduralMemory,
 ) -> None:
     (proc,) = mem.store.procedures()
-    mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect")
-    assert mem.store.get(Procedure, proc.id or 0).status == Status.pending_review.value
+    served = _current(mem.store, proc.id or 0)
+    report = mem.update([_fail(mem, served)], policy="reflect")
+    after = mem.store.get(Procedure, proc.id or 0)
+    # the approved procedure stays served; the reflection is its proposal
+    assert after.status == Status.approved.value and after.current_revision_id == served.id
+    assert after.proposed_revision_id == report.reflected[0]
 
 
 def test_two_failures_of_one_procedure_chain_their_reflections(mem: ProceduralMemory) -> None:
@@ -104,7 +108,8 @@ def test_two_failures_of_one_procedure_chain_their_reflections(mem: ProceduralMe
     first, second = (mem.store.get(ProcedureRevision, i) for i in report.reflected)
     assert first.parent_revision_id == root.id and second.parent_revision_id == first.id
     assert "followed revision" in second.rationale
-    assert mem.store.get(Procedure, proc.id or 0).current_revision_id == second.id
+    after = mem.store.get(Procedure, proc.id or 0)
+    assert (after.current_revision_id, after.proposed_revision_id) == (root.id, second.id)
 
 
 def test_a_failure_that_followed_no_procedure_is_skipped(mem: ProceduralMemory) -> None:

@@ -1,12 +1,13 @@
-"""An agent's proposal becomes a procedure (or a revision) that waits for a person's review.
+"""An agent's proposal becomes a revision or a procedure that waits for a person's review.
 
-The rule (simplest sound one): the proposal's title and task type give the same group key
-builds use (:func:`memp_core.build.group_identity`). If the group's live procedure is itself
-still waiting for review (``pending_review`` or ``draft``), the proposal becomes its next
-revision and it stays pending. Otherwise (no live procedure, or an approved one) the proposal
-becomes a new ``pending_review`` procedure (key ``<group>-2`` ... beside an approved one):
-a proposal never takes a served procedure out of service and never changes what agents are
-served before a person approves it.
+The rule: the proposal's title and task type give the same group key builds use
+(:func:`memp_core.build.group_identity`). If the group has a live procedure, the proposal
+becomes its next revision through :func:`memp_core.build.land_revision`: on an approved
+procedure it is the pending proposal (chained on an earlier one), and the approved revision
+stays served until a person accepts it; on one still waiting for review (``pending_review``
+or ``draft``) it becomes the current revision and the procedure stays pending. Without a
+live procedure it becomes a new ``pending_review`` procedure. Either way a proposal never
+changes what agents are served before a person approves it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from memp_core.agents.schemas import ProposalIn, ProposalOut
 from memp_core.build import (
     PlannedBuild,
     add_procedure,
-    append_revision,
     embed_revisions,
     group_identity,
+    head_revision_id,
+    land_revision,
     live_in,
 )
 from memp_core.embeddings import Embedder
@@ -27,8 +29,6 @@ from memp_core.facts import extract_facts, normalise_task
 from memp_core.models import Kind, Origin, ProcedureRevision, Status
 from memp_core.prompts import normalise_script
 from memp_core.store import Store
-
-OPEN = (Status.pending_review.value, Status.draft.value)
 
 
 class ProposalError(MempError):
@@ -53,25 +53,32 @@ def write_proposal(
     embed_revisions(embedder, [rev])
     with store.transaction() as s:
         live = live_in(s, key)
-        if live is not None and live.status in OPEN:
-            parent = live.current_revision_id
-            append_revision(s, int(live.id or 0), rev, expected_current=parent,
-                            status=Status.pending_review.value)  # fmt: skip
+        if live is not None:
             procedure_id = int(live.id or 0)
-            note = (
-                f"a new revision of procedure {procedure_id}, which was already waiting for review"
+            parent = head_revision_id(live)
+            proposed = land_revision(
+                s, procedure_id, rev, expected=parent, status=Status.pending_review
             )
+            note = _note(procedure_id, proposed)
         else:
             plan = PlannedBuild(key=key, title=proposal.title.strip(), task_type=task_type,
                                 revision=rev)  # fmt: skip
             procedure_id = int(add_procedure(s, plan, status=Status.pending_review).id or 0)
-            parent = None
+            parent, proposed = None, False
             note = "a new procedure, waiting for review"
-            if live is not None:
-                note += f"; procedure {live.id} ({live.status}) is served as before meanwhile"
         store.audit(s, who.author, "propose", "procedure", procedure_id, revision_id=rev.id,
-                    parent_revision_id=parent, evidence=evidence)  # fmt: skip
+                    parent_revision_id=parent, evidence=evidence,
+                    proposal=proposed)  # fmt: skip
         return ProposalOut(
             procedure_id=procedure_id, revision_id=int(rev.id or 0), parent_revision_id=parent,
-            status=Status.pending_review.value, note=note,
+            status=Status.pending_review.value, note=note,  # the revision waits either way
         )  # fmt: skip
+
+
+def _note(procedure_id: int, proposed: bool) -> str:
+    if proposed:
+        return (
+            f"a proposed revision of procedure {procedure_id}, waiting for review; its "
+            "approved revision is served as before meanwhile"
+        )
+    return f"a new revision of procedure {procedure_id}, which was already waiting for review"

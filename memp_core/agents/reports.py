@@ -8,13 +8,11 @@ Counting: the run counts as a use of the first (top-ranked) revision its retriev
 only if that retrieval was this agent's and no other report claimed it: counting all ``k``
 would charge a failure to procedures the agent most likely never followed.
 
-Learning (:func:`touches_served`): the update policy writes revisions that wait for review,
-and in this data model a procedure has one current revision and one status, so a revision
-written into an *approved* procedure takes it out of service until a person approves again.
-An agent's report must not do that to what other agents are served: a run whose procedure
-(the one it followed, or its group's live one) is approved is counted as that procedure's
-use and kept as evidence, and the policy writes nothing for it; runs of tasks with no
-approved procedure go through the policy as usual.
+Learning: the configured update policy runs on every report with a recorded outcome, and
+what it writes waits for review. On an approved procedure that is a *proposal* beside the
+served revision (:func:`memp_core.build.land_revision`): an agent's report never takes
+what other agents are served out of service, and reflection improves approved procedures
+too, for a person to accept.
 """
 
 from __future__ import annotations
@@ -28,11 +26,11 @@ from sqlmodel import Session, select
 
 from memp_core.agents.keys import Identity
 from memp_core.agents.schemas import StepIn, TrajectoryReport
-from memp_core.build import group_identity, live_in, load_evidence
+from memp_core.build import load_evidence
 from memp_core.config import Settings
 from memp_core.errors import ConfigError, NotFoundError, PayloadTooLargeError
 from memp_core.facts import extract_facts
-from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status, Step, Trajectory
+from memp_core.models import Procedure, Retrieval, Step, Trajectory
 from memp_core.store import Store
 from memp_core.update import count_uses
 
@@ -153,17 +151,13 @@ def _claim_retrieval(
 
 
 def touches_served(store: Store, traj: Trajectory) -> Procedure | None:
-    """The approved procedure the update policy would write into for this run, if any:
-    the one the run followed (reflection) or its group's live one (build, merge)."""
-    with store.session() as s:
-        if traj.procedure_revision_id is not None:
-            rev = s.get(ProcedureRevision, traj.procedure_revision_id)
-            proc = s.get(Procedure, rev.procedure_id) if rev is not None else None
-            if proc is not None and proc.status == Status.approved.value:
-                return proc
-        _, key = group_identity(traj.task, traj.task_type)
-        live = live_in(s, key)
-    return live if live is not None and live.status == Status.approved.value else None
+    """Always None: no report needs to be kept away from the update policy any more.
+
+    Before proposals existed, a run whose approved procedure the policy would write into was
+    only counted (a revision written there took the procedure out of service). Kept so
+    callers written against that rule still work; they can drop the call.
+    """
+    return None
 
 
 def count_only(

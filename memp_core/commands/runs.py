@@ -61,12 +61,17 @@ def runs(db: DbOpt = None, json_: JsonOpt = False) -> None:
         return
     table = Table("id", "name", "kind", "agent", "memory", "groups", "success per group")
     for r in rows:
-        curve = " ".join(f"{g.get('success_rate', 0):.0%}" for g in r.metrics)
+        curve = " ".join(rate(g.get("success_rate")) for g in r.metrics)
         table.add_row(
             str(r.id), r.name, r.kind, r.agent_model or r.agent, r.update_policy or "-",
             str(len(r.metrics)), curve,
         )  # fmt: skip
     out_console.print(table)
+
+
+def rate(value: float | None) -> str:
+    """A success rate as a percentage; "–" when no run of the group had a recorded outcome."""
+    return "–" if value is None else f"{value:.0%}"
 
 
 @contextmanager
@@ -150,11 +155,11 @@ def run(
         return
     table = Table("group", "tasks", "success", "mean steps", "tokens")
     for g in result.groups:
-        table.add_row(str(g["index"] + 1), str(g["tasks"]), f"{g['success_rate']:.0%}",
+        table.add_row(str(g["index"] + 1), str(g["tasks"]), rate(g.get("success_rate")),
                       f"{g['mean_steps']:.1f}", str(g["tokens"]))  # fmt: skip
     out_console.print(table)
     out_console.print(
-        f"Run #{result.run_id} {result.status}: {result.success_rate:.0%} success, "
+        f"Run #{result.run_id} {result.status}: {rate(result.success_rate)} success, "
         f"{result.mean_steps:.1f} mean steps, {result.reflections} reflection(s)."
     )
     if result.proposed:
