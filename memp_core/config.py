@@ -71,6 +71,22 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MEMP_LLM_MAX_RETRIES", "llm_max_retries"),
         description="Retries on timeouts, HTTP 429/5xx and unparseable answers",
     )
+    llm_max_tokens_build: int = Field(
+        default=768,
+        ge=64,
+        le=65_536,
+        validation_alias=AliasChoices("MEMP_LLM_MAX_TOKENS_BUILD", "llm_max_tokens_build"),
+        description="Most tokens the model may write for one script (build); a longer "
+        "answer is cut there and gets one repair request",
+    )
+    llm_max_tokens_reflect: int = Field(
+        default=1024,
+        ge=64,
+        le=65_536,
+        validation_alias=AliasChoices("MEMP_LLM_MAX_TOKENS_REFLECT", "llm_max_tokens_reflect"),
+        description="Most tokens the model may write for one reflection (analysis and "
+        "revised script); a longer answer is cut there and gets one repair request",
+    )
     embed_model: str | None = Field(
         default=None,
         validation_alias=AliasChoices("MEMP_EMBED_MODEL", "embed_model"),

@@ -11,11 +11,14 @@ Contract shared by every backend (the engine and the household agents rely on it
   (``1. Find the <object>: check countertop, cabinet, fridge``).
 - ``reflect`` reads a failed run next to the revision it followed and returns a revised script
   (same format) plus the analysis, which becomes the child revision's rationale.
+- A backend that calls a model ends every call in bounded time or raises ``LLMError``; after
+  each call it reports a :class:`CallReport` to ``on_call`` if one is set (progress output).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memp_core.config import Settings
@@ -62,11 +65,23 @@ class Reflection:
     tokens: int = 0
 
 
+@dataclass(frozen=True)
+class CallReport:
+    """One finished model call: what it was for, what it cost, how many requests it took."""
+
+    kind: str  # "script" or "reflection"
+    subject: str  # "task type 'heat' (trajectories 3, 5)"
+    tokens: int
+    seconds: float
+    requests: int  # 1, or 2 with a repair request
+
+
 class Backend(ABC):
     """Builds scripts and reflects. ``author`` is what revisions record as their author."""
 
     name: str
     model: str
+    on_call: Callable[[CallReport], None] | None = None  # set by a caller that shows progress
 
     @property
     def author(self) -> str:

@@ -1,16 +1,28 @@
 """The ``openai`` backend: any OpenAI-compatible chat-completions endpoint.
 
-The ``openai`` client retries timeouts, HTTP 429 and 5xx itself (``max_retries`` from
-settings, honouring ``Retry-After``). On top of that, an answer that cannot be parsed is sent
-back once per retry with the parse problem (``repair_messages``); when every attempt fails the
-caller gets :class:`LLMOutputError` with the last raw answer. Token counts of all attempts are
-summed into the returned draft.
+Every model call ends, and says why when it fails:
+
+- Each request is bounded: ``max_tokens`` per call kind (``MEMP_LLM_MAX_TOKENS_BUILD``,
+  ``MEMP_LLM_MAX_TOKENS_REFLECT``) and a stop sequence at the answer form's last closing tag.
+  Answers are streamed, so the client also stops reading at ``max_tokens`` pieces when a
+  server ignores the limit, and at ``MEMP_LLM_TIMEOUT`` seconds of wall clock (a server that
+  goes silent is cut by the same read timeout). Hanging up stops llama.cpp and vLLM
+  generating.
+- A request that fails before any token arrives (a timeout while the server is busy or loads
+  its model, a refused connection, HTTP 408/409/429/5xx) is sent again, at most
+  ``MEMP_LLM_MAX_RETRIES`` times, after ``Retry-After`` or a short backoff. A request whose
+  answer was streaming when its time ran out is not sent again: the same request would run
+  out of time again. So one request lasts about ``timeout x (1 + retries)`` at most.
+- An answer cut at ``max_tokens`` or not in the asked form gets exactly one repair request
+  (the problem stated; a cut answer is asked to be shorter). If that fails too the caller
+  gets a one-line :class:`LLMOutputError` naming the model, the runs and what to raise.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,24 +31,49 @@ import openai
 from pydantic import BaseModel, ValidationError, field_validator
 
 from memp_core import prompts
-from memp_core.config import Settings
+from memp_core.config import Settings, env_name
 from memp_core.errors import ConfigError, LLMError, LLMOutputError
-from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
-from memp_core.prompts import normalise_script
+from memp_core.llm import Backend, CallReport, Reflection, RunView, ScriptDraft
+from memp_core.prompts import Message, normalise_script
 
 A = TypeVar("A", bound=BaseModel)
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*$|^```\s*$", re.M)
+REQUESTS_PER_CALL = 2  # the answer and at most one repair request
+RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx, as the openai client does
+MAX_WAIT_S = 10.0  # longest pause before resending, whatever Retry-After says
+CHARS_PER_TOKEN_CAP = 16  # a streamed answer longer than this per max token is cut too
 
 
 @dataclass(frozen=True)
 class ChatReply:
-    """One completion: its text and the tokens it cost (prompt + completion)."""
+    """One completion: its text, the tokens it cost and why it ended.
+
+    ``finish_reason`` is the server's ("stop": the answer ended or hit a stop sequence,
+    which the server removes; "length": cut at ``max_tokens``), or "length" when the client
+    cut a server that ignored ``max_tokens``.
+    """
 
     text: str
     tokens: int
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str = "stop"
+    seconds: float = 0.0
+
+    @property
+    def cut(self) -> bool:
+        return self.finish_reason != "stop"
+
+
+@dataclass(frozen=True)
+class CallKind:
+    """The bounds of one kind of call: the answer it wants, its token limit and stop."""
+
+    name: str  # "script", "reflection"
+    max_tokens: int
+    stop: str  # the closing tag that ends the answer form
+    setting: str  # the environment variable that raises ``max_tokens``
 
 
 class ScriptAnswer(BaseModel):
@@ -108,6 +145,14 @@ def _tagged_sections(raw: str, names: Sequence[str]) -> dict[str, str]:
     return found
 
 
+class _Transient(LLMError):
+    """A request that failed before any token arrived; sending it again may work."""
+
+    def __init__(self, message: str, wait_s: float | None = None) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
 class OpenAIBackend(Backend):
     """Writes scripts and reflections with a chat model; author ``llm:<model>``."""
 
@@ -123,13 +168,31 @@ class OpenAIBackend(Backend):
         self.base_url = settings.openai_base_url or "https://api.openai.com/v1"
         self.timeout_s = settings.llm_timeout_s
         self.max_retries = max(0, settings.llm_max_retries)
+        self.script_kind = CallKind(
+            "script", settings.llm_max_tokens_build, prompts.SCRIPT_END,
+            env_name("llm_max_tokens_build"),
+        )  # fmt: skip
+        self.reflect_kind = CallKind(
+            "reflection", settings.llm_max_tokens_reflect, prompts.REFLECT_END,
+            env_name("llm_max_tokens_reflect"),
+        )  # fmt: skip
         self._client = openai.OpenAI(
             base_url=settings.openai_base_url,
             # Local servers (vLLM, Ollama, llama.cpp) accept any key but the client needs one.
             api_key=settings.openai_api_key or "not-needed",
             timeout=settings.llm_timeout_s,
-            max_retries=self.max_retries,
+            max_retries=0,  # resending is decided here: never a request that ran out of time
         )
+
+    @property
+    def request_bound_s(self) -> float:
+        """About the longest one request can take, resends included."""
+        return self.timeout_s * (self.max_retries + 1)
+
+    @property
+    def call_bound_s(self) -> float:
+        """About the longest one ``write_script`` or ``reflect`` can take (with its repair)."""
+        return REQUESTS_PER_CALL * self.request_bound_s
 
     def chat(
         self,
@@ -139,43 +202,26 @@ class OpenAIBackend(Backend):
         max_tokens: int | None = None,
         temperature: float = 0.0,
     ) -> ChatReply:
-        """One completion (the household LLM agent's ReAct step); raises LLMError."""
-        extra: dict[str, Any] = {}
-        if stop:
-            extra["stop"] = stop
-        if max_tokens is not None:
-            extra["max_tokens"] = max_tokens
-        try:
-            resp = self._client.chat.completions.create(
-                model=self.model, messages=messages, temperature=temperature, **extra
-            )
-        except openai.APITimeoutError as exc:
-            raise LLMError(
-                f"{self.model} at {self.base_url} did not answer within {self.timeout_s:g}s "
-                f"({self.max_retries} retries)"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            raise LLMError(f"cannot reach {self.base_url}: {exc}") from exc
-        except openai.RateLimitError as exc:
-            raise LLMError(
-                f"{self.base_url} kept rate-limiting (HTTP 429) after {self.max_retries} "
-                f"retries: {_api_message(exc)}"
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise LLMError(
-                f"{self.base_url} answered HTTP {exc.status_code} for model {self.model}: "
-                f"{_api_message(exc)}"
-            ) from exc
-        except (openai.APIError, ValueError) as exc:  # a 200 whose body is not a completion
-            raise LLMOutputError(f"{self.base_url} sent an unreadable response: {exc}") from exc
-        return _reply(resp, self.model)
+        """One completion (the household LLM agent's ReAct step); raises LLMError.
+
+        Without ``max_tokens`` the build limit applies: no request is unbounded.
+        """
+        limit = max_tokens or self.script_kind.max_tokens
+        reply = self._complete(messages, stop or [], limit, temperature)
+        if not reply.text.strip():
+            raise LLMOutputError(f"{self.model} returned an empty answer")
+        return reply
 
     def write_script(self, task_type: str, runs: list[RunView]) -> ScriptDraft:
-        answer, tokens = self._ask(prompts.script_messages(task_type, runs), ScriptAnswer)
+        subject = f"task type {task_type!r}{_trajectories(runs)}"
+        messages = prompts.script_messages(task_type, runs)
+        answer, tokens = self._ask(messages, ScriptAnswer, self.script_kind, subject)
         return ScriptDraft(script=answer.script, rationale=answer.rationale, tokens=tokens)
 
     def reflect(self, failed: RunView, script: str) -> Reflection:
-        answer, tokens = self._ask(prompts.reflect_messages(failed, script), ReflectAnswer)
+        subject = f"the failed run{_trajectories([failed])} {failed.task[:60]!r}"
+        messages = prompts.reflect_messages(failed, script)
+        answer, tokens = self._ask(messages, ReflectAnswer, self.reflect_kind, subject)
         step = answer.failing_step
         if step is not None and not 0 <= step < max(len(failed.steps), 1):
             step = None  # an index outside the run is no index at all
@@ -183,35 +229,193 @@ class OpenAIBackend(Backend):
             script=answer.script, analysis=answer.analysis, failing_step=step, tokens=tokens
         )
 
-    def _ask(self, messages: list[dict[str, str]], model: type[A]) -> tuple[A, int]:
-        """Chat, parse into ``model``; on a bad answer ask again with the problem stated."""
-        return ask_parsed(self.chat, messages, model, attempts=self.max_retries + 1)
+    def _ask(
+        self, messages: list[Message], answer: type[A], kind: CallKind, subject: str
+    ) -> tuple[A, int]:
+        started = time.monotonic()
+
+        def complete(convo: list[Message]) -> ChatReply:
+            return self._complete(convo, [kind.stop], kind.max_tokens, 0.0)
+
+        who = f"model {self.model!r} at {self.base_url}"
+        parsed, tokens, requests = ask_parsed(complete, messages, answer, kind, who, subject)
+        if self.on_call is not None:
+            seconds = time.monotonic() - started
+            self.on_call(CallReport(kind.name, subject, tokens, seconds, requests))
+        return parsed, tokens
+
+    def _complete(
+        self, messages: list[Message], stop: list[str], max_tokens: int, temperature: float
+    ) -> ChatReply:
+        """One request, sent again only while it failed before any token arrived."""
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._request(messages, stop, max_tokens, temperature)
+            except _Transient as exc:
+                if attempt == attempts:
+                    raise LLMError(f"{exc} ({_count(attempts, 'attempt')})") from exc
+                time.sleep(exc.wait_s if exc.wait_s is not None else _backoff(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _request(
+        self, messages: list[Message], stop: list[str], max_tokens: int, temperature: float
+    ) -> ChatReply:
+        extra: dict[str, Any] = {"stop": stop} if stop else {}
+        started = time.monotonic()
+        try:
+            stream = self._client.chat.completions.create(
+                model=self.model, messages=messages, temperature=temperature,  # type: ignore[arg-type]
+                max_tokens=max_tokens, stream=True, stream_options={"include_usage": True},
+                **extra,
+            )  # fmt: skip
+        except openai.APIError as exc:
+            raise self._failure(exc) from exc
+        with stream:
+            return self._read(stream, started, max_tokens)
+
+    def _read(self, stream: Any, started: float, max_tokens: int) -> ChatReply:
+        """Collect a streamed answer, cutting it at ``max_tokens`` pieces or the deadline."""
+        deadline = started + self.timeout_s
+        parts: list[str] = []
+        chunks, chars, finish, usage = 0, 0, "", None
+        try:
+            for chunk in stream:
+                chunks += 1
+                usage = chunk.usage or usage
+                choice = chunk.choices[0] if chunk.choices else None
+                piece = (choice.delta.content if choice is not None and choice.delta else "") or ""
+                if piece:
+                    if len(parts) >= max_tokens or chars > max_tokens * CHARS_PER_TOKEN_CAP:
+                        finish = "length"  # the server ignores max_tokens: hang up on it
+                        break
+                    parts.append(piece)
+                    chars += len(piece)
+                if choice is not None and choice.finish_reason:
+                    finish = choice.finish_reason
+                if time.monotonic() > deadline:
+                    if finish:
+                        break  # only the usage chunk was missing
+                    raise self._out_of_time(len(parts), started, max_tokens)
+        except openai.APIError as exc:
+            if parts and isinstance(exc, openai.APITimeoutError):
+                raise self._out_of_time(len(parts), started, max_tokens) from exc
+            raise self._failure(exc) from exc
+        except ValueError as exc:  # an event whose data is not JSON
+            raise LLMOutputError(f"{self.base_url} sent an unreadable response: {exc}") from exc
+        if chunks == 0:
+            raise LLMOutputError(
+                f"{self.base_url} sent an unreadable response: no completion chunks (is it "
+                "an OpenAI-compatible chat-completions endpoint?)"
+            )
+        seconds = time.monotonic() - started
+        return _reply("".join(parts), len(parts), finish or "length", usage, seconds)
+
+    def _failure(self, exc: openai.APIError) -> LLMError:
+        """What a failed request means: a transient failure to resend, or a final one."""
+        if isinstance(exc, openai.APITimeoutError):
+            return _Transient(
+                f"{self.model} at {self.base_url} did not answer within {self.timeout_s:g}s "
+                f"(at most {self.request_bound_s:g}s for this request with "
+                f"{self.max_retries} resends; raise MEMP_LLM_TIMEOUT for a slow server)"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return _Transient(f"cannot reach {self.base_url}: {exc}")
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.status_code
+            if code == 429:
+                message = f"{self.base_url} kept rate-limiting (HTTP 429): {_api_message(exc)}"
+            else:
+                message = (
+                    f"{self.base_url} answered HTTP {code} for model {self.model}: "
+                    f"{_api_message(exc)}"
+                )
+            if code in RETRY_STATUSES or code >= 500:
+                return _Transient(message, _retry_after(exc))
+            return LLMError(message)
+        # A 200 whose body is not a completion, or an error event inside the stream.
+        return LLMOutputError(f"{self.base_url} sent an unreadable response: {exc}")
+
+    def _out_of_time(self, pieces: int, started: float, max_tokens: int) -> LLMError:
+        """A streaming answer that ran past the timeout: final, sending it again won't help."""
+        took = max(time.monotonic() - started, 1e-3)
+        return LLMError(
+            f"{self.model} at {self.base_url} did not finish its answer within "
+            f"{self.timeout_s:g}s: {pieces} of at most {max_tokens} tokens had arrived "
+            f"({pieces / took:.1f}/s); not sent again (it would run out of time again): "
+            "raise MEMP_LLM_TIMEOUT or lower the max tokens setting"
+        )
 
 
 def ask_parsed(
-    chat: Callable[[list[dict[str, str]]], ChatReply],
-    messages: list[dict[str, str]],
-    model: type[A],
-    *,
-    attempts: int,
-) -> tuple[A, int]:
-    """The parse-retry loop, separate from the client so it reads as one rule."""
-    tokens = 0
+    complete: Callable[[list[Message]], ChatReply],
+    messages: list[Message],
+    answer: type[A],
+    kind: CallKind,
+    who: str,
+    subject: str,
+) -> tuple[A, int, int]:
+    """The answer parsed into ``answer``, its tokens and requests: one repair at most.
+
+    A cut or unusable answer is sent back once with its problem; an answer that ended at
+    its stop sequence gets the closing tag back (servers remove the stop sequence).
+    """
+    tokens, problem, raw, cut = 0, "", "", False
     convo = list(messages)
-    last: LLMOutputError | None = None
-    for _ in range(max(1, attempts)):
+    for request in range(1, REQUESTS_PER_CALL + 1):
+        reply = complete(convo)
+        tokens += reply.tokens
+        raw, cut = reply.text, reply.cut
         try:
-            reply = chat(convo)  # an empty answer raises LLMOutputError here: ask again too
-            tokens += reply.tokens
-            return parse_answer(reply.text, model), tokens
+            return parse_answer(_restore_stop(reply, kind.stop), answer), tokens, request
         except LLMOutputError as exc:
-            last = exc
-            convo = prompts.repair_messages(messages, exc.raw, _problem(exc))
-    assert last is not None
+            problem = _problem(exc)
+        if cut:
+            problem = f"cut at max_tokens={kind.max_tokens} before it ended: {problem}"
+        convo = prompts.repair_messages(
+            messages, raw, problem, cut_at=kind.max_tokens if cut else None
+        )
+    hint = f"; raise {kind.setting} if answers need more tokens" if cut else ""
     raise LLMOutputError(
-        f"no usable answer after {max(1, attempts)} attempts; last problem: {_problem(last)}",
-        last.raw,
+        f"{who} gave no usable {kind.name} for {subject} after {REQUESTS_PER_CALL} requests "
+        f"(the answer and one repair): {problem}{hint}",
+        raw,
     )
+
+
+def _restore_stop(reply: ChatReply, stop: str) -> str:
+    """The answer with its closing tag: the server removes the stop sequence it ended on."""
+    opening = stop.replace("</", "<", 1)
+    text = reply.text
+    if not reply.cut and opening in text and stop not in text.split(opening)[-1]:
+        return text + stop
+    return text
+
+
+def _trajectories(runs: Sequence[RunView]) -> str:
+    ids = [str(r.trajectory_id) for r in runs if r.trajectory_id is not None]
+    if not ids:
+        return ""
+    return f" (trajectory {ids[0]})" if len(ids) == 1 else f" (trajectories {', '.join(ids)})"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.5 * 2 ** (attempt - 1), MAX_WAIT_S)
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """Seconds the server asked to wait (``retry-after-ms`` or ``retry-after``), capped."""
+    headers = exc.response.headers
+    for name, per_second in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return min(max(float(headers[name]) / per_second, 0.0), MAX_WAIT_S)
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _problem(exc: LLMOutputError) -> str:
@@ -220,20 +424,12 @@ def _problem(exc: LLMOutputError) -> str:
     return text[: -len(f"; raw answer: {exc.raw[:500]!r}")] if exc.raw else text
 
 
-def _reply(resp: Any, model: str) -> ChatReply:
-    choices = getattr(resp, "choices", None)
-    if not choices:
-        raise LLMOutputError(f"{model} returned no choices")
-    text = choices[0].message.content
-    if not text or not text.strip():
-        raise LLMOutputError(f"{model} returned an empty answer")
-    usage = getattr(resp, "usage", None)
+def _reply(text: str, pieces: int, finish: str, usage: Any, seconds: float) -> ChatReply:
     prompt_t = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion_t = int(getattr(usage, "completion_tokens", 0) or 0)
+    # A server that sends no usage: count the streamed pieces (about one token each).
+    completion_t = int(getattr(usage, "completion_tokens", 0) or 0) if usage else pieces
     total = int(getattr(usage, "total_tokens", 0) or 0) or prompt_t + completion_t
-    return ChatReply(
-        text=text, tokens=total, prompt_tokens=prompt_t, completion_tokens=completion_t
-    )
+    return ChatReply(text, total, prompt_t, completion_t, finish, seconds)
 
 
 def _api_message(exc: openai.APIStatusError) -> str:

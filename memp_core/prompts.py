@@ -3,7 +3,9 @@
 Builders return chat ``messages`` (``list[dict]``) and never talk to a model; the engine never
 concatenates prompt strings inline. Answers are asked for in tagged sections
 (``<script>...</script>``) because numbered multi-line scripts survive tags better than JSON
-string escaping; the parser in :mod:`memp_core.llm_openai` accepts either.
+string escaping; the parser in :mod:`memp_core.llm_openai` accepts either. Each answer form
+ends with a known closing tag (``SCRIPT_END``, ``REFLECT_END``): requests send it as a stop
+sequence, so a model that would ramble on after its answer is stopped there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ _STEP = re.compile(r"^(\d+)[.)]\s+(\S.*)$")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*$", re.M)
 MAX_STEPS_SHOWN = 60  # longer runs keep their first and last steps (the failure is usually late)
 MAX_OBSERVATION_CHARS = 300
+MAX_REPAIR_ECHO_CHARS = 1500  # a cut-off ramble is echoed only in part in the repair request
+SCRIPT_END = "</rationale>"  # the last tag of a build answer: its stop sequence
+REFLECT_END = "</script>"  # the last tag of a reflection answer
 
 SCRIPT_FORMAT_RULES = """\
 Write the procedure as numbered steps, one action per line: "1. ...", "2. ...", ...
@@ -78,6 +83,11 @@ REPAIR_TEMPLATE = """\
 Your answer could not be used: {problem}
 Answer again in exactly the requested form (tagged sections, numbered steps "1. ...")."""
 
+TRUNCATED_TEMPLATE = """\
+Your answer was cut off at the limit of {max_tokens} tokens before it ended ({problem}).
+Answer again, much shorter: only the tagged sections in the requested order, at most 15 \
+short steps, nothing before or after them."""
+
 REACT_SYSTEM_PROMPT = """\
 You are an agent in a household text world. Each turn, answer with exactly one line:
 either an action from the grammar, or "think: <reasoning>".
@@ -134,12 +144,24 @@ def reflect_messages(failed: RunView, script: str) -> list[Message]:
     ]
 
 
-def repair_messages(messages: Sequence[Message], raw: str, problem: str) -> list[Message]:
-    """The original conversation plus the bad answer and a request to answer in format."""
+def repair_messages(
+    messages: Sequence[Message], raw: str, problem: str, *, cut_at: int | None = None
+) -> list[Message]:
+    """The original conversation plus the bad answer and a request to answer in format.
+
+    ``cut_at``: the answer was cut at that many tokens; the request then asks for a shorter
+    answer, and only the start of the cut answer is echoed back (a ramble need not be resent).
+    """
+    if cut_at is None:
+        ask = REPAIR_TEMPLATE.format(problem=problem)
+    else:
+        ask = TRUNCATED_TEMPLATE.format(max_tokens=cut_at, problem=problem)
+    if len(raw) > MAX_REPAIR_ECHO_CHARS:
+        raw = raw[:MAX_REPAIR_ECHO_CHARS] + " [...]"
     return [
         *messages,
         {"role": "assistant", "content": raw},
-        {"role": "user", "content": REPAIR_TEMPLATE.format(problem=problem)},
+        {"role": "user", "content": ask},
     ]
 
 

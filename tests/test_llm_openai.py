@@ -37,6 +37,7 @@ FAILED = RunView(
         StepView(action="take cloth 1 from cabinet 1", observation="Nothing happens."),
     ],
 )
+FAILED_7 = RunView(FAILED.task, FAILED.task_type, False, FAILED.steps, trajectory_id=7)
 
 
 @pytest.fixture(name="server")
@@ -86,12 +87,15 @@ def test_malformed_answer_is_retried_with_the_problem_stated(server: ChatServer)
     assert "script" in repair[-1]["content"] and "Field required" in repair[-1]["content"]
 
 
-def test_nonsense_every_time_raises_output_error_with_the_raw_text(server: ChatServer) -> None:
+def test_nonsense_every_time_gets_one_repair_then_a_one_line_refusal(server: ChatServer) -> None:
     server.push(*[Scripted(text="I cannot help with that, banana.")] * 3)
-    with pytest.raises(LLMOutputError, match="after 3 attempts") as info:
-        _backend(server).write_script("heat", [FAILED])
+    with pytest.raises(LLMOutputError, match="after 2 requests") as info:
+        _backend(server).write_script("heat", [FAILED_7])
     assert info.value.raw == "I cannot help with that, banana."
-    assert "banana" in str(info.value)
+    message = str(info.value)
+    assert "banana" in message and "\n" not in message
+    assert "model 'test-model'" in message and "task type 'heat' (trajectory 7)" in message
+    assert len(server.received) == 2  # the retries setting (2) does not buy more repairs
 
 
 def test_script_lines_must_be_numbered_in_order(server: ChatServer) -> None:
