@@ -8,16 +8,13 @@ axis from their timestamps, so a drop in success can be traced to the change beh
 
 from __future__ import annotations
 
-import html
-import io
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from sqlalchemy import case, func
 from sqlmodel import col, select
 
@@ -26,10 +23,6 @@ from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Traj
 from memp_core.store import Store
 
 MAX_MARKER_NAMES = 5
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#bcbd22", "#7f7f7f"]  # fmt: skip
-MARKER_COLORS = {"revision added": "#ff7f0e", "approved": "#2ca02c", "rolled back": "#d62728",
-                 "deprecated": "#7f7f7f", "rejected": "#9467bd", "edited": "#17becf"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,21 +92,47 @@ def aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
+# LoopConfig fields that change what a run measures, with their defaults: a run that sets
+# one to another value is another condition (tests/test_charts.py checks these defaults).
+CONFIG_DEFAULTS: dict[str, object] = {"max_steps": 50, "author_model": None, "task_types": [],
+                                      "update_every": 1}  # fmt: skip
+
+
 def condition_of(run: Run) -> str:
-    """What a run measured, without its seed (runs sharing it form one band)."""
+    """What a run measured, without its seed: runs sharing it are seeds of one condition and
+    share one band. It names everything else they must share: the kind of run, the agent,
+    the memory policies, the number and size of groups, review mode and isolated memory."""
     if run.kind == "import":
-        return run.name or run.source or f"import #{run.id}"
+        return f"import: {run.name or run.source or f'#{run.id}'}"
+    cfg = run.config or {}
     agent = run.agent_model or run.agent or "?"
     if not run.retrieve_policy:
-        return f"no memory · {agent}"
-    memory = run.update_policy or "none"
-    memory = "read-only memory" if memory == "none" else memory  # e.g. transfer runs
-    return f"{memory} · {run.retrieve_policy} · {agent}"
+        memory = "no memory"
+    else:
+        update = run.update_policy or "none"
+        update = "read-only memory" if update == "none" else update  # e.g. transfer runs
+        memory = f"{update} · {run.retrieve_policy} k{run.k} · {run.build_policy or '?'}"
+    per = -(-run.n_tasks // run.n_groups) if run.n_groups else run.n_tasks
+    parts = [memory, agent, f"{run.n_groups} groups × {per} tasks", run.kind]
+    if cfg.get("auto_approve") is False:
+        parts.append("review mode")
+    if cfg.get("isolated"):
+        parts.append("isolated memory")
+    for key, default in CONFIG_DEFAULTS.items():
+        value = cfg.get(key, default)
+        if value != default and not (value in (None, []) and default in (None, [])):
+            parts.append(f"{key} {value}")
+    return " · ".join(parts)
 
 
 def run_label(run: Run) -> str:
-    seed = f" · seed {run.seed}" if run.seed is not None else ""
-    return f"#{run.id} {condition_of(run)}{seed}"
+    """The one name of a run on every page: ``#id name · seed n`` (the condition when the run
+    has no name; the seed unless the name already says it)."""
+    name = run.name.strip() or condition_of(run)
+    seed = run.seed
+    says_seed = seed is not None and re.search(rf"seed\s*[=:]?\s*{seed}\b", name)
+    suffix = f" · seed {seed}" if seed is not None and not says_seed else ""
+    return f"#{run.id} {name}{suffix}"
 
 
 def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpan]]:
@@ -316,107 +335,3 @@ def to_csv(points: Sequence[CurvePoint]) -> str:
         if not pd.api.types.is_numeric_dtype(frame[name]):
             frame[name] = frame[name].map(csv_cell)
     return frame.to_csv(index=False)
-
-
-def to_png(
-    points: Sequence[CurvePoint], markers: Sequence[MemoryMarker] = (), *, dpi: int = 110
-) -> bytes:
-    """Success and steps curves as a PNG (matplotlib, no browser needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    frame = to_frame(points)
-    for run, df in frame.groupby("run", sort=False):
-        # "$" would start matplotlib's mathtext (a bad formula in a run name fails the export)
-        ax1.plot(df["group"], df["success_rate"], marker="o", label=str(run).replace("$", r"\$"))
-        ax2.plot(df["group"], df["mean_steps"], marker="o")
-    for m in markers:
-        for ax in (ax1, ax2):
-            ax.axvline(m.position, color="grey", linestyle=":", linewidth=0.8)
-    ax1.set_ylabel("success rate")
-    ax1.set_ylim(-0.02, 1.02)
-    ax2.set_ylabel("mean steps")
-    ax2.set_xlabel("group of tasks")
-    if len(frame):
-        ax1.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _plain(text: str) -> str:
-    """Data in a plotly string (legend, hover): plotly renders <a href>, <b>, <br> tags, and
-    run names and origins come from imported files. (No quote escaping: plotly would show
-    ``&quot;`` as is, and without ``<`` a quote opens nothing.)"""
-    return html.escape(text, quote=False).replace("%{", "%&#123;")
-
-
-def figure(
-    points: Sequence[CurvePoint],
-    band_points: Sequence[BandPoint] = (),
-    markers: Sequence[MemoryMarker] = (),
-    *,
-    color_by: str = "run",
-) -> go.Figure:
-    """Success (top) and mean steps (bottom) per group; bands across seeds; memory markers.
-
-    ``color_by`` is ``run``, ``condition``, ``policy`` or ``model``: runs sharing that value
-    share a colour, so policies or models can be compared at a glance.
-    """
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("success rate", "mean steps"))  # fmt: skip
-    frame = to_frame(points)
-    keys = list(dict.fromkeys(frame[color_by])) if len(frame) else []
-    colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
-    shown: set[str] = set()
-    for run, df in frame.groupby("run", sort=False):
-        key = str(df[color_by].iloc[0])
-        for row, col_name in ((1, "success_rate"), (2, "mean_steps")):
-            fig.add_trace(
-                go.Scatter(
-                    x=df["group"], y=df[col_name], mode="lines+markers", name=_plain(key),
-                    legendgroup=_plain(key), showlegend=row == 1 and key not in shown,
-                    line={"color": colors[key]},
-                    hovertemplate=f"{_plain(str(run))}<br>group %{{x}}: %{{y:.2f}}"
-                    "<extra></extra>",
-                ),
-                row=row, col=1,
-            )  # fmt: skip
-        shown.add(key)
-    band_frame = pd.DataFrame(
-        [asdict(b) for b in band_points], columns=list(BandPoint.__dataclass_fields__)
-    )
-    for cond, bf in band_frame.groupby("condition"):
-        for row, lo, hi in ((1, "success_lo", "success_hi"), (2, "steps_lo", "steps_hi")):
-            fig.add_trace(
-                go.Scatter(
-                    x=list(bf["group"]) + list(bf["group"])[::-1],
-                    y=list(bf[hi]) + list(bf[lo])[::-1],
-                    fill="toself", mode="lines", line={"width": 0}, opacity=0.2,
-                    fillcolor="#888888", hoverinfo="skip",
-                    name=_plain(f"{cond} (range across seeds)"), showlegend=row == 1,
-                ),
-                row=row, col=1,
-            )  # fmt: skip
-    if markers:
-        fig.add_trace(
-            go.Scatter(
-                x=[m.position for m in markers], y=[1.05] * len(markers), mode="markers",
-                marker={"symbol": "triangle-down", "size": 11,
-                        "color": [MARKER_COLORS.get(m.kind, "#555555") for m in markers]},
-                hovertext=[_plain(m.label) for m in markers],
-                hoverinfo="text", name="memory changed",
-            ),
-            row=1, col=1,
-        )  # fmt: skip
-    fig.update_yaxes(range=[-0.02, 1.1], row=1, col=1)
-    fig.update_xaxes(dtick=1)
-    fig.update_xaxes(title_text="group of tasks", row=2, col=1)
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      legend={"orientation": "h", "y": -0.12})  # fmt: skip
-    return fig

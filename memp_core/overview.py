@@ -1,10 +1,12 @@
 """What the Overview page shows: counts, pending reviews, latest runs and alerts.
 
 Alerts point a reviewer at what needs attention before it goes wrong:
-- procedures trending toward deprecation: served (not deprecated, not pinned) and succeeding
-  less than the deprecation threshold plus a margin;
-- runs whose success is falling: the last groups of a run do clearly worse than its best
-  stretch, which usually means a memory change hurt (the Learning curves page shows which).
+- procedures trending toward deprecation: served (not deprecated, not pinned), used at least
+  MIN_USES_FOR_ALERT times, and succeeding less than the deprecation threshold plus a margin
+  (one failed use is no trend);
+- runs whose success is falling: the last groups of a run with memory do clearly worse than
+  its best stretch, which usually means a memory change hurt (the Learning curves page shows
+  which). A run without memory is a baseline: its ups and downs are the tasks', not memory's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from memp_core.store import Counts, Store
 WARN_MARGIN = 0.15  # alert this far above the deprecation threshold
 FALL_DROP = 0.15  # a run "falls" when its last groups are this far below its best stretch
 MIN_GROUPS_FOR_TREND = 4
+MIN_USES_FOR_ALERT = 3
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,16 @@ def run_cards(store: Store, runs: Sequence[Run]) -> list[RunCard]:
     return cards
 
 
+def uses_memory(run: Run) -> bool:
+    """Simulator runs without a retrieve policy are no-memory baselines; an imported log is
+    judged by its own trials (Reflexion's memory is its reflections)."""
+    return run.kind == "import" or bool(run.retrieve_policy)
+
+
 def falling(card: RunCard) -> RunAlert | None:
     """A RunAlert when the run's last groups do clearly worse than its best stretch."""
     s = card.success
-    if len(s) < MIN_GROUPS_FOR_TREND:
+    if len(s) < MIN_GROUPS_FOR_TREND or not uses_memory(card.run):
         return None
     w = max(1, len(s) // 4)
     recent = sum(s[-w:]) / w
@@ -130,7 +139,7 @@ def procedure_alerts(store: Store, settings: Settings, limit: int) -> list[Proce
             .where(
                 col(Procedure.status).in_([Status.approved.value, Status.pending_review.value]),
                 col(Procedure.pinned).is_(False),
-                Procedure.use_count > 0,
+                Procedure.use_count >= MIN_USES_FOR_ALERT,
                 Procedure.success_count < line * Procedure.use_count,
             )
             .order_by(case((Procedure.use_count > 0, rate), else_=1.0), col(Procedure.id))

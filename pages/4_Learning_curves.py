@@ -1,9 +1,10 @@
 """Learning curves: success and steps per group of tasks, compared across runs."""
 
 import pandas as pd
+import plotly.io as pio
 import streamlit as st
 
-from memp_core import curves
+from memp_core import curves, curves_chart
 from ui.common import errors_shown, page
 
 ctx = page(
@@ -29,7 +30,11 @@ st.session_state["curves_runs"] = [x for x in st.session_state["curves_runs"] if
 chosen = st.multiselect("Runs", list(labels), key="curves_runs")
 c1, c2, c3 = st.columns([2, 1, 1])
 color_by = c1.radio(
-    "Colour by", ["run", "condition", "policy", "model"], horizontal=True, key="curves_color"
+    "Colour by",
+    ["condition", "run", "policy", "model"],
+    horizontal=True,
+    key="curves_color",
+    help="condition: runs that differ only by seed share a colour and their band.",
 )
 show_bands = c2.checkbox("Bands across seeds", value=True, key="curves_bands")
 show_markers = c3.checkbox("Memory-change markers", value=True, key="curves_markers")
@@ -57,11 +62,13 @@ if not points:
     st.warning("These runs have no per-group metrics and no trajectories yet.")
     st.stop()
 
+fig = curves_chart.figure(points, band_points, markers, color_by=color_by)
 st.plotly_chart(
-    curves.figure(points, band_points, markers, color_by=color_by),
+    fig,
     width="stretch",
-    config={"displaylogo": False},
-)
+    config={"displaylogo": False,
+            "toImageButtonOptions": {"filename": "learning_curves", "scale": 2}},
+)  # fmt: skip
 frame = curves.to_frame(points)
 d1, d2 = st.columns(2)
 d1.download_button(
@@ -71,18 +78,18 @@ d1.download_button(
 
 
 @st.cache_data(ttl=300, max_entries=8, show_spinner="Drawing the PNG…")
-def png(csv: str, marker_positions: tuple[float, ...]) -> bytes:
-    """PNG of the curves; keyed by the data itself so a cached image is never stale."""
-    return curves.to_png(points, markers)
+def png(figure_json: str) -> curves_chart.PngExport:
+    """The PNG of exactly the figure above; keyed by the figure itself, never stale."""
+    return curves_chart.figure_png(pio.from_json(figure_json))
 
 
+export = png(fig.to_json())
 d2.download_button(
-    "Download PNG",
-    png(curves.to_csv(points), tuple(m.position for m in markers)),
-    file_name="learning_curves.png",
-    mime="image/png",
-    key="curves_png",
-)
+    "Download PNG (this chart)", export.data, file_name="learning_curves.png",
+    mime="image/png", key="curves_png",
+    help="The chart above as shown: colours, bands, markers and legend"
+    + ("" if export.engine == "kaleido" else " (drawn with matplotlib: kaleido is missing)"),
+)  # fmt: skip
 
 summary = (
     frame.groupby(["run", "condition"], sort=False)

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from memp_core.curves import condition_of, run_label
 from memp_core.loop import start_run
 from memp_core.overview import latest_runs
 from ui.common import changed, errors_shown, link, page
@@ -74,7 +75,7 @@ if submitted:
     st.session_state["exp_flash"] = (
         f"Run #{run.id} {md(run.status)}: success per group "
         + " → ".join(f"{r:.0%}" for r in rates)
-        + ". See it in Learning curves."
+        + f". See it in Learning curves as “{md(run_label(run))}”."
     )
     st.rerun()
 
@@ -86,13 +87,18 @@ if not runs:
 else:
     st.dataframe(
         pd.DataFrame(
-            [{"id": r.id, "name": r.name, "kind": r.kind, "agent": r.agent_model or r.agent,
-              "memory": r.update_policy, "retrieve": r.retrieve_policy, "k": r.k, "seed": r.seed,
-              "tasks": r.n_tasks, "groups": r.n_groups, "status": r.status, "source": r.source,
+            [{"run": run_label(r), "condition": condition_of(r), "status": r.status,
+              "source": r.source,
               "success per group": [g.get("success_rate") or 0.0 for g in r.metrics]}
              for r in runs]
         ),
         hide_index=True, width="stretch",
-        column_config={"success per group": st.column_config.LineChartColumn(y_min=0, y_max=1)},
+        column_config={
+            "run": st.column_config.TextColumn(width="large"),
+            "condition": st.column_config.TextColumn(
+                help="What the run measured, without its seed: runs with the same condition "
+                "are seeds of one experiment and share a band in Learning curves."),
+            "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1),
+        },
     )  # fmt: skip
     link("pages/4_Learning_curves.py", "Open Learning curves", ":material/show_chart:")

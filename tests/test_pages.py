@@ -561,7 +561,9 @@ def test_learning_curves_mark_memory_changes_and_export_csv(
     kinds = {(m.position, m.kind) for m in curves.memory_markers(store, [runs[0]])}
     assert (2.0, "revision added") in kinds  # the reflection, during group 2
     assert (2.5, "approved") in kinds  # approved between groups 2 and 3
-    assert curves.to_png(points)[:4] == b"\x89PNG"
+    from memp_core.curves_chart import figure, figure_png
+
+    assert figure_png(figure(points, bands), engine="matplotlib").data[:4] == b"\x89PNG"
 
 
 def test_overview_alerts_on_a_falling_run_and_a_failing_procedure(
