@@ -9,7 +9,7 @@ from llm_server import ChatServer, Scripted
 
 from memp_core.config import Settings
 from memp_core.errors import ConfigError, LLMError, LLMOutputError
-from memp_core.llm import RunView, StepView, get_backend
+from memp_core.llm import CallReport, RunView, StepView, get_backend
 from memp_core.llm_openai import OpenAIBackend, ReflectAnswer, ScriptAnswer, parse_answer
 
 GOOD_SCRIPT = """<script>
@@ -197,3 +197,105 @@ def test_parser_rejects_prose_between_steps() -> None:
 def test_parser_requires_an_analysis_for_reflections() -> None:
     with pytest.raises(LLMOutputError, match="analysis"):
         parse_answer("<analysis> </analysis><script>1. Go.</script>", ReflectAnswer)
+
+
+# -- every call ends: bounded requests, one repair, no resend of a request out of time ----
+
+RAMBLE = "I think we should look around the room first and then maybe consider the "
+
+
+def test_every_request_sends_max_tokens_and_the_stop_of_its_kind(server: ChatServer) -> None:
+    server.push(
+        Scripted(text="no tags"), Scripted(text=GOOD_SCRIPT), Scripted(text=GOOD_REFLECTION)
+    )
+    backend = _backend(server, llm_max_tokens_build=300, llm_max_tokens_reflect=500)
+    backend.write_script("heat", [FAILED])  # the answer, then its repair
+    backend.reflect(FAILED, "1. Take the <object>.")
+    sent = [r.body for r in server.received]
+    assert [b["max_tokens"] for b in sent] == [300, 300, 500]
+    assert [b["stop"] for b in sent] == [["</rationale>"], ["</rationale>"], ["</script>"]]
+    assert all(b["stream"] is True for b in sent)
+
+
+def test_chat_without_a_limit_is_bounded_by_the_build_limit(server: ChatServer) -> None:
+    server.push(Scripted(text="look"))
+    _backend(server, llm_max_tokens_build=256).chat([{"role": "user", "content": "act"}])
+    assert server.received[0].body["max_tokens"] == 256
+
+
+def test_max_tokens_setting_is_read_from_the_environment(
+    server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMP_LLM_MAX_TOKENS_REFLECT", "2048")
+    server.push(Scripted(text=GOOD_REFLECTION))
+    settings = Settings(openai_base_url=server.base_url, llm_model="m")
+    OpenAIBackend(settings).reflect(FAILED, "1. Take it.")
+    assert server.received[0].body["max_tokens"] == 2048
+
+
+def test_stop_sequence_removed_by_the_server_still_closes_the_last_section(
+    server: ChatServer,
+) -> None:
+    server.push(Scripted(text=GOOD_SCRIPT + "\nAnd some more words the model goes on with."))
+    draft = _backend(server).write_script("heat", [FAILED])
+    assert server.received[0].ended == "stop"  # the server stopped at </rationale> ...
+    assert draft.rationale.endswith("then placed it.")  # ... and the section still parses
+
+
+def test_never_ending_answer_is_cut_then_repaired_once_then_refused(server: ChatServer) -> None:
+    server.push(*[Scripted(text=RAMBLE, endless=True)] * 3)
+    with pytest.raises(LLMOutputError) as info:
+        _backend(server, llm_max_tokens_build=64).write_script("heat", [FAILED_7])
+    message = str(info.value)
+    assert "cut at max_tokens=64" in message and "MEMP_LLM_MAX_TOKENS_BUILD" in message
+    assert "model 'test-model'" in message and "(trajectory 7)" in message
+    assert "\n" not in message and "after 2 requests" in message
+    assert [r.ended for r in server.received] == ["length", "length"]
+    assert all(r.body["max_tokens"] == 64 for r in server.received)
+    repair = server.received[1].messages
+    assert "cut off at the limit of 64 tokens" in repair[-1]["content"]
+    assert repair[-2]["content"].startswith(RAMBLE.strip())
+
+
+def test_cut_answer_then_a_short_repair_is_used(server: ChatServer) -> None:
+    server.push(Scripted(text=RAMBLE, endless=True), Scripted(text=GOOD_REFLECTION))
+    refl = _backend(server, llm_max_tokens_reflect=64).reflect(FAILED, "1. Take it.")
+    assert refl.failing_step == 2 and refl.tokens == 11 + 64 + 18
+
+
+def test_server_that_ignores_max_tokens_is_cut_by_the_client(server: ChatServer) -> None:
+    server.push(Scripted(text=RAMBLE, endless=True, honour_max_tokens=False))
+    reply = _backend(server).chat([{"role": "user", "content": "act"}], max_tokens=64)
+    assert reply.cut and reply.finish_reason == "length" and reply.completion_tokens == 64
+    assert server.received[0].done.wait(10) and server.received[0].ended == "hung up"
+
+
+def test_endless_slow_stream_ends_at_the_timeout_and_is_not_sent_again(
+    server: ChatServer,
+) -> None:
+    slow = Scripted(text=RAMBLE, endless=True, honour_max_tokens=False, token_delay_s=0.02)
+    server.push(slow, slow, slow)
+    backend = _backend(server, llm_timeout_s=0.5, llm_max_retries=2)
+    with pytest.raises(LLMError, match=r"did not finish its answer within 0.5s: \d+ of at most"):
+        backend.write_script("heat", [FAILED])
+    assert len(server.received) == 1  # the same request would only run out of time again
+    assert server.received[0].done.wait(10) and server.received[0].ended == "hung up"
+
+
+def test_silent_server_is_sent_again_and_the_bound_is_stated(server: ChatServer) -> None:
+    server.push(Scripted(text=GOOD_SCRIPT, delay_s=1.0), Scripted(text=GOOD_SCRIPT, delay_s=1.0))
+    backend = _backend(server, llm_timeout_s=0.3, llm_max_retries=1)
+    with pytest.raises(LLMError, match=r"within 0.3s \(at most 0.6s .*\(2 attempts\)"):
+        backend.chat([{"role": "user", "content": "hi"}])
+    assert len(server.received) == 2 and backend.call_bound_s == pytest.approx(1.2)
+
+
+def test_each_finished_call_is_reported_for_progress(server: ChatServer) -> None:
+    server.push(Scripted(text="no tags"), Scripted(text=GOOD_SCRIPT))
+    backend = _backend(server)
+    reports: list[CallReport] = []
+    backend.on_call = reports.append
+    backend.write_script("heat", [FAILED_7])
+    (report,) = reports
+    assert (report.kind, report.requests, report.tokens) == ("script", 2, 36)
+    assert report.subject == "task type 'heat' (trajectory 7)"

@@ -73,3 +73,18 @@ def test_react_messages_alternate_actions_and_observations_with_procedures_in_sy
 def test_react_messages_without_memory_have_no_procedure_section() -> None:
     msgs = prompts.react_messages("put a mug in shelf", "Room.")
     assert "Procedure" not in msgs[0]["content"] and len(msgs) == 2
+
+
+def test_repair_of_a_cut_answer_asks_for_a_shorter_one_and_echoes_only_its_start() -> None:
+    base = prompts.script_messages("heat", [RUN])
+    ramble = "and then " * 2000
+    msgs = prompts.repair_messages(base, ramble, "script: Field required", cut_at=768)
+    assert "cut off at the limit of 768 tokens" in msgs[-1]["content"]
+    assert "script: Field required" in msgs[-1]["content"] and "shorter" in msgs[-1]["content"]
+    echoed = msgs[-2]["content"]
+    assert echoed.endswith(" [...]") and len(echoed) < len(ramble)
+
+
+def test_each_answer_form_ends_with_the_tag_sent_as_its_stop_sequence() -> None:
+    assert prompts.SCRIPT_SYSTEM_PROMPT.rstrip().endswith(prompts.SCRIPT_END)
+    assert prompts.REFLECT_SYSTEM_PROMPT.rstrip().endswith(prompts.REFLECT_END)
