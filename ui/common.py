@@ -88,6 +88,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("pages/6_Experiments.py", "Experiments", ":material/science:"),
     ("pages/7_Import_Export.py", "Import / Export", ":material/swap_vert:"),
     ("pages/8_Audit_log.py", "Audit log", ":material/history:"),
+    ("pages/9_Agents.py", "Agents", ":material/smart_toy:"),
 )
 
 

@@ -1,0 +1,187 @@
+"""What the Agents page shows: each agent's keys and what it did through `memp serve`.
+
+An agent is a name on API keys. Its activity is read from what the door records with that
+name, never from what a request or a file claims: retrievals (``Retrieval.agent``), reported
+runs (``Trajectory.reporting_agent``), feedback (``Feedback.actor`` ``agent:<name>``) and
+proposals (revisions of origin ``proposal`` authored ``agent:<name>``). The success rate is
+over recorded outcomes only: a run reported with ``success: null`` is unknown, counted apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from memp_core.agents.keys import KeyInfo, list_keys
+from memp_core.models import Feedback, Origin, ProcedureRevision, Retrieval, Trajectory
+from memp_core.store import Store
+
+AGENT_AUTHOR = "agent:"  # how the door writes an agent as an author or actor
+
+
+@dataclass
+class AgentActivity:
+    """One agent: its keys and counts of what it did, with when it was last seen."""
+
+    agent: str
+    keys: list[KeyInfo] = field(default_factory=list)
+    retrievals: int = 0
+    successes: int = 0
+    failures: int = 0
+    unknown: int = 0
+    feedback: int = 0
+    proposals: int = 0
+    last_seen: datetime | None = None
+
+    @property
+    def runs(self) -> int:
+        return self.successes + self.failures + self.unknown
+
+    @property
+    def judged(self) -> int:
+        return self.successes + self.failures
+
+    @property
+    def success_rate(self) -> float | None:
+        """Successes over runs with a recorded outcome; None when none has one."""
+        return self.successes / self.judged if self.judged else None
+
+    @property
+    def active_keys(self) -> int:
+        return sum(not k.revoked for k in self.keys)
+
+    def seen(self, when: datetime | None) -> None:
+        if when is not None:
+            when = aware(when)
+            if self.last_seen is None or when > self.last_seen:
+                self.last_seen = when
+
+
+@dataclass(frozen=True)
+class FeedbackGiven:
+    """One rating an agent gave (the page shows its reason as text)."""
+
+    id: int
+    procedure_id: int
+    revision_id: int
+    rating: str
+    reason: str
+    trajectory_id: int | None
+    created_at: datetime
+
+
+def aware(when: datetime) -> datetime:
+    """SQLite returns naive datetimes for what was stored in UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def agent_activity(store: Store) -> list[AgentActivity]:
+    """Every agent that has a key or left a trace, most recently seen first."""
+    agents: dict[str, AgentActivity] = {}
+
+    def of(name: str) -> AgentActivity:
+        return agents.setdefault(name, AgentActivity(name))
+
+    for key in list_keys(store):
+        a = of(key.agent)
+        a.keys.append(key)
+        a.seen(key.last_used_at)
+    with store.session() as s:
+        rows: Any = s.exec(
+            select(Retrieval.agent, func.count(), func.max(Retrieval.created_at))
+            .where(Retrieval.agent != "")
+            .group_by(Retrieval.agent)
+        ).all()
+        for name, n, last in rows:
+            of(name).retrievals = int(n)
+            of(name).seen(last)
+        rows = s.exec(
+            select(
+                Trajectory.reporting_agent,
+                Trajectory.success,
+                func.count(),
+                func.max(Trajectory.created_at),
+            )
+            .where(Trajectory.reporting_agent != "")
+            .group_by(Trajectory.reporting_agent, Trajectory.success)
+        ).all()
+        for name, success, n, last in rows:
+            _count_outcome(of(name), success, int(n))
+            of(name).seen(last)
+        for name, n, last in _by_author(s, Feedback.actor, Feedback.created_at, Feedback):
+            of(name).feedback = n
+            of(name).seen(last)
+        for name, n, last in _by_author(
+            s, ProcedureRevision.author, ProcedureRevision.created_at, ProcedureRevision,
+            ProcedureRevision.origin == Origin.proposal.value,
+        ):  # fmt: skip
+            of(name).proposals = n
+            of(name).seen(last)
+    return sorted(agents.values(), key=_recent_first)
+
+
+def _count_outcome(a: AgentActivity, success: bool | None, n: int) -> None:
+    if success is None:
+        a.unknown += n
+    elif success:
+        a.successes += n
+    else:
+        a.failures += n
+
+
+def _by_author(
+    s: Any, who: Any, when: Any, model: Any, *where: Any
+) -> Iterable[tuple[str, int, datetime | None]]:
+    """Counts per agent of rows whose actor/author column reads ``agent:<name>``."""
+    rows = s.exec(
+        select(who, func.count(), func.max(when))
+        .select_from(model)
+        .where(col(who).startswith(AGENT_AUTHOR, autoescape=True), *where)
+        .group_by(who)
+    ).all()
+    return [(str(author)[len(AGENT_AUTHOR) :], int(n), last) for author, n, last in rows]
+
+
+def _recent_first(a: AgentActivity) -> tuple[float, str]:
+    return (-(a.last_seen.timestamp() if a.last_seen else float("-inf")), a.agent)
+
+
+def reported_runs(store: Store, agent: str, *, limit: int = 50) -> list[Trajectory]:
+    """The runs ``agent`` reported, newest first."""
+    with store.session() as s:
+        return list(
+            s.exec(
+                select(Trajectory)
+                .where(Trajectory.reporting_agent == agent)
+                .order_by(col(Trajectory.id).desc())
+                .limit(limit)
+            ).all()
+        )
+
+
+def feedback_given(store: Store, agent: str, *, limit: int = 50) -> list[FeedbackGiven]:
+    """The ratings ``agent`` gave, newest first."""
+    with store.session() as s:
+        rows = s.exec(
+            select(Feedback)
+            .where(Feedback.actor == f"{AGENT_AUTHOR}{agent}")
+            .order_by(col(Feedback.id).desc())
+            .limit(limit)
+        ).all()
+    return [
+        FeedbackGiven(
+            int(r.id or 0),
+            r.procedure_id,
+            r.revision_id,
+            r.rating,
+            r.reason,
+            r.trajectory_id,
+            aware(r.created_at),
+        )  # fmt: skip
+        for r in rows
+    ]
