@@ -10,8 +10,9 @@ from ui.common import errors_shown, page
 ctx = page(
     "Learning curves",
     ":material/show_chart:",
-    "Success rate and mean steps per group of tasks, as memory grows. Triangles mark memory "
-    "changes; hover them to see which.",
+    "Success rate and mean steps per group of tasks, as memory grows. Black symbols and dotted "
+    "lines mark memory changes; hover them to see which. Runs that differ only by seed share "
+    "a band in their line's colour.",
 )
 store = ctx.store
 
