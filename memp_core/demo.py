@@ -2,8 +2,8 @@
 
 Nothing is drawn or invented: every curve is a run of the online loop in the household
 simulator (synthetic, ALFWorld-compatible; heuristic agents, labelled as such), every
-procedure was built or reflected by the offline heuristic backend from those runs, and the
-shared ALFWorld/Reflexion logs are imported as they are.
+procedure was built or reflected by the offline heuristic backend from those runs, and every
+imported run is a simulator run written out as a log and read back by the real importers.
 
 What it writes into one (empty) database:
 - **Policy comparison**: none, vanilla, validation and reflect, two seeds each (a band),
@@ -16,8 +16,12 @@ What it writes into one (empty) database:
   lineage from reflections); the weak agent without memory and reading the strong agent's
   memory (transfer); the strong agent continuing in review mode, so what it learns waits in
   the review queue.
-- When ``../shared/data`` exists: the ALFWorld transcripts and Reflexion's multi-trial logs,
-  and script procedures built from the imported successful transcripts (pending review).
+- **Imports** (:mod:`memp_core.sim.logs`): further simulator runs written into a temporary
+  folder as ALFWorld transcripts (with their ``STATUS:`` verdicts), a Reflexion-style ReAct
+  log (one imported run; the weak agent's failures to debug) and a chat log (no verdict:
+  unknown outcomes, as for a real chat log), every file and source labelled
+  ``household-sim``; then script procedures built from the imported successful ALFWorld
+  transcripts, pending review.
 
 The demo is the program filling a database of its own from empty: its writes are audited as
 ``memp:demo`` (:func:`memp_core.actor.system`), including the procedures its story runs
@@ -27,23 +31,24 @@ approve for their own agents. People's experiments go through
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlmodel import col, select
 
 from memp_core.actor import Actor, system
-from memp_core.config import PROJECT_ROOT, Settings, safe_url
+from memp_core.config import Settings, safe_url
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import MempError
 from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Run, Status, Trajectory
+from memp_core.sim.logs import LABEL, LogFile, write_demo_logs
 from memp_core.store import Store
 
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 OnTask = Callable[[str, int, int], None]
 DEMO: Actor = system("demo")
 
@@ -65,6 +70,7 @@ class DemoReport:
     runs: list[int] = field(default_factory=list)
     tasks: int = 0
     imported: dict[str, int] = field(default_factory=dict)
+    unknown_outcomes: int = 0  # imported runs whose log recorded no verdict
     built_for_review: int = 0
     seconds: float = 0.0
 
@@ -125,7 +131,6 @@ def build_demo(
     settings: Settings,
     *,
     scale: float = 1.0,
-    shared_data: Path | None = SHARED_DATA,
     embedder: Embedder | None = None,
     on_task: OnTask | None = None,
 ) -> DemoReport:
@@ -139,9 +144,10 @@ def build_demo(
         result = _run_step(store, memory, settings, step, on_task)
         report.runs.append(result.run_id)
         report.tasks += step.config.tasks
-    if shared_data is not None and shared_data.is_dir():
-        report.imported = import_shared(store, shared_data)
-        report.built_for_review = build_from_imports(store, memory)
+    with tempfile.TemporaryDirectory(prefix=f"memp-{LABEL}-") as folder:
+        report.imported = import_sim_logs(store, write_demo_logs(Path(folder), scale=scale))
+    report.unknown_outcomes = count_unknown_imports(store)
+    report.built_for_review = build_from_imports(store, memory)
     report.seconds = time.monotonic() - started
     return report
 
@@ -183,33 +189,40 @@ def copy_run(run: Run, store: Store) -> int:
         return int(row.id or 0)
 
 
-def import_shared(store: Store, root: Path) -> dict[str, int]:
-    """The shared ALFWorld transcripts and Reflexion trial logs, through the importers."""
+def import_sim_logs(store: Store, logs: list[LogFile]) -> dict[str, int]:
+    """The simulator's logs through the real importers, each under its labelled source."""
     from memp_core.importers import import_paths
 
-    wanted: Sequence[tuple[str, str]] = (
-        ("reflexion-alfworld/react_prompts_alfworld.json", "alfworld"),
-        ("reflexion-alfworld/reflexion_few_shot_examples.txt", "alfworld"),
-        ("reflexion-alfworld/base_run_logs", "reflexion"),
-        ("reflexion-alfworld/reflexion_run_logs", "reflexion"),
-    )
     counts: dict[str, int] = {}
-    for rel, fmt in wanted:
-        path = root / rel
-        if not path.exists():
-            continue
-        rep = import_paths(store, [path], fmt=fmt, skip_bad=True, actor=DEMO)
+    for log in logs:
+        rep = import_paths(store, [log.path], fmt=log.fmt, source=log.source, actor=DEMO)
         for key, value in rep.counts().items():
             counts[key] = counts.get(key, 0) + value
     return counts
 
 
-def build_from_imports(store: Store, memory: ProceduralMemory) -> int:
-    """Script procedures from the imported successful ALFWorld transcripts, for review."""
+def count_unknown_imports(store: Store) -> int:
     with store.session() as s:
         ids = s.exec(
             select(Trajectory.id)
             .where(col(Trajectory.source).startswith("import"))
+            .where(col(Trajectory.success).is_(None))
+        ).all()
+    return len(ids)
+
+
+def build_from_imports(store: Store, memory: ProceduralMemory) -> int:
+    """Script procedures from the imported successful ALFWorld transcripts, for review.
+
+    Only ``alfworld`` runs: the ReAct importer files every block as HotpotQA question
+    answering (task type ``qa``), so a procedure built from those would be filed under the
+    wrong task type; unknown outcomes are never built from.
+    """
+    with store.session() as s:
+        ids = s.exec(
+            select(Trajectory.id)
+            .where(col(Trajectory.source).startswith("import"))
+            .where(col(Trajectory.environment) == "alfworld")
             .where(col(Trajectory.success).is_(True))
             .where(col(Trajectory.step_count) > 0)
         ).all()

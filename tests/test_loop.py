@@ -185,19 +185,22 @@ def test_memory_policies_write_to_the_run_they_belong_to(
     assert sorted(ids) == sorted(a.trajectory_ids)
 
 
-def test_demo_fills_an_empty_database_once(store: Store, embedder: Embedder, shared_data) -> None:
+def test_demo_fills_an_empty_database_once(store: Store, embedder: Embedder) -> None:
     from memp_core.config import Settings
     from memp_core.demo import DemoRefusedError, build_demo
 
-    report = build_demo(store, Settings(database_url=store.url), scale=0.1, embedder=embedder,
-                        shared_data=shared_data)  # fmt: skip
+    report = build_demo(store, Settings(database_url=store.url), scale=0.1, embedder=embedder)
     runs = {r.id: r for r in store.runs()}
     assert set(report.runs) <= set(runs)
     isolated = [r for r in runs.values() if r.config.get("isolated")]
     assert {r.update_policy for r in isolated} == {"none", "vanilla", "validation", "reflect"}
     assert all(r.metrics for r in isolated)  # curves, though their trajectories stayed behind
-    assert any(r.kind == "import" for r in runs.values())  # Reflexion's multi-trial logs
+    assert any(r.kind == "import" for r in runs.values())  # the simulator's ReAct trial log
     assert report.imported["trajectories"] > 0 and report.built_for_review > 0
+    imported = [t for t in rows(store, Trajectory) if t.source.startswith("import")]
+    assert all("household-sim" in t.source for t in imported)  # labelled simulator runs
+    assert {t.success for t in imported} == {True, False, None}  # None: a chat log's unknown
+    assert report.unknown_outcomes == sum(t.success is None for t in imported)
     statuses = {p.status for p in rows(store, Procedure)}
     assert {"approved", "pending_review"} <= statuses  # served memory and a review queue
     transfer = next(r for r in runs.values() if "transfer" in r.name)

@@ -33,7 +33,8 @@ def demo(
     json_: JsonOpt = False,
 ) -> None:
     """Build a demo database from real runs (several policies, strong and weak agents,
-    reflections, a review queue) and the shared ALFWorld logs, then launch the dashboard."""
+    reflections, a review queue) and simulator runs imported as ALFWorld, ReAct and chat logs,
+    then launch the dashboard."""
     from memp_core.commands.runs import single_thread_torch
     from memp_core.demo import build_demo, ensure_empty, is_empty, reset_sqlite
 
@@ -74,7 +75,8 @@ def demo(
         err_console.print(
             f"Demo database {report.database}: {len(report.runs)} runs, {report.tasks} "
             f"simulated tasks, {report.imported.get('trajectories', 0)} imported "
-            f"trajectories, {report.built_for_review} procedures built for review, "
+            f"trajectories ({report.unknown_outcomes} with unknown outcome), "
+            f"{report.built_for_review} procedures built for review, "
             f"in {report.seconds:.0f}s."
         )
     if not no_launch:
