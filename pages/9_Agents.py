@@ -33,7 +33,7 @@ def show_new_key(new: CreatedKey) -> None:
     """The key, this once: after the next click it is gone from the page and from memory."""
     st.success(f"Key {new.id} created for {md(new.agent)} ({md(', '.join(new.scopes))}).")
     st.warning("Copy the key now: it is not stored and will not be shown again.")
-    st.code(new.key, language=None)
+    st.code(new.key, language=None, wrap_lines=True)
 
 
 def create_form() -> None:
@@ -101,14 +101,15 @@ def summary_metrics(rows: list[AgentActivity]) -> None:
     runs = sum(a.runs for a in rows)
     judged = sum(a.judged for a in rows)
     rate = sum(a.successes for a in rows) / judged if judged else None
-    c = st.columns(4)
+    c = st.columns(5)
     c[0].metric("Agents", len(rows), border=True)
     c[1].metric("Active keys", sum(a.active_keys for a in rows), border=True)
     c[2].metric("Retrievals", f"{sum(a.retrievals for a in rows):,}", border=True)
-    c[3].metric(
-        "Runs reported", f"{runs:,}", f"{pct(rate)} success", delta_color="off", border=True,
-        help="Success rate over runs with a recorded outcome; runs reported without one "
-        "are unknown and left out.",
+    c[3].metric("Runs reported", f"{runs:,}", border=True)
+    c[4].metric(
+        "Success rate", pct(rate), border=True,
+        help=f"Over the {judged:,} runs with a recorded outcome; "
+        f"{runs - judged:,} reported without one are unknown and left out.",
     )  # fmt: skip
 
 
@@ -210,5 +211,8 @@ with keys_area:
 if agents:
     with one_agent:
         st.subheader("One agent")
-        chosen = st.selectbox("Agent", [a.agent for a in agents], key="agents_pick")
+        # Opens on the most recently seen agent that reported runs (a key's use alone is
+        # nothing to look at).
+        first = next((i for i, a in enumerate(agents) if a.runs), 0)
+        chosen = st.selectbox("Agent", [a.agent for a in agents], first, key="agents_pick")
         agent_detail(next(a for a in agents if a.agent == chosen))

@@ -114,7 +114,9 @@ def test_agents_page_shows_each_agents_counts_and_runs(busy: dict[str, int]) -> 
     assert (row["retrievals"], row["runs"], row["unknown"], row["feedback"]) == (2, 3, 1, 1)
     assert row["success rate"] == 0.5
     assert list(table["agent"]) == ["bot", "idle"]
-    assert any(m.label == "Runs reported" and m.value == "3" for m in at.metric)
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Runs reported"], metrics["Success rate"]) == ("3", "50%")
+    assert at.selectbox(key="agents_pick").value == "bot"  # opens on an agent with runs
     at.selectbox(key="agents_pick").set_value("bot").run()
     assert not at.exception, at.exception
     runs = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
