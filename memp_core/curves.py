@@ -103,7 +103,7 @@ def condition_of(run: Run) -> str:
     share one band. It names everything else they must share: the kind of run, the agent,
     the memory policies, the number and size of groups, review mode and isolated memory."""
     if run.kind == "import":
-        return f"import: {run.name or run.source or f'#{run.id}'}"
+        return run.name or run.source or f"import #{run.id}"
     cfg = run.config or {}
     agent = run.agent_model or run.agent or "?"
     if not run.retrieve_policy:
