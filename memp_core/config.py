@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         description="Retries on timeouts, HTTP 429/5xx and unparseable answers",
     )
     llm_max_tokens_build: int = Field(
-        default=768,
+        default=512,
         ge=64,
         le=65_536,
         validation_alias=AliasChoices("MEMP_LLM_MAX_TOKENS_BUILD", "llm_max_tokens_build"),
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         "answer is cut there and gets one repair request",
     )
     llm_max_tokens_reflect: int = Field(
-        default=1024,
+        default=768,
         ge=64,
         le=65_536,
         validation_alias=AliasChoices("MEMP_LLM_MAX_TOKENS_REFLECT", "llm_max_tokens_reflect"),

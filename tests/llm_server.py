@@ -196,7 +196,7 @@ def _generate(seen: Received, answer: Scripted) -> Iterator[str]:
 
     Sets ``seen.ended`` and ``seen.pieces_sent`` as it goes (the caller sends each piece).
     """
-    pieces = re.findall(r"\s*\S+", answer.text) or [answer.text]
+    pieces = re.findall(r"\S+\s*", answer.text) or [answer.text]
     source = itertools.cycle(pieces) if answer.endless else iter(pieces)
     stops = [s for s in _as_list(seen.body.get("stop")) if s]
     limit = seen.body.get("max_tokens") or seen.body.get("max_completion_tokens")
