@@ -13,14 +13,21 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from memp_core.actor import Actor, os_user
-from memp_core.agents.activity import agent_activity, feedback_given, reported_runs
+from memp_core.agents.activity import (
+    agent_activity,
+    feedback_given,
+    feedback_on,
+    proposed_by,
+    reported_runs,
+)
 from memp_core.agents.keys import AGENT_SCOPES, create_key, list_keys, revoke_key, verify
 from memp_core.agents.operations import AgentDoor
 from memp_core.agents.schemas import FeedbackIn, ProposalIn, RetrieveRequest, TrajectoryReport
 from memp_core.embeddings import Embedder
 from memp_core.errors import AuthenticationError, PermissionDeniedError
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Feedback, Trajectory
+from memp_core.models import Feedback, Procedure, Trajectory
+from memp_core.review import approve
 from memp_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +102,28 @@ def test_activity_counts_what_the_door_recorded_under_each_agent(
     assert (fb.revision_id, fb.rating, fb.trajectory_id) == (
         busy["revision"], "helpful", busy["success_run"],
     )  # fmt: skip
+
+
+def test_the_queue_names_the_agent_whose_proposal_waits_and_feedback_is_per_procedure(
+    store: Store, embedder: Embedder, busy: dict[str, int]
+) -> None:
+    procs = store.procedures()
+    built, proposed = sorted(procs, key=lambda p: p.id or 0)  # built from a run, then proposed
+    assert (built.status, proposed.status) == ("pending_review", "pending_review")
+    assert proposed_by(store, procs) == {proposed.id: "bot"}  # a build names no agent
+    assert [(f.actor, f.rating) for f in feedback_on(store, int(built.id or 0))] == [
+        ("human:rita", "harmful"), ("agent:bot", "helpful"),
+    ]  # fmt: skip
+    assert feedback_on(store, int(proposed.id or 0)) == []
+    # Approved, it names nobody; a proposal beside the approved revision names its agent.
+    approve(store, int(built.id or 0), actor=os_user())
+    assert proposed_by(store, store.procedures()) == {proposed.id: "bot"}
+    door = AgentDoor(ProceduralMemory(store, embedder=embedder))
+    other = verify(store, new_key(store, "other"))
+    door.propose(other, ProposalIn(title=TASK, task_type=built.task_type, script="1. Go.",
+                                   rationale="shorter"))  # fmt: skip
+    assert store.get(Procedure, int(built.id or 0)).proposed_revision_id is not None
+    assert proposed_by(store, store.procedures()) == {proposed.id: "bot", built.id: "other"}
 
 
 def test_an_agent_is_told_apart_from_another_whose_name_it_starts(

@@ -9,7 +9,7 @@ over recorded outcomes only: a run reported with ``success: null`` is unknown, c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,15 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from memp_core.agents.keys import KeyInfo, list_keys
-from memp_core.models import Feedback, Origin, ProcedureRevision, Retrieval, Trajectory
+from memp_core.models import (
+    Feedback,
+    Origin,
+    Procedure,
+    ProcedureRevision,
+    Retrieval,
+    Status,
+    Trajectory,
+)
 from memp_core.store import Store
 
 AGENT_AUTHOR = "agent:"  # how the door writes an agent as an author or actor
@@ -73,6 +81,7 @@ class FeedbackGiven:
     reason: str
     trajectory_id: int | None
     created_at: datetime
+    actor: str  # agent:<name> or human:<name>
 
 
 def aware(when: datetime) -> datetime:
@@ -173,15 +182,53 @@ def feedback_given(store: Store, agent: str, *, limit: int = 50) -> list[Feedbac
             .order_by(col(Feedback.id).desc())
             .limit(limit)
         ).all()
-    return [
-        FeedbackGiven(
-            int(r.id or 0),
-            r.procedure_id,
-            r.revision_id,
-            r.rating,
-            r.reason,
-            r.trajectory_id,
-            aware(r.created_at),
-        )  # fmt: skip
-        for r in rows
-    ]
+    return [_given(r) for r in rows]
+
+
+def _given(r: Feedback) -> FeedbackGiven:
+    return FeedbackGiven(
+        int(r.id or 0), r.procedure_id, r.revision_id, r.rating, r.reason, r.trajectory_id,
+        aware(r.created_at), r.actor,
+    )  # fmt: skip
+
+
+def proposed_by(store: Store, procedures: Sequence[Procedure]) -> dict[int, str]:
+    """For the review queue: procedure id -> the agent whose proposal waits for review.
+
+    The waiting revision is the proposed one beside an approved procedure, else the current
+    one of a procedure still pending; only revisions an agent proposed name an agent.
+    """
+    waiting = {
+        int(p.id or 0): p.proposed_revision_id or p.current_revision_id
+        for p in procedures
+        if p.proposed_revision_id is not None or p.status != Status.approved.value
+    }
+    rev_ids = [r for r in waiting.values() if r is not None]
+    if not rev_ids:
+        return {}
+    with store.session() as s:
+        authors = dict(
+            s.exec(
+                select(ProcedureRevision.id, ProcedureRevision.author).where(
+                    col(ProcedureRevision.id).in_(rev_ids),
+                    ProcedureRevision.origin == Origin.proposal.value,
+                )
+            ).all()
+        )
+    return {
+        pid: str(authors[rid])[len(AGENT_AUTHOR) :]
+        for pid, rid in waiting.items()
+        if str(authors.get(rid, "")).startswith(AGENT_AUTHOR)
+    }
+
+
+def feedback_on(store: Store, procedure_id: int, *, limit: int = 20) -> list[FeedbackGiven]:
+    """The ratings a procedure's revisions received (agents' and people's), newest first."""
+    with store.session() as s:
+        rows = s.exec(
+            select(Feedback)
+            .where(Feedback.procedure_id == procedure_id)
+            .order_by(col(Feedback.id).desc())
+            .limit(limit)
+        ).all()
+    return [_given(r) for r in rows]
