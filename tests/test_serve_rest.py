@@ -292,20 +292,41 @@ def test_an_agents_report_never_takes_an_approved_procedure_out_of_service(
     svc: Service,
 ) -> None:
     """Before: a second successful run of the same task merged a new revision into the
-    approved procedure and set it back to pending_review: agents were served nothing."""
+    approved procedure and set it back to pending_review: agents were served nothing. Then
+    (a workaround) such runs were only counted and nothing was learned from them. Now what
+    the policy writes is the procedure's proposal while the approved revision is served."""
     current = svc.store.get(Procedure, svc.procedure_id).current_revision_id
+    written: list[int] = []
     for success in (True, False, True):
         found = svc.post("/v1/retrieve", svc.bot, {"task": TASK}).json()
         assert [i["procedure_id"] for i in found["items"]] == [svc.procedure_id]
+        assert found["items"][0]["revision_id"] == current
         longer = {**run(success=success, retrieval_id=found["retrieval_id"]),
                   "steps": [{"action": "look"}, *STEPS]}  # fmt: skip
         r = svc.post("/v1/trajectories", svc.bot, longer)
         assert r.status_code == 201 and r.json()["update"]["counted"] == 1
-        assert r.json()["update"]["built"] == [] and "served" in r.json()["update"]["note"]
-        assert svc.post("/v1/trajectories", svc.bot, run()).json()["update"]["built"] == []
+        written += r.json()["update"]["built"]
+        written += svc.post("/v1/trajectories", svc.bot, run()).json()["update"]["built"]
+    assert len(written) == 5  # validation: each success merges, the failure only counts
     proc = svc.store.get(Procedure, svc.procedure_id)
     assert (proc.status, proc.current_revision_id) == (Status.approved, current)
+    assert proc.proposed_revision_id == written[-1]
+    chain = [svc.store.get(ProcedureRevision, i).parent_revision_id for i in written]
+    assert chain == [current, *written[:-1]]  # each proposal chains on the one before
     assert (proc.use_count, proc.success_count) == (3, 2)
+
+
+def test_a_proposal_from_a_report_is_accepted_through_the_api(svc: Service) -> None:
+    r = svc.post("/v1/trajectories", svc.bot, {**run(), "steps": [{"action": "look"}, *STEPS]})
+    (proposal,) = r.json()["update"]["built"]
+    pid = svc.procedure_id
+    ok = svc.post(f"/v1/procedures/{pid}/approve", svc.rita, {"revision_id": proposal})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["current_revision_id"] == proposal and ok.json()["status"] == "approved"
+    found = svc.post("/v1/retrieve", svc.bot, {"task": TASK}).json()
+    assert found["items"][0]["revision_id"] == proposal
+    stale = svc.post(f"/v1/procedures/{pid}/approve", svc.rita, {"revision_id": proposal - 1})
+    assert stale.status_code == 409
 
 
 # -- feedback, proposals, review ----------------------------------------------------------
@@ -357,18 +378,24 @@ def test_a_proposal_waits_and_its_agent_can_never_approve_it(svc: Service) -> No
 
 
 def test_a_proposal_never_takes_an_approved_procedure_out_of_service(svc: Service) -> None:
+    current = svc.store.get(Procedure, svc.procedure_id).current_revision_id
     r = svc.post("/v1/procedures/propose", svc.bot, {
         "title": TASK, "script": "1. take the spraybottle\n2. put it on the toilet",
         "rationale": "simpler",
     })  # fmt: skip
     assert r.status_code == 201, r.text
-    assert r.json()["procedure_id"] != svc.procedure_id
-    assert svc.store.get(Procedure, svc.procedure_id).status == Status.approved
+    assert r.json()["procedure_id"] == svc.procedure_id  # its proposal, not a rival procedure
+    assert r.json()["parent_revision_id"] == current
+    proc = svc.store.get(Procedure, svc.procedure_id)
+    assert (proc.status, proc.current_revision_id) == (Status.approved, current)
+    assert proc.proposed_revision_id == r.json()["revision_id"]
     again = svc.post("/v1/procedures/propose", svc.bot, {
         "title": TASK, "script": "1. take it\n2. put it", "rationale": "simpler still",
     })  # fmt: skip
-    assert again.json()["procedure_id"] == r.json()["procedure_id"]
+    assert again.json()["procedure_id"] == svc.procedure_id
     assert again.json()["parent_revision_id"] == r.json()["revision_id"]
+    found = svc.post("/v1/retrieve", svc.bot, {"task": TASK}).json()
+    assert found["items"][0]["revision_id"] == current
 
 
 def test_proposal_evidence_must_be_the_agents_own_runs(svc: Service) -> None:
