@@ -69,7 +69,9 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         validation_alias=AliasChoices("MEMP_LLM_MAX_RETRIES", "llm_max_retries"),
-        description="Retries on timeouts, HTTP 429/5xx and unparseable answers",
+        description="Resends of a request that failed before any token arrived (timeout, "
+        "refused connection, HTTP 408/409/429/5xx); an unusable or cut answer gets one "
+        "repair request",
     )
     llm_max_tokens_build: int = Field(
         default=512,

@@ -2,7 +2,7 @@
 
 Used by the heuristic backend (scripts and reflections) and by the loop (step flags). It
 reads only actions and observations, so it works the same on simulator runs and on real
-ALFWorld transcripts imported from ../shared/data.
+ALFWorld transcripts imported with `memp import`.
 """
 
 from __future__ import annotations
