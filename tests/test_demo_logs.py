@@ -79,8 +79,11 @@ def test_react_log_round_trips_with_each_run_under_its_verdicts_section(
     assert report.trajectories == len(runs) and report.runs == 1 and not report.bad
     assert imported(store) == expected(runs)
     with store.session() as s:
-        outcomes = sorted(t.facts["outcome"] for t in s.exec(select(Trajectory)).all())
-    assert outcomes == sorted(r.section for r in runs)
+        rows = s.exec(select(Trajectory)).all()
+    assert sorted(t.facts["outcome"] for t in rows) == sorted(r.section for r in runs)
+    # household tasks keep their task type (a HotpotQA log's questions are "qa")
+    assert {t.task_type for t in rows} <= {"put", "clean", "heat", "cool", "examine", "puttwo"}
+    assert {t.environment for t in rows} == {"alfworld"}
 
 
 @pytest.mark.parametrize("outcomes", [True, False])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memp_core.errors import ImportFormatError
+from memp_core.facts import extract_facts
 from memp_core.importers.checks import MAX_ITEMS, MAX_STEPS, MAX_TEXT
 from memp_core.importers.records import (
     BadRecord,
@@ -220,13 +221,16 @@ class _Parser:
         if self.trial is not None:
             facts["trial"] = self.trial.number
         self.found += 1
+        # Reflexion's logs are HotpotQA; a ReAct log of household tasks (ALFWorld's wording,
+        # e.g. the demo's) keeps its task type so memory can be built from it.
+        household = extract_facts(b.question).task_type
         yield TrajectoryRecord(
             task=b.question,
             success=outcome == "correct",
             steps=steps,
             where=b.start,
-            task_type="qa",
-            environment="hotpotqa",
+            task_type=household or "qa",
+            environment="alfworld" if household else "hotpotqa",
             reward=1.0 if outcome == "correct" else 0.0,
             facts=facts,
             reflections=b.reflections,
