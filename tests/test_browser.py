@@ -43,6 +43,7 @@ PAGES = [
     ("Experiments", "Experiments", "Recent runs"),
     ("Import_Export", "Import / Export", "Import"),
     ("Audit_log", "Audit log", "events match"),
+    ("Agents", "Agents", "Per agent"),
 ]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
