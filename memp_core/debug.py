@@ -1,8 +1,11 @@
 """Trajectory debugging: one run's steps, where it went wrong, and what memory it was given.
 
 The Trajectories page shows a run as a step timeline with the failing or looping step
-highlighted, the retrievals logged for that run (so a failure can be traced to the procedure
-the agent followed) and, next to it, a run of the same task type with the other outcome.
+highlighted and why the run ended (goal, gave up, step limit, error: :class:`Ending`, with its
+last meaningful step), the retrievals logged for that run with each revision's script (so a
+failure can be traced to the procedure the agent followed) and, next to it, a run the person
+picks among those with the other outcome (:func:`comparison_candidates`: same task type,
+same object and receptacle first).
 
 A run may have tens of thousands of steps (an imported transcript): the steps are read a page
 at a time (:func:`steps_page`), and the first problem is found by SQL for stored flags and by
@@ -12,13 +15,15 @@ a scan that reads steps in chunks and stops at the first problem (:func:`first_p
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 
-from memp_core.models import Procedure, ProcedureRevision, Retrieval, Step, Trajectory
+from memp_core.llm import RunView, StepView
+from memp_core.models import Procedure, ProcedureRevision, Retrieval, Run, Step, Trajectory
+from memp_core.sim.ending import Ending, ending_from_steps
 from memp_core.store import Store
 
 # Observations with which ALFWorld (and our household world) says an action had no effect.
@@ -26,6 +31,7 @@ NO_EFFECT = ("nothing happens", "you can't", "i don't understand", "invalid acti
 LOOP_WINDOW = 6  # how far back a repeated (action, observation) pair counts as a loop
 STEP_PAGE = 200  # steps shown at once (a table of 70,000 steps breaks Streamlit's cell limit)
 SCAN_CHUNK = 2000  # steps read at once while looking for the first problem
+CANDIDATES = 30  # comparison runs offered at once
 
 
 class StepLike(Protocol):
@@ -65,6 +71,7 @@ class RetrievedItem:
     task_type: str
     score: float | None
     matched: dict[str, Any] = field(default_factory=dict)
+    script: str = ""  # the revision's script, or its recorded actions when it has none
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,24 @@ class TrajectoryDetail:
     retrievals: list[RetrievalView]
     followed_revision: ProcedureRevision | None
     followed_procedure: Procedure | None
+    ending: Ending | None = None
+    ending_recorded: bool = False  # False: read from the steps (the run did not record it)
+    reflected: bool = True  # the followed revision is the one a failure is reflected into
+    used_revisions: list[int] = field(default_factory=list)  # all that contributed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A run to compare with: the other outcome, and how closely its task matches."""
+
+    trajectory: Trajectory
+    match: str  # "same object and receptacle" | "same object" | "same task type"
+
+    @property
+    def label(self) -> str:
+        t = self.trajectory
+        return (f"#{t.id} · {self.match} · {t.step_count} steps · run {t.run_id or '–'}: "
+                f"{t.task}")  # fmt: skip
 
 
 def _norm(text: str | None) -> str:
@@ -206,87 +231,160 @@ def _as_item(raw: dict[str, Any]) -> RetrievedItem:
     )
 
 
-def retrieval_view(r: Retrieval) -> RetrievalView:
-    return RetrievalView(
-        retrieval_id=r.id or 0,
-        query=r.query,
-        policy=r.policy,
-        k=r.k,
-        items=[_as_item(x) for x in r.results],
-    )
+def retrieval_view(r: Retrieval, scripts: dict[int, str] | None = None) -> RetrievalView:
+    items = [_as_item(x) for x in r.results]
+    if scripts:
+        items = [replace(i, script=scripts.get(i.revision_id or 0, "")) for i in items]
+    return RetrievalView(retrieval_id=r.id or 0, query=r.query, policy=r.policy, k=r.k,
+                         items=items)  # fmt: skip
+
+
+def revision_text(rev: ProcedureRevision) -> str:
+    """A revision as an agent reads it: its script, else its recorded actions."""
+    if (rev.script or "").strip():
+        return rev.script or ""
+    acts = [f"> {s.get('action') or ''}\n{s.get('observation') or ''}" for s in rev.steps]
+    return "\n".join(acts) or "(no script and no steps)"
+
+
+def revision_texts(store: Store, ids: Iterable[int]) -> dict[int, str]:
+    """The text of each revision in ``ids`` (one query)."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    with store.session() as s:
+        revs = s.exec(select(ProcedureRevision).where(col(ProcedureRevision.id).in_(wanted)))
+        return {int(r.id or 0): revision_text(r) for r in revs.all()}
 
 
 def trajectory_detail(store: Store, trajectory_id: int) -> TrajectoryDetail:
     """Everything the debugger shows for one trajectory (raises NotFoundError)."""
     traj = store.get(Trajectory, trajectory_id)
+    memory = traj.facts.get("memory") if isinstance(traj.facts.get("memory"), dict) else {}
+    rev_id = traj.procedure_revision_id
+    if rev_id is None and isinstance(memory.get("followed"), int):
+        rev_id = memory["followed"]  # borrowed: the agent used it, a failure is not put in it
     revision: ProcedureRevision | None = None
     procedure: Procedure | None = None
-    if traj.procedure_revision_id is not None:
+    if rev_id is not None:
         with store.session() as s:
-            revision = s.get(ProcedureRevision, traj.procedure_revision_id)
+            revision = s.get(ProcedureRevision, rev_id)
             if revision is not None:
                 procedure = s.get(Procedure, revision.procedure_id)
+    retrievals = store.retrievals_for(trajectory_id)
+    scripts = revision_texts(
+        store, (x.get("revision_id") or 0 for r in retrievals for x in r.results)
+    )
+    total = step_total(store, trajectory_id)
+    recorded = Ending.from_facts(traj.facts)
     return TrajectoryDetail(
         trajectory=traj,
-        step_total=step_total(store, trajectory_id),
+        step_total=total,
         problem=first_problem(store, trajectory_id),
-        retrievals=[retrieval_view(r) for r in store.retrievals_for(trajectory_id)],
+        retrievals=[retrieval_view(r, scripts) for r in retrievals],
         followed_revision=revision,
         followed_procedure=procedure,
+        ending=recorded or read_ending(store, traj, total),
+        ending_recorded=recorded is not None,
+        reflected=traj.procedure_revision_id is not None,
+        used_revisions=[i for i in memory.get("used") or [] if isinstance(i, int)],
     )
 
 
-def counterpart(store: Store, traj: Trajectory) -> Trajectory | None:
-    """A run of the same task type with the other outcome: same run first, then the latest.
+def read_ending(store: Store, traj: Trajectory, total: int) -> Ending | None:
+    """How a run that recorded no ending ended, read from its steps (runs up to
+    SCAN_CHUNK steps; a longer import is not read whole for this): the step limit is known
+    for simulator runs (their Run's config), not for imports."""
+    if traj.success is None or total > SCAN_CHUNK:
+        return None
+    limit: int | None = None
+    if traj.source == "simulator" and traj.run_id is not None:
+        with store.session() as s:
+            run = s.get(Run, traj.run_id)
+        raw = run.config.get("max_steps") if run is not None else None
+        limit = raw if isinstance(raw, int) else None
+    steps = [StepView(st.action or "", st.observation or "", st.thought or "")
+             for st in steps_page(store, traj.id or 0, limit=SCAN_CHUNK)]  # fmt: skip
+    return ending_from_steps(
+        RunView(traj.task, traj.task_type, bool(traj.success), steps), step_limit=limit
+    )
 
-    Two indexed look-ups rather than one ORDER BY over every match (100k rows stay fast).
-    A run whose outcome is unknown has no "other outcome": None.
+
+def comparison_candidates(
+    store: Store, traj: Trajectory, *, limit: int = CANDIDATES
+) -> list[Candidate]:
+    """Runs of the same task type with the other outcome, best comparison first: the same
+    object and receptacle, then the same object, then any; within each, the same run
+    first, then the latest. None for a run whose outcome is unknown.
+
+    Bounded look-ups (the object through the task text, then the latest of the type), not
+    a sort over every match: 100k trajectories stay fast.
     """
     if not traj.task_type or traj.success is None:
-        return None
+        return []
     base = select(Trajectory).where(
         Trajectory.task_type == traj.task_type,
         col(Trajectory.success).is_(not traj.success),
         Trajectory.id != traj.id,
     )
+    obj, rec = str(traj.facts.get("object") or ""), str(traj.facts.get("receptacle") or "")
+    found: dict[int, Trajectory] = {}
     with store.session() as s:
-        if traj.run_id is not None:
-            same_run = s.exec(
-                base.where(Trajectory.run_id == traj.run_id)
-                .order_by(col(Trajectory.id).desc())
-                .limit(1)
-            ).first()
-            if same_run is not None:
-                return same_run
-        return s.exec(base.order_by(col(Trajectory.id).desc()).limit(1)).first()
+        if obj:
+            rows = s.exec(base.where(col(Trajectory.task).contains(obj))
+                          .order_by(col(Trajectory.id).desc()).limit(limit * 4)).all()  # fmt: skip
+            found.update((int(t.id or 0), t) for t in rows)
+        latest = s.exec(base.order_by(col(Trajectory.id).desc()).limit(limit)).all()
+        found.update((int(t.id or 0), t) for t in latest if int(t.id or 0) not in found)
+
+    def match(t: Trajectory) -> tuple[int, str]:
+        same_obj = bool(obj) and t.facts.get("object") == obj
+        if same_obj and rec and t.facts.get("receptacle") == rec:
+            return 0, "same object and receptacle"
+        return (1, "same object") if same_obj else (2, "same task type")
+
+    ranked = sorted(
+        found.values(),
+        key=lambda t: (match(t)[0], t.run_id != traj.run_id or traj.run_id is None, -(t.id or 0)),
+    )
+    return [Candidate(t, match(t)[1]) for t in ranked[:limit]]
 
 
 def failed_and_succeeded(
-    store: Store, traj: Trajectory
+    store: Store, traj: Trajectory, other: Trajectory | None = None
 ) -> tuple[Trajectory | None, Trajectory | None]:
-    """(failed run, successful run) of ``traj``'s task type, ``traj`` being one of them;
-    (None, None) when ``traj``'s outcome is unknown (it is neither)."""
+    """(failed run, successful run): ``traj`` and ``other`` (default: the best comparison
+    candidate); (None, None) when ``traj``'s outcome is unknown (it is neither)."""
     if traj.success is None:
         return None, None
-    other = counterpart(store, traj)
+    if other is None:
+        best = comparison_candidates(store, traj, limit=1)
+        other = best[0].trajectory if best else None
     return (other, traj) if traj.success else (traj, other)
 
 
-def step_rows(steps: list[Step], problem: StepProblem | None) -> list[dict[str, Any]]:
-    """Steps as table rows for st.dataframe; the problem step carries a flag."""
+def step_rows(
+    steps: list[Step], problem: StepProblem | None, ending: Ending | None = None
+) -> list[dict[str, Any]]:
+    """Steps as table rows for st.dataframe; the problem step carries a flag, and so do the
+    run's last progress and the step it ended at (``ending``)."""
     rows = []
     for s in steps:
-        flag = ""
+        flags: list[str] = []
         if problem is not None and s.index == problem.index:
-            flag = f"⚠ {problem.kind}"
+            flags.append(f"⚠ {problem.kind}")
         elif s.is_error:
-            flag = "error"
+            flags.append("error")
         elif s.is_loop:
-            flag = "loop"
+            flags.append("loop")
+        if ending is not None and ending.progress == s.index:
+            flags.append("▲ last progress")
+        if ending is not None and ending.step == s.index and ending.reason != "goal":
+            flags.append(f"■ end: {ending.label}")
         rows.append(
             {
                 "step": s.index,
-                "flag": flag,
+                "flag": " · ".join(flags),
                 "thought": s.thought or "",
                 "action": s.action or "",
                 "observation": s.observation or "",

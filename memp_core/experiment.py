@@ -137,7 +137,9 @@ def land(sandbox: Store, shared: Store, sandbox_run_id: int, run_id: int, actor:
         for old, new in zip(trajs, landed, strict=True):  # the revision each run followed
             if old.procedure_revision_id is not None:
                 new.procedure_revision_id = landing.revisions.get(old.procedure_revision_id)
-                s.add(new)
+            if isinstance(old.facts.get("memory"), dict):
+                new.facts = {**old.facts, "memory": _remap_memory(old.facts["memory"], landing)}
+            s.add(new)
         s.add_all(_retrieval(r, run_id, landing) for r in retrievals)
         row = s.get(Run, run_id)
         if row is not None and run is not None:
@@ -145,6 +147,20 @@ def land(sandbox: Store, shared: Store, sandbox_run_id: int, run_id: int, actor:
             row.finished_at = run.finished_at or utcnow()
             s.add(row)
     return landing
+
+
+def _remap_memory(memory: dict[str, Any], landing: Landing) -> dict[str, Any]:
+    """``facts["memory"]`` names sandbox revisions: name the landed ones instead."""
+    revs = landing.revisions
+
+    def one(rid: Any) -> int | None:
+        return revs.get(rid) if isinstance(rid, int) else None
+
+    def many(ids: Any) -> list[int]:
+        return [r for r in (one(i) for i in ids or []) if r is not None]
+
+    return {**memory, "followed": one(memory.get("followed")),
+            "used": many(memory.get("used")), "given": many(memory.get("given"))}  # fmt: skip
 
 
 def _trajectories(

@@ -25,6 +25,7 @@ from collections import Counter
 from memp_core.config import Settings
 from memp_core.errors import MempError
 from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
+from memp_core.sim.ending import search_detail
 from memp_core.sim.grammar import TRANSFORMS
 from memp_core.sim.script import FindLine, parse_search
 from memp_core.sim.transcript import RunFacts, analyse
@@ -79,8 +80,10 @@ class HeuristicBackend(Backend):
             obs = (step.observation or "").strip()
             head += f" at step {where + 1} (`{step.action.strip()}` -> {obs!r})"
         elif rf.events:
+            # no action failed: say what the steps show it was doing when it stopped
             where = rf.events[-1].index
-            head += " without a failing action: it ran out of steps"
+            head += f" without a failing action: after {len(failed.steps)} steps it "
+            head += search_detail(rf)
         if not notes:
             notes.append("No single step explains it; the script is kept and re-checked.")
         return Reflection(number(lines), head + ". " + " ".join(notes), where)

@@ -29,14 +29,14 @@ import numpy as np
 from memp_core.actor import Actor
 from memp_core.config import Settings, get_settings
 from memp_core.embeddings import Embedder, get_embedder
-from memp_core.errors import ConfigError
+from memp_core.errors import ConfigError, LLMError
 from memp_core.experiment import RunMirror, land, writes_memory
 from memp_core.facts import extract_facts
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Retrieval, Run, Step, Trajectory, utcnow
 from memp_core.retrieve import RetrievedProcedure
 from memp_core.sim.agents import STRENGTHS, Episode, HeuristicAgent
-from memp_core.sim.guide import Recall
+from memp_core.sim.guide import Guide, Recall
 from memp_core.sim.replay import ReplayResult, ReplayScore, replay
 from memp_core.sim.tasks import make_scene, task_seeds
 from memp_core.sim.transcript import step_flags
@@ -271,13 +271,18 @@ def run_task(
     episode = agent.run(world, recalls)
     followed = episode.guide.followed
     flags = step_flags(episode.steps)
+    facts: dict[str, Any] = extract_facts(world.task.text).as_dict()
+    if episode.ended is not None:
+        facts["ended"] = episode.ended.as_dict()
+    if recalls:
+        facts["memory"] = memory_use(episode.guide, recalls)
     with store.transaction() as s:
         traj = Trajectory(
             task=world.task.text, task_type=task_type, environment=ENVIRONMENT,
             source="simulator", agent_model=agent.model, success=episode.success,
             reward=1.0 if episode.success else 0.0, step_count=len(episode.steps),
             token_count=episode.tokens, run_id=run.id, group_index=group,
-            facts=extract_facts(world.task.text).as_dict(), procedure_revision_id=followed,
+            facts=facts, procedure_revision_id=followed,
         )  # fmt: skip
         steps = [
             Step(trajectory_id=0, index=i, thought=st.thought or None, action=st.action or None,
@@ -290,7 +295,23 @@ def run_task(
             if row is not None:
                 row.trajectory_id = traj.id
                 s.add(row)
+    if episode.ended is not None and episode.ended.reason == "error":
+        raise LLMError(episode.ended.detail)  # the run stops; this task's record is kept
     return int(traj.id or 0), episode
+
+
+def memory_use(guide: Guide, recalls: Sequence[Recall]) -> dict[str, Any]:
+    """Which of the revisions handed to the agent it followed, as ``facts["memory"]``.
+
+    ``followed`` is the revision the agent acted on: the procedure for this very task (type
+    and object, the one a failure is reflected into: ``reflected``), else the best-ranked
+    revision whose knowledge it used (borrowed: a failure is not reflected into it). ``used``
+    lists every revision that contributed, ``given`` every revision retrieved.
+    """
+    given = [r.revision_id for r in recalls if r.revision_id is not None]
+    followed = guide.followed if guide.followed is not None else next(iter(guide.used), None)
+    return {"followed": followed, "reflected": guide.followed is not None,
+            "used": list(guide.used), "given": given}  # fmt: skip
 
 
 def _start(store: Store, config: LoopConfig, agent_model: str) -> Run:

@@ -11,8 +11,10 @@ import streamlit as st
 
 from memp_core.debug import (
     STEP_PAGE,
+    RetrievedItem,
     StepProblem,
-    failed_and_succeeded,
+    TrajectoryDetail,
+    comparison_candidates,
     step_position,
     step_rows,
     steps_page,
@@ -21,6 +23,7 @@ from memp_core.debug import (
 from memp_core.errors import MempError
 from memp_core.models import Trajectory
 from memp_core.outcomes import OUTCOMES, label_outcome, outcome_of
+from memp_core.sim.ending import Ending
 from memp_core.store import TrajectoryFilter
 from ui.common import changed, errors_shown, link, page
 from ui.picker import id_input, id_table, open_id
@@ -111,10 +114,14 @@ id_table(
 
 
 def show_steps(
-    tid: int, total: int, problem: StepProblem | None, key: str, compact: bool = False
-) -> None:
-    """One page of a run's steps (the page of its first problem first), the problem painted;
-    ``compact``: action and result only. Only the rows shown are styled."""
+    tid: int, total: int, problem: StepProblem | None, key: str, compact: bool = False,
+    ending: Ending | None = None, flags: bool = True,
+) -> None:  # fmt: skip
+    """One page of a run's steps (the page of its first problem first), the problem painted
+    and the end marked; ``compact``: action and result only; ``flags=False``: nothing marked
+    (a successful run beside a failed one). Only the rows shown are styled."""
+    if not flags:
+        problem = ending = None
     pages_n = max(1, -(-total // STEP_PAGE))
     offset = 0
     if pages_n > 1:
@@ -126,11 +133,12 @@ def show_steps(
     if pages_n > 1:
         st.caption(f"Steps {offset + 1:,}–{offset + len(steps):,} of {total:,}.")
     frame = pd.DataFrame(
-        step_rows(steps, problem), columns=["step", "flag", "thought", "action", "observation"]
-    )
+        step_rows(steps, problem, ending), columns=["step", "flag", "thought", "action",
+                                                    "observation"],
+    )  # fmt: skip
     if compact or not frame["thought"].astype(bool).any():
         frame = frame.drop(columns=["thought"])  # more room for what the agent did and saw
-    if compact:
+    if not flags:
         frame = frame.drop(columns=["flag"])
     highlight = problem.index if problem else None
 
@@ -151,6 +159,35 @@ def show_steps(
             "observation": st.column_config.TextColumn(width="large"),
         },
     )
+
+
+def show_ending(d: TrajectoryDetail) -> None:
+    """Why the run ended and its last meaningful step, in one line above the timeline."""
+    e = d.ending
+    if e is None:
+        st.caption("How this run ended was not recorded (and it is too long to read here).")
+        return
+    how = "recorded by the run" if d.ending_recorded else "read from its steps"
+    where = f" (step {e.step})" if e.step is not None else ""
+    text = f"Ended: {e.label}{where} — {e.detail} [{how}]"
+    (st.success if e.reason == "goal" else st.info)(md(text))
+    if e.reason != "goal":
+        st.caption(
+            f"Last progress at step {e.progress}: nothing after it moved the task forward."
+            if e.progress is not None
+            else "No step moved the task forward (nothing taken, used or put down)."
+        )
+
+
+def show_item(item: RetrievedItem) -> None:
+    """One retrieved revision: expands to its script, with a link to its procedure."""
+    score = f"{item.score:.3f}" if item.score is not None else "–"
+    head = f"Procedure {item.procedure_id} · revision {item.revision_id} · score {score}: "
+    with st.expander(head + item.title):
+        st.code(item.script or "(revision not found)", language=None, wrap_lines=True)
+        if item.procedure_id is not None:
+            link("pages/2_Procedures.py", f"Open procedure {item.procedure_id}",
+                 ":material/description:", procedure=str(item.procedure_id))  # fmt: skip
 
 
 st.divider()
@@ -223,6 +260,8 @@ timeline, memory_tab, compare = st.tabs(
 )
 with timeline:
     problem = detail.problem
+    if t.success is not None:
+        show_ending(detail)
     if problem:
         st.warning(f"First problem at step {problem.index}: {md(problem.kind)}")
         st.text(problem.reason)
@@ -233,9 +272,9 @@ with timeline:
             st.code(f"> {near[0].action or ''}\n{near[0].observation or ''}", language=None,
                     wrap_lines=True)  # fmt: skip
     elif t.success is False:
-        st.info("No failing or looping step found: the run may have hit the step limit.")
+        st.caption("No step failed or looped: the ending above says why the run stopped.")
     with errors_shown():
-        show_steps(open_tid, detail.step_total, problem, key="traj_steps")
+        show_steps(open_tid, detail.step_total, problem, key="traj_steps", ending=detail.ending)
 
 with memory_tab:
     if detail.followed_revision is not None:
@@ -243,48 +282,59 @@ with memory_tab:
         st.markdown(
             f"**Followed revision {rev.id}** ({md(rev.origin)}, by {md(rev.author or '–')})"
         )
+        if not detail.reflected:
+            st.caption("Borrowed: a procedure for another object or task whose knowledge the "
+                       "agent used; a failure of this run is not reflected into it.")  # fmt: skip
         if proc is not None:
             st.text(f"Procedure {proc.id}: {proc.title} [{proc.status}]")
-            link(
-                "pages/3_Lineage.py",
-                "Open its lineage",
-                ":material/account_tree:",
-                procedure=str(proc.id),
-            )
+            cl = st.columns(2)
+            with cl[0]:
+                link("pages/2_Procedures.py", f"Open procedure {proc.id}",
+                     ":material/description:", procedure=str(proc.id))  # fmt: skip
+            with cl[1]:
+                link("pages/3_Lineage.py", "Open its lineage", ":material/account_tree:",
+                     procedure=str(proc.id))  # fmt: skip
         st.code(rev.script or "(no script)", language=None, wrap_lines=True)
+    elif any(r.items for r in detail.retrievals):
+        st.caption("The agent was given memory but used none of it for this task.")
     if not detail.retrievals:
         st.caption("No retrieval was logged for this trajectory.")
     for r in detail.retrievals:
         st.text(f"Retrieval {r.retrieval_id}: policy {r.policy}, k={r.k}, query: {r.query}")
+        if not r.items:
+            st.caption("Nothing was returned: memory was empty or nothing matched.")
+            continue
         st.dataframe(
             pd.DataFrame(
-                [
-                    {
-                        "procedure": i.procedure_id,
-                        "revision": i.revision_id,
-                        "title": i.title,
-                        "task type": i.task_type,
-                        "score": i.score,
-                        "matched": ", ".join(f"{k}={v}" for k, v in i.matched.items()),
-                    }
-                    for i in r.items
-                ],
+                [{"procedure": i.procedure_id, "revision": i.revision_id, "title": i.title,
+                  "task type": i.task_type, "score": i.score,
+                  "matched": ", ".join(f"{k}={v}" for k, v in i.matched.items())}
+                 for i in r.items],
                 columns=["procedure", "revision", "title", "task type", "score", "matched"],
-            ),  # fmt: skip
-            hide_index=True,
-            width="stretch",
+            ),
+            hide_index=True, width="stretch",
             column_config={"score": st.column_config.NumberColumn(format="%.3f")},
-        )
+        )  # fmt: skip
+        for item in r.items:
+            show_item(item)
 
 with compare:
     with errors_shown():
-        failed, succeeded = failed_and_succeeded(store, t)
+        candidates = comparison_candidates(store, t)
     if t.success is None:
         st.caption("This run's outcome is unknown: set it above to compare it with a run of "
                    "the other outcome.")  # fmt: skip
-    elif failed is None or succeeded is None:
+    elif not candidates:
         st.caption(f"No run of task type {md(t.task_type or '(none)')} with the other outcome.")
     else:
+        other_label = "successful" if t.success is False else "failed"
+        labels = [c.label for c in candidates]
+        picked = st.selectbox(
+            f"Compare with a {other_label} run (same object and receptacle first)", labels,
+            key=f"traj_cmp_pick_{t.id}",
+        )  # fmt: skip
+        other = candidates[labels.index(picked)].trajectory
+        failed, succeeded = (t, other) if t.success is False else (other, t)
         left, right = st.columns(2)
         for col, traj, label in ((left, failed, "Failed"), (right, succeeded, "Successful")):
             with col, errors_shown():
@@ -292,4 +342,4 @@ with compare:
                 st.text(traj.task)
                 d = detail if traj.id == t.id else trajectory_detail(store, traj.id or 0)
                 show_steps(traj.id or 0, d.step_total, d.problem, key=f"traj_cmp_{label}",
-                           compact=True)  # fmt: skip
+                           compact=True, ending=d.ending, flags=traj is failed)  # fmt: skip

@@ -22,7 +22,8 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 from memp_core.facts import TaskFacts, extract_facts
-from memp_core.llm import StepView
+from memp_core.llm import RunView, StepView
+from memp_core.sim.ending import Ending
 from memp_core.sim.grammar import (
     LAMP_TYPES,
     failed,
@@ -31,6 +32,7 @@ from memp_core.sim.grammar import (
     type_of,
 )
 from memp_core.sim.guide import Counts, Guide, Recall, read_guide
+from memp_core.sim.transcript import analyse
 from memp_core.sim.world import World
 
 Policy = Generator[str, str, bool]
@@ -64,6 +66,20 @@ class Episode:
     tokens: int = 0
     gave_up: bool = False
     guide: Guide = field(default_factory=Guide)
+    ended: Ending | None = None  # why it ended (recorded in the trajectory's facts)
+
+
+def ending_of(world: World, steps: Sequence[StepView], why: str) -> Ending:
+    """The ending of a finished episode: the world knows success and the step limit, the
+    agent says why it stopped (``why``); progress is read from the steps."""
+    run = RunView(world.task.text, world.task.task_type, world.success, list(steps))
+    progress = analyse(run).last_progress
+    last = len(steps) - 1 if steps else None
+    if world.success:
+        return Ending("goal", f"reached the goal in {len(steps)} steps", last, progress)
+    if world.steps >= world.max_steps:
+        return Ending("step_limit", f"used all {world.max_steps} steps", last, progress)
+    return Ending("gave_up", f"gave up after {len(steps)} steps: {why}", last, progress)
 
 
 class HeuristicAgent:
@@ -91,8 +107,9 @@ class HeuristicAgent:
                 action = policy.send(result.observation)
         except StopIteration:
             gave_up = not world.success
+        ended = ending_of(world, steps, mind.stopped or "it stopped")
         return Episode(world.task.text, facts.task_type, intro, steps, world.success, 0,
-                       gave_up, guide)  # fmt: skip
+                       gave_up, guide, ended)  # fmt: skip
 
 
 class Mind:
@@ -113,6 +130,7 @@ class Mind:
         self.holding = ""
         self.placed_at = ""
         self.no_repeat = guide.no_repeat
+        self.stopped = ""  # why the plan gave up, in words (the run's recorded ending)
 
     # -- acting and observing -------------------------------------------------------------
 
@@ -226,6 +244,8 @@ class Mind:
         where = self.known(kind, skip)
         if where:
             yield from self.go(where)
+        else:
+            self.stopped = f"searched {visits} places for the {kind} without finding it"
         return where
 
     def _may_open(self, place: str) -> bool:
@@ -253,6 +273,7 @@ class Mind:
             obs = yield from self.do(f"take {item} from {place}")
             if not failed(obs):
                 return True
+        self.stopped = f"could not take the {self.facts.object} (4 tries)"
         return False
 
     def transform(self) -> Generator[str, str, bool]:
@@ -268,6 +289,8 @@ class Mind:
             obs = yield from self.do(f"{verb} {self.holding} with {place}")
             if not failed(obs):
                 return True
+        tried = len(kinds[: self.s.search_budget])
+        self.stopped = f"tried {tried} appliances and none would {verb} the {self.holding}"
         return False
 
     def deliver(self) -> Generator[str, str, bool]:
@@ -288,6 +311,7 @@ class Mind:
                 obs = yield from self.do(f"put {self.holding} in/on {place}")
                 if not failed(obs):
                     return True
+        self.stopped = f"could not put the {self.holding} in/on any {self.facts.receptacle}"
         return False
 
     def use_lamp(self) -> Generator[str, str, bool]:
@@ -297,4 +321,6 @@ class Mind:
             return False
         lamp = next(i for i in self.seen[place] or [] if type_of(i) == lamp_kind)
         obs = yield from self.do(f"use {lamp}")
+        if failed(obs):
+            self.stopped = f"the {lamp} did not light"
         return not failed(obs)

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from memp_core import prompts
+from memp_core.errors import LLMError
 from memp_core.llm import StepView
-from memp_core.sim.agents import Episode
+from memp_core.sim.agents import Episode, ending_of
+from memp_core.sim.ending import Ending
 from memp_core.sim.grammar import clean_action, is_thought
 from memp_core.sim.guide import Recall, read_guide
 from memp_core.sim.world import World
@@ -50,9 +52,16 @@ class ReactAgent:
         procedures = [r.as_text() for r in recalls]
         history: list[StepView] = []
         tokens = 0
+        why = f"no answer ended the task in {2 * world.max_steps} turns"
+        error: Ending | None = None
         for _ in range(2 * world.max_steps):
             messages = prompts.react_messages(world.task.text, room, history, procedures)
-            reply = self.backend.chat(messages, stop=["\n"], max_tokens=self.max_tokens)
+            try:
+                reply = self.backend.chat(messages, stop=["\n"], max_tokens=self.max_tokens)
+            except LLMError as exc:  # kept as the run's ending; the loop stores it, then stops
+                last = len(history) - 1 if history else None
+                error = Ending("error", f"the model endpoint failed: {exc}", last)
+                break
             tokens += reply.tokens
             line = _first_line(reply.text)
             if is_thought(line):
@@ -64,8 +73,9 @@ class ReactAgent:
             if result.done:
                 break
         guide = read_guide(world.task.text, recalls)
+        ended = error or ending_of(world, history, why)
         return Episode(world.task.text, world.task.task_type, intro, history, world.success, tokens,
-                       False, guide)  # fmt: skip
+                       False, guide, ended)  # fmt: skip
 
 
 def _first_line(text: str) -> str:
