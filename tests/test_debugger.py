@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import col, select
 from streamlit.testing.v1 import AppTest
 
+from memp_core.actor import Actor
 from memp_core.debug import (
     comparison_candidates,
     failed_and_succeeded,
@@ -24,7 +25,7 @@ from memp_core.debug import (
 from memp_core.embeddings import Embedder
 from memp_core.heuristic import HeuristicBackend
 from memp_core.llm import RunView
-from memp_core.loop import CachedEmbedder, LoopConfig, run_loop
+from memp_core.loop import CachedEmbedder, LoopConfig, run_loop, start_run
 from memp_core.memory import ProceduralMemory
 from memp_core.models import ProcedureRevision, Step, Trajectory
 from memp_core.sim.agents import HeuristicAgent
@@ -228,3 +229,29 @@ def test_each_retrieved_item_expands_to_its_script_and_links_its_procedure(
     assert codes == [rev.script]
     links = [str(p.proto) for p in expanders[0].get("page_link")]
     assert any("Procedures" in p and f"procedure={item.procedure_id}" in p for p in links)
+
+
+def test_an_experiment_lands_the_followed_revisions_of_the_shared_database(
+    db_url: str, embedder: Embedder
+) -> None:
+    """A dashboard experiment runs on its own memory: the revisions its runs followed are
+    renamed to the landed copies, so the page opens the right scripts."""
+    shared = Store(db_url)
+    try:
+        start_run(shared, actor=Actor("rita", "reviewer"), memory="reflect", tasks=12, groups=2,
+                  seed=3, embedder=CachedEmbedder(embedder), task_types=TYPES)  # fmt: skip
+        with shared.session() as s:
+            trajs = s.exec(select(Trajectory)).all()
+            landed = {int(r.id or 0): r for r in s.exec(select(ProcedureRevision)).all()}
+        followed = [t.facts["memory"]["followed"] for t in trajs if t.facts.get("memory")]
+        assert [f for f in followed if f is not None]
+        for t in trajs:
+            memory = t.facts.get("memory")
+            if not memory:
+                continue
+            assert set(memory["used"]) | set(memory["given"]) <= set(landed)
+            if memory["followed"] is not None:
+                rev = landed[memory["followed"]]
+                assert trajectory_detail(shared, t.id or 0).followed_revision.id == rev.id  # type: ignore[union-attr]
+    finally:
+        shared.dispose()
