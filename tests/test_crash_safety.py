@@ -77,6 +77,9 @@ def assert_consistent(store: Store) -> None:
             current = s.get(ProcedureRevision, proc.current_revision_id)
             assert current is not None and current.procedure_id == proc.id
             assert proc.embedding == current.embedding
+            if proc.proposed_revision_id is not None:  # a proposal is a revision of its own
+                proposed = s.get(ProcedureRevision, proc.proposed_revision_id)
+                assert proposed is not None and proposed.procedure_id == proc.id
         edges = s.execute(text("SELECT procedure_id, parent_revision_id FROM procedurerevision"))
         for rev in edges.all():
             if rev.parent_revision_id is not None:
@@ -128,13 +131,15 @@ def test_a_reflect_update_killed_midway_changes_nothing_and_a_rerun_completes_it
     report = mem.update(failures, policy="reflect")
     assert (len(report.reflected), report.counted) == (GROUPS, GROUPS)
     for proc in store.procedures():
-        current = store.current_revision(proc)
-        assert current.origin == "reflection" and proc.use_count == 1
-        assert current.parent_revision_id == before[proc.id][0]
+        proposed = store.get(ProcedureRevision, proc.proposed_revision_id or 0)
+        assert proposed.origin == "reflection" and proc.use_count == 1
+        assert proposed.parent_revision_id == before[proc.id][0]
+        assert proc.current_revision_id == before[proc.id][0]  # still served
     assert store.counts().revisions == 2 * GROUPS
     assert_consistent(store)
-    # reflections wait for review (the engine's default outside an experiment's own memory)
-    assert {p.status for p in store.procedures()} == {Status.pending_review.value}
+    # reflections wait for review (the engine's default outside an experiment's own memory):
+    # on approved procedures, as their proposals beside the served revision
+    assert {p.status for p in store.procedures()} == {Status.approved.value}
     assert store.get(Procedure, built[0].procedure_id).use_count == 1
     store.dispose()
 
