@@ -380,7 +380,7 @@ def step_rows(
         if ending is not None and ending.progress == s.index:
             flags.append("▲ last progress")
         if ending is not None and ending.step == s.index and ending.reason != "goal":
-            flags.append(f"■ end: {ending.label}")
+            flags.append(f"■ {ending.reason.replace('_', ' ')}")
         rows.append(
             {
                 "step": s.index,

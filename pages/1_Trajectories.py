@@ -150,6 +150,7 @@ def show_steps(
         frame.style.apply(paint, axis=1),
         hide_index=True,
         width="stretch",
+        height=min(38 + 35 * max(len(frame), 1), 1100),  # a short run whole: its end in view
         key=key,
         column_config={
             "step": st.column_config.NumberColumn(width="small"),
@@ -168,7 +169,7 @@ def show_ending(d: TrajectoryDetail) -> None:
         st.caption("How this run ended was not recorded (and it is too long to read here).")
         return
     how = "recorded by the run" if d.ending_recorded else "read from its steps"
-    where = f" (step {e.step})" if e.step is not None else ""
+    where = f" at step {e.step}" if e.step is not None else ""
     text = f"Ended: {e.label}{where} — {e.detail} [{how}]"
     (st.success if e.reason == "goal" else st.info)(md(text))
     if e.reason != "goal":
@@ -179,10 +180,12 @@ def show_ending(d: TrajectoryDetail) -> None:
         )
 
 
-def show_item(item: RetrievedItem) -> None:
-    """One retrieved revision: expands to its script, with a link to its procedure."""
+def show_item(item: RetrievedItem, used: list[int]) -> None:
+    """One retrieved revision: expands to its script, with a link to its procedure;
+    ``used``: the revisions whose knowledge the agent used (recorded by simulator runs)."""
     score = f"{item.score:.3f}" if item.score is not None else "–"
-    head = f"Procedure {item.procedure_id} · revision {item.revision_id} · score {score}: "
+    mark = " · used by the agent" if item.revision_id in used else ""
+    head = f"Procedure {item.procedure_id} · revision {item.revision_id} · score {score}{mark}: "
     with st.expander(head + item.title):
         st.code(item.script or "(revision not found)", language=None, wrap_lines=True)
         if item.procedure_id is not None:
@@ -206,7 +209,8 @@ m[0].metric("Outcome", outcome_of(t.success), border=True)
 m[1].metric("Steps", f"{t.step_count:,}", border=True)
 group = t.group_index if t.group_index is not None else "–"
 m[2].metric("Run · group", f"{t.run_id or '–'} · {group}", border=True)
-m[3].metric("Tokens", f"{t.token_count:,}", border=True)
+# a heuristic agent uses no model: no tokens to count, not "0 tokens"
+m[3].metric("Tokens", f"{t.token_count:,}" if t.token_count else "–", border=True)
 st.text(
     f"Agent model: {t.agent_model or '–'} · source: {t.source or '–'} · "
     f"environment: {t.environment or '–'} · recorded {t.created_at:%Y-%m-%d %H:%M}"
@@ -316,7 +320,7 @@ with memory_tab:
             column_config={"score": st.column_config.NumberColumn(format="%.3f")},
         )  # fmt: skip
         for item in r.items:
-            show_item(item)
+            show_item(item, detail.used_revisions)
 
 with compare:
     with errors_shown():

@@ -76,10 +76,10 @@ def ending_of(world: World, steps: Sequence[StepView], why: str) -> Ending:
     progress = analyse(run).last_progress
     last = len(steps) - 1 if steps else None
     if world.success:
-        return Ending("goal", f"reached the goal in {len(steps)} steps", last, progress)
+        return Ending("goal", f"in {len(steps)} steps", last, progress)
     if world.steps >= world.max_steps:
-        return Ending("step_limit", f"used all {world.max_steps} steps", last, progress)
-    return Ending("gave_up", f"gave up after {len(steps)} steps: {why}", last, progress)
+        return Ending("step_limit", f"all {world.max_steps} steps used", last, progress)
+    return Ending("gave_up", f"{why} (after {len(steps)} steps)", last, progress)
 
 
 class HeuristicAgent:
@@ -245,7 +245,13 @@ class Mind:
         if where:
             yield from self.go(where)
         else:
-            self.stopped = f"searched {visits} places for the {kind} without finding it"
+            second = self.placed_at and kind == self.facts.object  # puttwo: one is delivered
+            what = (
+                f"a second {kind} without finding one"
+                if second
+                else f"the {kind} without finding it"
+            )
+            self.stopped = f"searched {visits} places for {what}"
         return where
 
     def _may_open(self, place: str) -> bool:

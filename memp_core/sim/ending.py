@@ -72,6 +72,8 @@ def search_detail(rf: RunFacts) -> str:
         places = _places_visited(rf)
         return f"searched {places} place{'s' * (places != 1)} for the {obj} without finding it"
     verb = rf.task_type
+    if verb == "puttwo" and len(rf.found) < 2:
+        return f"took one {obj} but never found a second one"
     if verb in ("heat", "cool", "clean") and verb not in rf.tools_ok:
         tried = sum(len(v) for v in rf.tools_bad.values())
         return f"found the {obj} but no appliance it tried ({tried}) would {verb} it"
@@ -92,11 +94,11 @@ def ending_from_steps(run: RunView, *, step_limit: int | None = None) -> Ending:
     rf = analyse(run)
     last = len(run.steps) - 1 if run.steps else None
     if run.success:
-        return Ending("goal", "reached the goal", last, rf.last_progress)
+        return Ending("goal", f"in {len(run.steps)} steps", last, rf.last_progress)
     detail = search_detail(rf)
     if step_limit is not None and len(run.steps) >= step_limit:
-        return Ending("step_limit", f"used all {step_limit} steps; it {detail}", last,
+        return Ending("step_limit", f"all {step_limit} steps used; it {detail}", last,
                       rf.last_progress)  # fmt: skip
     reason: Reason = "unknown" if step_limit is None else "gave_up"
-    return Ending(reason, f"stopped after {len(run.steps)} steps: it {detail}", last,
+    return Ending(reason, f"{detail} (after {len(run.steps)} steps)", last,
                   rf.last_progress)  # fmt: skip
