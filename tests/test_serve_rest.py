@@ -30,6 +30,7 @@ from memp_core.models import (
     Step,
     Trajectory,
 )
+from memp_core.queue import list_procedures
 from memp_core.review import approve
 from memp_core.store import Store
 
@@ -532,7 +533,7 @@ def test_agents_report_while_a_reviewer_approves_without_errors_and_counts_add_u
     stop = threading.Event()
     errors: list[str] = []
     created: list[dict[str, Any]] = []
-    approvals = [0]
+    approvals, accepted = [0], [0]
     lock = threading.Lock()
 
     def agent(n: int, key: str) -> None:
@@ -565,6 +566,14 @@ def test_agents_report_while_a_reviewer_approves_without_errors_and_counts_add_u
                     if r.status_code != 200:
                         errors.append(f"approve {r.status_code} {r.text}")
                     approvals[0] += 1
+                # proposals beside served procedures (read from the queue, as the page does);
+                # one superseded by a newer report meanwhile is refused with 409, not lost
+                for p in list_procedures(svc.store, with_proposal=True).rows:
+                    r = http.post(f"/v1/procedures/{p.id}/approve",
+                                  json={"revision_id": p.proposed_revision_id})  # fmt: skip
+                    if r.status_code not in (200, 409):
+                        errors.append(f"accept {r.status_code} {r.text}")
+                    accepted[0] += r.status_code == 200
                 stop.wait(0.05)
 
     before = count(svc.store, Trajectory)
@@ -577,7 +586,7 @@ def test_agents_report_while_a_reviewer_approves_without_errors_and_counts_add_u
     for t in threads:
         t.join(120)
     assert not errors, errors[:5]
-    assert len(created) >= 12 and approvals[0] >= 1
+    assert len(created) >= 12 and approvals[0] >= 1 and accepted[0] >= 1
     ids = [c["trajectory_id"] for c in created]
     assert len(set(ids)) == len(ids) == count(svc.store, Trajectory) - before
     with svc.store.session() as s:
@@ -660,7 +669,7 @@ def test_eight_agent_processes_and_a_reviewer_soak_memp_serve(
             for n, k in enumerate(keys)
         ]
         errors: list[str] = []
-        approvals = 0
+        approvals = accepted = 0
         while any(a.poll() is None for a in agents):
             page = http.get("/v1/procedures", params={"status": "pending_review"},
                             headers=bearer(rita))  # fmt: skip
@@ -668,12 +677,17 @@ def test_eight_agent_processes_and_a_reviewer_soak_memp_serve(
                 r = http.post(f"/v1/procedures/{p['id']}/approve", json={}, headers=bearer(rita))
                 errors += [] if r.status_code == 200 else [f"approve {r.status_code} {r.text}"]
                 approvals += 1
+            for p in list_procedures(store, with_proposal=True).rows:  # beside served ones
+                r = http.post(f"/v1/procedures/{p.id}/approve", headers=bearer(rita),
+                              json={"revision_id": p.proposed_revision_id})  # fmt: skip
+                errors += [] if r.status_code in (200, 409) else [f"accept {r.status_code}"]
+                accepted += r.status_code == 200
             time.sleep(0.2)
         results = [json.loads(a.communicate()[0]) for a in agents]
     errors += [e for res in results for e in res["errors"]]
     assert not errors, errors[:5]
     created = [t for res in results for t in res["created"]]
-    assert len(created) >= 40 and approvals >= 1
+    assert len(created) >= 40 and approvals >= 1 and accepted >= 1
     assert len(set(created)) == len(created) == count(store, Trajectory) - before
     with store.session() as s:
         procs = s.exec(select(Procedure)).all()
