@@ -186,7 +186,7 @@ def show_item(item: RetrievedItem, used: list[int]) -> None:
     score = f"{item.score:.3f}" if item.score is not None else "–"
     mark = " · used by the agent" if item.revision_id in used else ""
     head = f"Procedure {item.procedure_id} · revision {item.revision_id} · score {score}{mark}: "
-    with st.expander(head + item.title):
+    with st.expander(head + md(item.title)):  # titles come from data: shown as text
         st.code(item.script or "(revision not found)", language=None, wrap_lines=True)
         if item.procedure_id is not None:
             link("pages/2_Procedures.py", f"Open procedure {item.procedure_id}",

@@ -243,6 +243,7 @@ TITLES = {
     "pages/6_Experiments.py": "Experiments",
     "pages/7_Import_Export.py": "Import / Export",
     "pages/8_Audit_log.py": "Audit log",
+    "pages/9_Agents.py": "Agents",
 }
 
 
