@@ -78,6 +78,7 @@ class TrajectoryFilter:
     agent_model: str | None = None
     source: str | None = None
     text: str | None = None
+    reporting_agent: str | None = None  # the API key's agent that reported it (memp serve)
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,8 @@ class Store:
             conds.append(Trajectory.agent_model == flt.agent_model)
         if flt.source:
             conds.append(Trajectory.source == flt.source)
+        if flt.reporting_agent:
+            conds.append(Trajectory.reporting_agent == flt.reporting_agent)
         if flt.text:
             # autoescape: a user's "%" or "_" is that character, not a LIKE wildcard
             conds.append(col(Trajectory.task).contains(flt.text, autoescape=True))

@@ -48,6 +48,7 @@ def filter_options(url: str) -> dict[str, list[str]]:
         "task_type": store.distinct_values(Trajectory.task_type),
         "agent_model": store.distinct_values(Trajectory.agent_model),
         "source": store.distinct_values(Trajectory.source),
+        "reporting_agent": store.distinct_values(Trajectory.reporting_agent),
     }
 
 
@@ -60,14 +61,18 @@ with errors_shown():
     options = filter_options(ctx.url)
     runs = {f"#{r.id} {r.name or r.kind} ({r.source or r.agent})": r.id for r in store.runs()}
 
-cols = st.columns([1, 1, 1.4, 1, 1, 1.6])
+cols = st.columns([1, 1, 1.4, 1, 1, 1, 1.6])
 kw = {"on_change": new_filter}
 task_type = cols[0].selectbox("Task type", [ALL, *options["task_type"]], key="traj_type", **kw)
 outcome = cols[1].selectbox("Outcome", [ALL, *OUTCOMES], key="traj_outcome", **kw)
 run_label = cols[2].selectbox("Run", [ALL, *runs], key="traj_run", **kw)
 model = cols[3].selectbox("Agent model", [ALL, *options["agent_model"]], key="traj_model", **kw)
 source = cols[4].selectbox("Source", [ALL, *options["source"]], key="traj_source", **kw)
-text = cols[5].text_input("Task text contains", key="traj_text", **kw)
+agents = [ALL, *options["reporting_agent"]]  # agents that reported runs over memp serve
+linked = st.query_params.get("agent")  # the Agents page links here with ?agent=NAME
+agent = cols[5].selectbox("Agent", agents, key="traj_agent",
+                          index=agents.index(linked) if linked in agents else 0, **kw)  # fmt: skip
+text = cols[6].text_input("Task text contains", key="traj_text", **kw)
 
 flt = TrajectoryFilter(
     task_type=None if task_type == ALL else task_type,
@@ -77,6 +82,7 @@ flt = TrajectoryFilter(
     agent_model=None if model == ALL else model,
     source=None if source == ALL else source,
     text=text.strip() or None,
+    reporting_agent=None if agent == ALL else agent,
 )
 with errors_shown():
     total = store.list_trajectories(flt, offset=0, limit=0).total

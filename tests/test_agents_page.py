@@ -216,3 +216,19 @@ def test_a_viewer_sees_the_keys_but_no_key_buttons(
     assert any("only admins create and revoke keys" in c.value for c in at.caption)
     with pytest.raises(PermissionDeniedError, match="admin"):  # and the core refuses them anyway
         create_key(store, agent="x", scopes=["procedures:read"], actor=Actor("rita", "reviewer"))
+
+
+def test_the_trajectories_page_filters_by_the_reporting_agent(store: Store) -> None:
+    with store.transaction() as s:
+        for agent, task in (("bot", "put a mug in shelf"), ("bot2", "heat some egg")):
+            s.add(Trajectory(task=task, success=True, reporting_agent=agent, source="api"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
+                           default_timeout=60)  # fmt: skip
+    at.run()
+    at.query_params["agent"] = "bot"  # the link the Agents page gives
+    at.switch_page("pages/1_Trajectories.py").run()
+    assert not at.exception, at.exception
+    agent_box = next(b for b in at.selectbox if b.label == "Agent")
+    assert agent_box.value == "bot" and set(agent_box.options) >= {"bot", "bot2"}
+    (table,) = [d for d in at.dataframe if "task" in d.value.columns]
+    assert list(table.value["task"]) == ["put a mug in shelf"]

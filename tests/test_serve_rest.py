@@ -397,6 +397,11 @@ def test_a_proposal_never_takes_an_approved_procedure_out_of_service(svc: Servic
     assert again.json()["parent_revision_id"] == r.json()["revision_id"]
     found = svc.post("/v1/retrieve", svc.bot, {"task": TASK}).json()
     assert found["items"][0]["revision_id"] == current
+    # a review key under the proposing agent's name cannot accept the agent's own proposal
+    own = make_key(svc.store, "bot", ["review:admin"])
+    proposed = {"revision_id": again.json()["revision_id"]}
+    assert svc.post(f"/v1/procedures/{svc.procedure_id}/approve", own, proposed).status_code == 403
+    assert svc.store.get(Procedure, svc.procedure_id).current_revision_id == current
 
 
 def test_proposal_evidence_must_be_the_agents_own_runs(svc: Service) -> None:

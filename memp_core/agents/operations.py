@@ -205,7 +205,7 @@ class AgentDoor:
         reads.known_id(procedure_id)
         store.get(Procedure, procedure_id)  # an unknown id is 404 whatever the body says
         if action == "approve":
-            _not_own_work(store, who, procedure_id)
+            _not_own_work(store, who, procedure_id, body.revision_id)
             gate.approve(store, procedure_id, actor=actor, comment=body.comment,
                          revision_id=body.revision_id)  # fmt: skip
         elif action == "reject":
@@ -250,10 +250,14 @@ def _own_trajectories(s: Session, who: Identity, ids: list[int]) -> list[int]:
     return wanted
 
 
-def _not_own_work(store: Any, who: Identity, procedure_id: int) -> None:
+def _not_own_work(
+    store: Any, who: Identity, procedure_id: int, revision_id: int | None = None
+) -> None:
+    """A key named after an agent approves neither the agent's current revision nor its
+    proposal (the revision the approval names, or the one waiting beside the served one)."""
     proc = store.get(Procedure, procedure_id)
-    if proc.current_revision_id is not None:
-        _not_own_revision(store, who, proc.current_revision_id)
+    for rid in {proc.current_revision_id, proc.proposed_revision_id, revision_id} - {None}:
+        _not_own_revision(store, who, int(rid))  # type: ignore[arg-type]
 
 
 def _not_own_revision(store: Any, who: Identity, revision_id: int) -> None:
