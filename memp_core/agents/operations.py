@@ -7,15 +7,15 @@ REST, MCP and OTLP all call these methods, so the three doors keep one set of ru
   ``api``; ``success: null`` stays unknown (stored, not counted, builds nothing). Its outcome
   counts as a use of the first revision its retrieval served; then the update policy
   (``validation`` by default) runs with ``auto_approve=False``: what it writes waits for
-  review, and it never writes into an approved procedure (see :mod:`memp_core.agents.reports`).
+  review; on an approved procedure it becomes that procedure's *proposal* beside the served
+  revision (see :func:`memp_core.build.land_revision`), never an outage.
 - ``feedback`` (``runs:write``): a rating of a revision, with the agent's name.
-- ``propose`` (``procedures:propose``): a procedure waiting for review (origin ``proposal``,
-  author ``agent:<name>``, evidence = the agent's own reported runs). The rule: the proposal's
-  title and task type give the group key builds use (:func:`memp_core.build.group_identity`);
-  if that group's live procedure is itself waiting for review, the proposal becomes its next
-  (pending) revision; otherwise, and above all when the live one is approved, it becomes a
-  new pending procedure beside it, so a proposal never takes a served procedure out of
-  service nor changes what agents get before a person looks.
+- ``propose`` (``procedures:propose``): a revision waiting for review (origin ``proposal``,
+  author ``agent:<name>``, evidence = the agent's own reported runs). The proposal's title and
+  task type give the group key builds use (:func:`memp_core.build.group_identity`): into that
+  group's live procedure (as its next pending revision, or as the proposal beside an approved
+  one), else as a new pending procedure. Agents never change what agents get before a person
+  looks.
 - ``review`` (``review:admin``): approve, reject, roll back, pin, deprecate through
   :mod:`memp_core.review`, acting as the person behind the key (never as an agent); no one
   approves content written under their own agent name.
@@ -148,17 +148,6 @@ class AgentDoor:
             unknown = "outcome unknown: not counted, nothing built until a verdict is recorded"
             return UpdateSummary(policy=policy, note=_join(note, unknown))
         with self._update_lock:
-            served = reports.touches_served(self.store, traj)
-            if served is not None:
-                counted, deprecated = reports.count_only(
-                    self.store, self.memory.settings, who, traj
-                )
-                kept = (
-                    f"procedure {served.id} is approved and served: the run counts as its use "
-                    "and stays as evidence; it changes nothing agents are served"
-                )
-                return UpdateSummary(policy=policy, counted=counted, deprecated=deprecated,
-                                     note=_join(note, kept))  # fmt: skip
             done = self.memory.update(
                 [int(traj.id or 0)], policy=policy, auto_approve=False, actor=who.actor
             )

@@ -26,13 +26,10 @@ from sqlmodel import Session, select
 
 from memp_core.agents.keys import Identity
 from memp_core.agents.schemas import StepIn, TrajectoryReport
-from memp_core.build import load_evidence
-from memp_core.config import Settings
 from memp_core.errors import ConfigError, NotFoundError, PayloadTooLargeError
 from memp_core.facts import extract_facts
-from memp_core.models import Procedure, Retrieval, Step, Trajectory
+from memp_core.models import Retrieval, Step, Trajectory
 from memp_core.store import Store
-from memp_core.update import count_uses
 
 MAX_METADATA_BYTES = 64 * 1024
 SOURCE = "api"
@@ -148,25 +145,6 @@ def _claim_retrieval(
     served = [r.get("revision_id") for r in row.results if isinstance(r, dict)]
     traj.procedure_revision_id = next((int(r) for r in served if r is not None), None)
     return "", row
-
-
-def touches_served(store: Store, traj: Trajectory) -> Procedure | None:
-    """Always None: no report needs to be kept away from the update policy any more.
-
-    Before proposals existed, a run whose approved procedure the policy would write into was
-    only counted (a revision written there took the procedure out of service). Kept so
-    callers written against that rule still work; they can drop the call.
-    """
-    return None
-
-
-def count_only(
-    store: Store, settings: Settings, who: Identity, traj: Trajectory
-) -> tuple[int, list[int]]:
-    """Count the run as a use of what it followed (and deprecate by the usual rule)."""
-    runs = load_evidence(store, [int(traj.id or 0)])
-    with store.transaction() as s:
-        return count_uses(s, store, runs, settings, who.author)
 
 
 def outcome(success: bool | None) -> str:
