@@ -12,6 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from memp_core import loop, review
+from memp_core.agents.activity import feedback_on, proposed_by
+from memp_core.agents.reads import with_revisions
 from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
 from memp_core.models import Procedure, Status
@@ -69,6 +71,7 @@ with errors_shown():
         offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE,
     )  # fmt: skip
     waiting = list_procedures(store, status=Status.approved.value, with_proposal=True, limit=0)
+    by_agent = proposed_by(store, result.rows)  # the agent whose proposal waits, if any
 st.caption(f"{result.total:,} procedures match. Click a row to open it.")
 if waiting.total and status == Status.pending_review.value:
     st.caption(f"{waiting.total:,} approved procedures also have a revision proposed, waiting "
@@ -76,12 +79,13 @@ if waiting.total and status == Status.pending_review.value:
 pid = open_id(TABLE, "procedure", result.rows[0].id if result.rows else None) or 0
 table = pd.DataFrame(
     [{"id": p.id, "title": p.title, "task type": p.task_type, "status": p.status,
-      "proposal": p.proposed_revision_id, "pinned": p.pinned, "uses": p.use_count,
+      "proposal": p.proposed_revision_id, "proposed by": by_agent.get(p.id or 0, ""),
+      "pinned": p.pinned, "uses": p.use_count,
       "successes": p.success_count,
       "success": p.success_count / p.use_count if p.use_count else None,
       "updated": p.updated_at} for p in result.rows],
-    columns=["id", "title", "task type", "status", "proposal", "pinned", "uses", "successes",
-             "success", "updated"],
+    columns=["id", "title", "task type", "status", "proposal", "proposed by", "pinned", "uses",
+             "successes", "success", "updated"],
 )  # fmt: skip
 id_table(
     table, [p.id for p in result.rows], pid, key=TABLE,
@@ -91,6 +95,8 @@ id_table(
         "pinned": st.column_config.CheckboxColumn(),
         "proposal": st.column_config.NumberColumn(help="A revision waiting for review "
                                                   "while the approved one is served"),
+        "proposed by": st.column_config.TextColumn(help="The agent (API key) whose proposal "
+                                                   "waits for review"),
         "success": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
         "updated": st.column_config.DatetimeColumn(format="distance"),
     },
@@ -119,6 +125,19 @@ m[0].metric("Uses", proc.use_count, border=True)
 m[1].metric("Successes", proc.success_count, border=True)
 m[2].metric("Success rate", pct(d.success_rate), border=True)
 m[3].metric("Revisions", len(d.revisions), border=True)
+with errors_shown():
+    ratings = with_revisions(store, [proc])[0].feedback  # agents' and people's word on it
+    rated = feedback_on(store, pid)
+st.caption("Feedback: " + (" · ".join(f"{n} {md(r)}" for r, n in sorted(ratings.items()))
+                           or "none yet"))  # fmt: skip
+if rated:
+    with st.expander(f"Feedback ({len(rated)})"):
+        st.dataframe(  # reasons come from agents: a table shows them as text
+            pd.DataFrame([{"who": f.actor, "revision": f.revision_id, "rating": f.rating,
+                           "reason": f.reason, "trajectory": f.trajectory_id,
+                           "when": f.created_at} for f in rated]),
+            hide_index=True, width="stretch",
+        )  # fmt: skip
 link("pages/3_Lineage.py", "Lineage graph", ":material/account_tree:", procedure=str(pid))
 
 if cur is not None:

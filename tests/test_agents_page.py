@@ -232,3 +232,21 @@ def test_the_trajectories_page_filters_by_the_reporting_agent(store: Store) -> N
     assert agent_box.value == "bot" and set(agent_box.options) >= {"bot", "bot2"}
     (table,) = [d for d in at.dataframe if "task" in d.value.columns]
     assert list(table.value["task"]) == ["put a mug in shelf"]
+
+
+def test_the_review_queue_names_proposing_agents_and_shows_feedback(
+    store: Store, busy: dict[str, int]
+) -> None:
+    built, proposed = sorted(store.procedures(), key=lambda p: p.id or 0)
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
+                           default_timeout=60)  # fmt: skip
+    at.run()
+    at.query_params["procedure"] = str(built.id)
+    at.switch_page("pages/2_Procedures.py").run()
+    assert not at.exception, at.exception
+    queue = next(d.value for d in at.dataframe if "proposed by" in d.value.columns)
+    by = dict(zip(queue["id"], queue["proposed by"], strict=True))
+    assert by[proposed.id] == "bot" and by[built.id] == ""
+    assert any(c.value == "Feedback: 1 harmful · 1 helpful" for c in at.caption)
+    reasons = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert "<b>clear</b>" in list(reasons["reason"])  # an agent's text, shown as text
