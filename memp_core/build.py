@@ -78,7 +78,8 @@ class Evidence:
     def run_view(self) -> RunView:
         steps = [StepView(s.action or "", s.observation or "", s.thought or "") for s in self.steps]
         t = self.trajectory
-        return RunView(t.task, self.task_type, t.success, steps, trajectory_id=t.id)
+        return RunView(t.task, self.task_type, t.success, steps, trajectory_id=t.id,
+                       ended=_recorded_ending(t.facts))  # fmt: skip
 
     def step_dicts(self) -> list[dict[str, Any]]:
         return [
@@ -538,3 +539,12 @@ def embed_revisions(embedder: Embedder, revisions: Sequence[ProcedureRevision]) 
     texts = [retrieval_text(r.kind, r.task_text, r.script) for r in todo]
     for rev, vec in zip(todo, embedder.embed_array(texts), strict=True):
         rev.embedding = to_bytes(vec)
+
+
+def _recorded_ending(facts: dict[str, Any] | None) -> str:
+    """``facts["ended"]`` (written by the simulator loop) as one line, or ""."""
+    ended = (facts or {}).get("ended")
+    if not isinstance(ended, dict):
+        return ""
+    reason, detail = str(ended.get("reason") or ""), str(ended.get("detail") or "")
+    return f"{reason.replace('_', ' ')}: {detail}" if reason and detail else reason or detail

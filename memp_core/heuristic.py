@@ -79,6 +79,9 @@ class HeuristicBackend(Backend):
             step = failed.steps[where]
             obs = (step.observation or "").strip()
             head += f" at step {where + 1} (`{step.action.strip()}` -> {obs!r})"
+        elif failed.ended:  # the run recorded why it ended: quote it rather than guess
+            where = rf.events[-1].index if rf.events else None
+            head += f" without a failing action ({failed.ended})"
         elif rf.events:
             # no action failed: say what the steps show it was doing when it stopped
             where = rf.events[-1].index

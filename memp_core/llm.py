@@ -48,6 +48,9 @@ class RunView:
     success: bool
     steps: list[StepView] = field(default_factory=list)
     trajectory_id: int | None = None
+    # Why the run ended, as the run recorded it ("gave up: searched 11 places for the mug";
+    # "step limit: all 50 steps used"); "" when nothing was recorded (read from the steps).
+    ended: str = ""
 
 
 @dataclass(frozen=True)
