@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,12 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 from sqlmodel import Field, Session, SQLModel
+
+# The vocabularies live in memp_core.vocab (importable without SQLModel); re-exported here.
+from memp_core.vocab import Kind as Kind
+from memp_core.vocab import Origin as Origin
+from memp_core.vocab import Rating as Rating
+from memp_core.vocab import Status as Status
 
 # The dimension of the searchable embedding column (all-MiniLM-L6-v2). pgvector's HNSW index
 # needs a fixed dimension; revisions embedded by a model of another size keep their own
@@ -87,40 +92,6 @@ class PgVector(UserDefinedType[bytes]):
 def vector_text(blob: bytes) -> str:
     """pgvector's text form of float32 little-endian bytes (exact: repr of each float32)."""
     return "[" + ",".join(map(repr, np.frombuffer(blob, dtype="<f4").tolist())) + "]"
-
-
-class Status(StrEnum):
-    draft = "draft"
-    pending_review = "pending_review"
-    approved = "approved"
-    rejected = "rejected"
-    deprecated = "deprecated"
-
-
-class Kind(StrEnum):
-    """What a revision holds (the paper's three build policies)."""
-
-    trajectory = "trajectory"
-    script = "script"
-    proceduralization = "proceduralization"
-
-
-class Origin(StrEnum):
-    build = "build"
-    reflection = "reflection"
-    human_edit = "human_edit"
-    merge = "merge"
-    rollback = "rollback"
-    import_ = "import"
-    proposal = "proposal"  # written by an agent (API key), always waiting for review
-
-
-class Rating(StrEnum):
-    """An agent's or a person's word on a revision it was served."""
-
-    helpful = "helpful"
-    not_helpful = "not_helpful"
-    harmful = "harmful"
 
 
 # What an API key may do. An agent never gets a review action: approve, reject, roll back,

@@ -6,10 +6,15 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from tqdm import tqdm
 
-from memp_core.cli import DbOpt, JsonOpt, err_console, open_store, print_json, settings_for
-from memp_core.config import safe_url
+from memp_core.commands.options import (
+    DbOpt,
+    JsonOpt,
+    err_console,
+    open_store,
+    print_json,
+    settings_for,
+)
 
 
 def demo(
@@ -35,7 +40,10 @@ def demo(
     """Build a demo database from real runs (several policies, strong and weak agents,
     reflections, a review queue) and simulator runs imported as ALFWorld, ReAct and chat logs,
     then launch the dashboard."""
+    from tqdm import tqdm
+
     from memp_core.commands.runs import single_thread_torch
+    from memp_core.config import safe_url
     from memp_core.demo import build_demo, ensure_empty, is_empty, reset_sqlite
 
     settings = settings_for(db)
@@ -49,7 +57,7 @@ def demo(
             f"{safe_url(store.url)} already holds demo data: opening it (--reset rebuilds)."
         )
         if not no_launch:
-            from memp_core.cli import dashboard
+            from memp_core.commands.dashboard import dashboard
 
             dashboard(db=db, port=port, headless=False)
         return
@@ -80,7 +88,7 @@ def demo(
             f"in {report.seconds:.0f}s."
         )
     if not no_launch:
-        from memp_core.cli import dashboard
+        from memp_core.commands.dashboard import dashboard
 
         dashboard(db=db, port=port, headless=False)
 

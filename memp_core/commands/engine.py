@@ -12,22 +12,31 @@ the online loop and the dashboard's agents), `--all-statuses` adds rejected and 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from memp_core.actor import os_user
-from memp_core.bench import run_postgres_bench, run_retrieval_bench
-from memp_core.build import BUILD_POLICIES
-from memp_core.cli import DbOpt, JsonOpt, open_store, out_console, print_json, settings_for
+from memp_core.commands.options import (
+    DbOpt,
+    JsonOpt,
+    open_store,
+    out_console,
+    print_json,
+    settings_for,
+)
 from memp_core.errors import ConfigError
-from memp_core.memory import ProceduralMemory
-from memp_core.models import Procedure, ProcedureRevision, Status
-from memp_core.pgsearch import EF_SEARCH
-from memp_core.retrieve import LIVE, RETRIEVE_POLICIES
-from memp_core.review import approve, reject, rollback
-from memp_core.store import Store
+from memp_core.vocab import Status
+
+if TYPE_CHECKING:
+    from memp_core.memory import ProceduralMemory
+    from memp_core.models import Procedure, ProcedureRevision
+    from memp_core.store import Store
+
+# memp_core.models.HNSW_EF_SEARCH, written out so that `memp --help` does not load the
+# database layer to show a default (tests/test_cli_startup.py checks they agree)
+EF_SEARCH = 150
 
 BackendOpt = Annotated[
     str | None,
@@ -36,11 +45,16 @@ BackendOpt = Annotated[
 
 
 def _memory(db: str | None, backend: str | None = None) -> ProceduralMemory:
+    from memp_core.memory import ProceduralMemory
+    from memp_core.store import Store
+
     settings = settings_for(db)
     return ProceduralMemory(Store.from_settings(settings), settings=settings, backend=backend)
 
 
 def revision_summary(store: Store, rev: ProcedureRevision) -> dict[str, object]:
+    from memp_core.models import Procedure
+
     proc = store.get(Procedure, rev.procedure_id)
     return {
         "procedure_id": proc.id, "revision_id": rev.id,
@@ -83,6 +97,8 @@ def build(
     already has a live procedure gets a merge revision. New procedures wait for review
     (pending_review) unless --status approved.
     """
+    from memp_core.build import BUILD_POLICIES
+
     if policy not in BUILD_POLICIES:
         raise ConfigError(f"unknown build policy {policy!r}; valid: {', '.join(BUILD_POLICIES)}")
     mem = _memory(db, backend)
@@ -135,6 +151,8 @@ def retrieve(
     only ever served approved ones, which --approved-only shows. --all-statuses adds rejected
     and deprecated procedures.
     """
+    from memp_core.retrieve import LIVE, RETRIEVE_POLICIES
+
     if policy not in RETRIEVE_POLICIES:
         raise ConfigError(
             f"unknown retrieve policy {policy!r}; valid: {', '.join(RETRIEVE_POLICIES)}"
@@ -183,6 +201,8 @@ def approve_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Approve a procedure: agents are served it from now on."""
+    from memp_core.review import approve
+
     proc = approve(open_store(db), procedure_id, actor=os_user(), comment=comment)
     _done(proc, json_)
 
@@ -194,6 +214,8 @@ def reject_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Reject a procedure: it is never served and never merged into again."""
+    from memp_core.review import reject
+
     proc = reject(open_store(db), procedure_id, actor=os_user(), reason=reason)
     _done(proc, json_)
 
@@ -206,6 +228,8 @@ def rollback_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Restore an older revision's content as a new current revision (history is kept)."""
+    from memp_core.review import rollback
+
     store = open_store(db)
     rev = rollback(store, procedure_id, actor=os_user(), to_revision_id=to, comment=comment)
     if json_:
@@ -252,6 +276,8 @@ def bench_retrieval(
     With --postgres, "recall_at_5" is HNSW's (against exact search); without, that of the
     SQLite index path (exact by construction).
     """
+    from memp_core.bench import run_postgres_bench, run_retrieval_bench
+
     if pg_data not in ("embedding-like", "uniform"):
         raise ConfigError(f"unknown --pg-data {pg_data!r}; valid: embedding-like, uniform")
     result = run_retrieval_bench(_sizes(sizes), repeats)

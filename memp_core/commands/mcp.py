@@ -13,8 +13,7 @@ import sys
 
 import typer
 
-from memp_core.cli import DbOpt, err_console, settings_for
-from memp_core.config import safe_url
+from memp_core.commands.options import DbOpt, err_console, settings_for
 from memp_core.errors import ConfigError
 
 KEY_ENV = "MEMP_API_KEY"
@@ -30,6 +29,7 @@ def mcp(db: DbOpt = None) -> None:
         )
     # Imported here: the service stack (FastAPI, the MCP SDK) is not needed by other commands.
     from memp_core.agents.operations import AgentDoor
+    from memp_core.config import safe_url
     from memp_core.memory import ProceduralMemory
     from memp_core.service.mcp_door import serve_stdio
     from memp_core.store import Store

@@ -6,13 +6,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from tqdm import tqdm
 
-from memp_core.cli import (
+from memp_core.commands.options import (
     DbOpt,
     JsonOpt,
     err_console,
@@ -21,7 +20,9 @@ from memp_core.cli import (
     print_json,
     settings_for,
 )
-from memp_core.models import Run
+
+if TYPE_CHECKING:
+    from memp_core.models import Run
 
 
 def run_summary(run: Run) -> dict[str, object]:
@@ -77,6 +78,8 @@ def rate(value: float | None) -> str:
 @contextmanager
 def task_bar(total: int, desc: str) -> Iterator[Callable[[int, int], None]]:
     """A tqdm bar on stderr (stdout stays clean for --json); silent when not a terminal."""
+    from tqdm import tqdm
+
     with tqdm(total=total, desc=desc, unit="task", file=sys.stderr,
               disable=not sys.stderr.isatty(), leave=False) as bar:  # fmt: skip
 
@@ -181,6 +184,8 @@ def bench_learning(
 ) -> None:
     """Memory policies on one seeded task set: none, vanilla, validation, reflect, random
     retrieval, and transfer (a weak agent reading a strong agent's memory)."""
+    from tqdm import tqdm
+
     from memp_core.sim.bench import BenchConfig, run_learning_bench, write_png
 
     single_thread_torch()

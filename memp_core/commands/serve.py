@@ -15,8 +15,7 @@ import typer
 from rich.table import Table
 
 from memp_core.actor import os_user
-from memp_core.agents.keys import create_key, list_keys, revoke_key
-from memp_core.cli import (
+from memp_core.commands.options import (
     DbOpt,
     JsonOpt,
     MempGroup,
@@ -26,9 +25,11 @@ from memp_core.cli import (
     print_json,
     settings_for,
 )
-from memp_core.config import safe_url
 from memp_core.errors import ConfigError
-from memp_core.models import SCOPES
+
+# memp_core.models.SCOPES, written out for the help text so that `memp --help` does not load
+# the database layer (tests/test_cli_startup.py checks they agree)
+SCOPES = ("procedures:read", "runs:write", "procedures:propose", "review:admin")
 
 keys = typer.Typer(cls=MempGroup, help="Agents' API keys for `memp serve` (admins).")
 
@@ -43,6 +44,8 @@ def keys_create(
     json_: JsonOpt = False,
 ) -> None:
     """Create a key; it is printed this once (only a salted hash is stored)."""
+    from memp_core.agents.keys import create_key
+
     made = create_key(open_store(db), agent=agent, scopes=scopes.split(","), actor=os_user())
     if json_:
         print_json({"key": made.key, "id": made.id, "agent": made.agent, "scopes": made.scopes})
@@ -57,6 +60,8 @@ def keys_create(
 @keys.command("list")
 def keys_list(db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Every key: agent, scopes, created, last used (to the minute), revoked."""
+    from memp_core.agents.keys import list_keys
+
     rows = list_keys(open_store(db))
     if json_:
         print_json([
@@ -78,6 +83,8 @@ def keys_revoke(
     key_id: Annotated[int, typer.Argument(help="The key's id")], db: DbOpt = None
 ) -> None:
     """Revoke a key at once: its next request is refused (401)."""
+    from memp_core.agents.keys import revoke_key
+
     info = revoke_key(open_store(db), key_id, actor=os_user())
     out_console.print(f"Key {info.id} of {info.agent} revoked", highlight=False)
 
@@ -93,6 +100,7 @@ def serve(
     """Serve agents: REST under /v1, MCP at /mcp, OTLP traces at /v1/traces, docs at /docs."""
     import uvicorn
 
+    from memp_core.config import safe_url
     from memp_core.service.app import create_app
 
     settings = settings_for(db)

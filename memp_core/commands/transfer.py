@@ -6,17 +6,29 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
 from memp_core.actor import os_user
-from memp_core.cli import DbOpt, JsonOpt, err_console, open_store, out_console, print_json
-from memp_core.importers import FORMATS, import_paths, parser_for, precheck, total_bytes
-from memp_core.importers.export import WHATS, export
-from memp_core.importers.report import ImportReport
-from memp_core.importers.source import Progress
+from memp_core.commands.options import (
+    DbOpt,
+    JsonOpt,
+    err_console,
+    open_store,
+    out_console,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from memp_core.importers.report import ImportReport
+    from memp_core.importers.source import Progress
+
+# memp_core.importers.FORMATS and memp_core.importers.export.WHATS, written out for the help
+# text so that `memp --help` does not load the importers (tests/test_cli_startup.py checks
+# they agree)
+FORMATS: tuple[str, ...] = ("alfworld", "react", "chat", "reflexion", "jsonl", "otlp", "auto")
+WHATS: tuple[str, ...] = ("trajectories", "procedures", "runs", "all")
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # small files import faster than a bar can draw
 
@@ -24,6 +36,10 @@ PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # small files import faster than a bar can
 @contextmanager
 def progress_bar(paths: list[Path]) -> Iterator[Progress | None]:
     """A byte progress bar on stderr, only for a terminal and only for large inputs."""
+    from tqdm import tqdm
+
+    from memp_core.importers import total_bytes
+
     total = total_bytes(paths)
     if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
@@ -70,6 +86,9 @@ def import_(
     file says; --restore keeps a backup's state. Runs whose file records no outcome are
     stored as unknown (never assumed successes) unless you --label them.
     """
+    from memp_core.importers import import_paths, parser_for, precheck
+    from memp_core.outcomes import label_imported, newest_trajectory_id
+
     actor = os_user()
     actor.require("import files")
     parser_for(format_)  # unknown names fail before the database is opened
@@ -85,8 +104,6 @@ def import_(
             err_console.print(line, highlight=False, soft_wrap=True)
         else:
             out_console.print(line, highlight=False, soft_wrap=True)
-
-    from memp_core.outcomes import label_imported, newest_trajectory_id
 
     after_id = newest_trajectory_id(store) if label is not None else 0
     with progress_bar(paths) as progress:
@@ -163,6 +180,8 @@ def export_(
 ) -> None:
     """Export trajectories, procedures (with lineage and audit) and runs as JSONL; curves as CSV."""
     os_user().require("export")
+    from memp_core.importers.export import export
+
     result = export(open_store(db), path, what)
     if json_:
         print_json({"files": result.files})
