@@ -27,14 +27,19 @@ from memp_core.commands.options import (
 # `memp dashboard`'s launch plan, kept importable from here for its callers and tests
 __all__ = ["Launch", "app", "bench", "dashboard_plan", "is_loopback", "main"]
 
+# Plain click help, not typer's rich panels: rendering them imports rich's markdown and
+# traceback stacks, which alone would make `memp --help` cost about 3x `import typer`.
 app = typer.Typer(
     cls=MempGroup,
+    rich_markup_mode=None,
     help="Memp Studio: procedural memory for LLM agents (build, retrieve, update, review).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-bench = typer.Typer(cls=MempGroup, help="Benchmarks that print ratios measured in one run.")
+bench = typer.Typer(
+    cls=MempGroup, rich_markup_mode=None, help="Benchmarks that print ratios measured in one run."
+)
 app.add_typer(bench, name="bench")
 
 

@@ -17,12 +17,16 @@ HEAVY = ("sqlalchemy", "sqlmodel", "numpy", "torch", "pandas", "streamlit", "fas
          "yaml", "pydantic_settings", "tqdm")  # fmt: skip
 
 
-def _loaded_after(code: str) -> list[str]:
+def _modules_after(code: str) -> set[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    modules = set(json.loads(out.strip().splitlines()[-1]))
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def _loaded_after(code: str) -> list[str]:
+    modules = _modules_after(code)
     return [name for name in HEAVY if name in modules]
 
 
@@ -36,6 +40,8 @@ def test_memp_help_loads_no_heavy_library() -> None:
         "try:\n    app()\nexcept SystemExit:\n    pass"
     )
     assert _loaded_after(code) == []
+    # nor the rich help renderer (markdown, tracebacks): the help is click's plain text
+    assert "typer.rich_utils" not in _modules_after(code)
 
 
 def test_the_help_texts_name_the_real_vocabularies() -> None:

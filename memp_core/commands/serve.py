@@ -31,7 +31,9 @@ from memp_core.errors import ConfigError
 # the database layer (tests/test_cli_startup.py checks they agree)
 SCOPES = ("procedures:read", "runs:write", "procedures:propose", "review:admin")
 
-keys = typer.Typer(cls=MempGroup, help="Agents' API keys for `memp serve` (admins).")
+keys = typer.Typer(
+    cls=MempGroup, rich_markup_mode=None, help="Agents' API keys for `memp serve` (admins)."
+)
 
 
 @keys.command("create")
