@@ -17,7 +17,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, event, func, inspect
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+    event,
+    func,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
@@ -39,6 +49,8 @@ HNSW_EF_CONSTRUCTION = 64
 # 150 on 100k embedding-like vectors (`memp bench retrieval --postgres`). Set for every
 # connection by memp_core.store, so a search needs no extra round trip.
 HNSW_EF_SEARCH = 150
+# The task facts retrieval matches (memp_core.search.FACT_WEIGHTS), indexed on Postgres.
+FACT_KEYS = ("task_type", "object", "receptacle", "tool")
 
 
 def utcnow() -> datetime:
@@ -226,6 +238,13 @@ class ProcedureRevision(SQLModel, table=True):
     # float32 little-endian bytes of the normalised embedding of the retrieval text
     embedding: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+    # Postgres: facts/hybrid retrieval matches these keys (``facts ->> 'task_type' = ...``);
+    # one B-tree each lets it combine them instead of scanning every revision (0005).
+    __table_args__ = tuple(
+        Index(f"ix_revision_fact_{key}", text(f"(facts ->> '{key}')")).ddl_if(dialect="postgresql")
+        for key in FACT_KEYS
+    )
 
 
 class Retrieval(SQLModel, table=True):

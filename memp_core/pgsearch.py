@@ -7,8 +7,9 @@
   ``memp bench retrieval --postgres``); a search with another breadth sets it locally.
   HNSW applies filters after the graph walk, so a very selective filter can leave fewer
   than ``k`` rows: then the same statement runs again as an exact scan.
-- ``facts``: one scan scoring each current revision's JSON facts in SQL, best first,
-  ``LIMIT k`` (about 35 ms at 100k procedures; no index serves JSON facts yet).
+- ``facts``: one statement scoring the matching current revisions' JSON facts, best first,
+  ``LIMIT k``; expression indexes on the facts keys (models.FACT_KEYS, migration 0005)
+  let Postgres find the candidates without scanning every revision.
 - ``hybrid``: the procedures sharing a fact with the query, scored exactly in SQL (the
   same scan), merged with the HNSW top-``k`` by cosine, which stands for every procedure
   sharing none (those score only ``HYBRID_WEIGHT * cosine``).

@@ -144,6 +144,10 @@ def test_init_upgrades_an_old_database_and_keeps_every_row(any_url: str) -> None
             names = s.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = "
                                    "'procedure'")).scalars().all()  # fmt: skip
         assert "ix_procedure_embedding_hnsw" in names
+        with store.session() as s:
+            names = s.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = "
+                                   "'procedurerevision'")).scalars().all()  # fmt: skip
+        assert {f"ix_revision_fact_{k}" for k in ("task_type", "object")} <= set(names)
     assert_reports_fit(store)
     store.dispose()
 

@@ -200,3 +200,42 @@ def test_bench_retrieval_reports_the_postgres_section(pg_server) -> None:  # typ
                 "build_s"} <= set(row)  # fmt: skip
         assert 0.0 <= row["recall_at_5"] <= 1.0 and row["retrieve_ms"] > 0
     assert out["recall_at_5"] == pg["recall_at_5"] and set(out["sizes"]) == {"200"}
+
+
+def test_facts_search_reads_the_fact_indexes_not_every_revision(pg_url: str) -> None:
+    from memp_core.pgsearch import _any_fact, _facts_score
+
+    store = Store(pg_url)
+    with store.engine.begin() as conn:  # 20,000 procedures, 6 task types, 500 objects
+        conn.execute(
+            text(
+                "INSERT INTO procedure (key, title, task_type, status, use_count, success_count, "
+                "pinned, created_at, updated_at) SELECT 'p' || i, 'p' || i, 'put', 'approved', "
+                "0, 0, false, now(), now() FROM generate_series(1, 20000) i"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO procedurerevision (procedure_id, kind, task_text, script, steps, "
+                "origin, author, model, rationale, evidence_trajectory_ids, facts, created_at) "
+                "SELECT i, 'script', '', '1. go', '[]', 'build', 'heuristic', 'heuristic', '', "
+                "'[]', json_build_object('task_type', (ARRAY['put','clean','heat','cool',"
+                "'examine','puttwo'])[i % 6 + 1], 'object', 'thing' || (i % 500), "
+                "'receptacle', 'place' || (i % 40)), now() FROM generate_series(1, 20000) i"
+            )
+        )
+        conn.execute(text("UPDATE procedure SET current_revision_id = id"))
+        conn.execute(text("ANALYZE procedurerevision; ANALYZE procedure"))
+    facts = {"object": "thing7", "receptacle": "place3"}
+    with store.session() as s:
+        search = PgSearch(s)
+        score = _facts_score(facts)
+        assert score is not None
+        stmt = search._scored_select(score, Filter(5, statuses=["approved"]))
+        stmt = stmt.where(_any_fact(facts)).order_by(score.desc(), Procedure.id.desc()).limit(5)
+        sql = stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in s.execute(text(f"EXPLAIN {sql}")).all())
+        found = search.facts(facts, Filter(5, statuses=["approved"]))
+    store.dispose()
+    assert "ix_revision_fact_object" in plan and "ix_revision_fact_receptacle" in plan, plan
+    assert found and all(sc.score > 0 for sc in found)
