@@ -41,7 +41,10 @@ def test_memp_help_loads_no_heavy_library() -> None:
     )
     assert _loaded_after(code) == []
     # nor the rich help renderer (markdown, tracebacks): the help is click's plain text
-    assert "typer.rich_utils" not in _modules_after(code)
+    loaded = _modules_after(code)
+    assert "typer.rich_utils" not in loaded
+    # nor rich's console and tables: the commands make them when they print
+    assert not {"rich.console", "rich.table"} & set(loaded)
 
 
 def test_the_help_texts_name_the_real_vocabularies() -> None:

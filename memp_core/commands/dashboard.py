@@ -4,8 +4,6 @@ Streamlit on app.py (headless always; memp_core.opener opens the browser)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +59,8 @@ def dashboard(
     if not headless and display_available():
         # Streamlit runs headless (no first-run prompt); this helper opens the page once it
         # answers. It is this process's child, so it becomes Streamlit's after the exec.
+        import subprocess
+
         subprocess.Popen(
             [sys.executable, "-m", "memp_core.opener", plan.local_url],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -114,6 +114,8 @@ def dashboard_plan(
     shown = f"[{bare}]" if ":" in bare else bare
     where = f"http://{shown}:{port}"
     if bare in ("0.0.0.0", "::"):
+        import socket
+
         where = f"every network interface, port {port} (e.g. http://{socket.gethostname()}:{port})"
     argv = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),

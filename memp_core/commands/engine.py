@@ -15,12 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from memp_core.actor import os_user
 from memp_core.commands.options import (
     DbOpt,
     JsonOpt,
+    Table,
     open_store,
     out_console,
     print_json,
@@ -36,6 +35,16 @@ if TYPE_CHECKING:
 
 # memp_core.models.HNSW_EF_SEARCH, written out so that `memp --help` does not load the
 # database layer to show a default (tests/test_cli_startup.py checks they agree)
+
+
+# The actor loads when a command runs, not for `memp --help`.
+def os_user() -> Any:
+    """The CLI acts as the OS user (memp_core.actor.os_user)."""
+    from memp_core.actor import os_user as user
+
+    return user()
+
+
 EF_SEARCH = 150
 
 BackendOpt = Annotated[

@@ -7,7 +7,6 @@ Stdout is the protocol: everything this command says goes to stderr.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -28,6 +27,8 @@ def mcp(db: DbOpt = None) -> None:
             "`memp keys create --agent NAME --scopes procedures:read,runs:write`)"
         )
     # Imported here: the service stack (FastAPI, the MCP SDK) is not needed by other commands.
+    import logging  # stdout is the protocol: logs go to stderr
+
     from memp_core.agents.operations import AgentDoor
     from memp_core.config import safe_url
     from memp_core.memory import ProceduralMemory

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from memp_core.commands.options import (
     DbOpt,
     JsonOpt,
+    Table,
     err_console,
     open_store,
     out_console,

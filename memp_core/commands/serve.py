@@ -12,13 +12,13 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from memp_core.actor import os_user
 from memp_core.commands.options import (
     DbOpt,
     JsonOpt,
     MempGroup,
+    Table,
     is_loopback,
     open_store,
     out_console,
