@@ -114,6 +114,6 @@ def test_bench_retrieval_reports_every_size(store: Store) -> None:
     out = memp("bench", "retrieval", "--sizes", "300,600", "--repeats", "3", "--json")
     assert set(out["sizes"]) == {"300", "600"}
     for row in out["sizes"].values():
-        assert set(row) == {"retrieve_ms", "bound_ms", "ratio", "update_ms", "rebuild_ms"}
+        assert {"retrieve_ms", "bound_ms", "ratio", "update_ms", "rebuild_ms"} <= set(row)
         assert row["retrieve_ms"] > 0 and row["bound_ms"] > 0 and row["rebuild_ms"] > 0
     assert out["recall_at_5"] == 1.0  # the numpy path is exact
