@@ -12,14 +12,14 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import case, func
 from sqlmodel import col, select
 
 from memp_core.importers.export import csv_cell
-from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Trajectory
+from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Trajectory, aware
 from memp_core.store import Store
 
 MAX_MARKER_NAMES = 5
@@ -85,11 +85,6 @@ class GroupSpan:
         """Over the tasks with a recorded outcome; None when none has one."""
         judged = self.tasks - self.unknown
         return self.successes / judged if judged else None
-
-
-def aware(dt: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were written in UTC."""
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 # LoopConfig fields that change what a run measures, with their defaults: a run that sets

@@ -57,6 +57,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(when: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were written in UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 class EmbeddingType(TypeDecorator[bytes]):
     """float32 little-endian bytes in Python; ``vector(384)`` on Postgres, a BLOB elsewhere."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -26,7 +26,9 @@ from memp_core.models import (
     Retrieval,
     Status,
     Trajectory,
+    aware,
 )
+from memp_core.outcomes import Tally
 from memp_core.store import Store
 
 AGENT_AUTHOR = "agent:"  # how the door writes an agent as an author or actor
@@ -47,17 +49,22 @@ class AgentActivity:
     last_seen: datetime | None = None
 
     @property
+    def outcomes(self) -> Tally:
+        """Its reported runs by outcome (the one place the rate over recorded outcomes lives)."""
+        return Tally(self.successes, self.failures, self.unknown)
+
+    @property
     def runs(self) -> int:
-        return self.successes + self.failures + self.unknown
+        return self.outcomes.runs
 
     @property
     def judged(self) -> int:
-        return self.successes + self.failures
+        return self.outcomes.judged
 
     @property
     def success_rate(self) -> float | None:
         """Successes over runs with a recorded outcome; None when none has one."""
-        return self.successes / self.judged if self.judged else None
+        return self.outcomes.rate
 
     @property
     def active_keys(self) -> int:
@@ -82,11 +89,6 @@ class FeedbackGiven:
     trajectory_id: int | None
     created_at: datetime
     actor: str  # agent:<name> or human:<name>
-
-
-def aware(when: datetime) -> datetime:
-    """SQLite returns naive datetimes for what was stored in UTC."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def agent_activity(store: Store) -> list[AgentActivity]:
