@@ -28,7 +28,7 @@ from memp_core.importers.records import (
     StepRecord,
     TrajectoryRecord,
 )
-from memp_core.importers.source import Progress, TextFile, iter_lines, open_text
+from memp_core.importers.source import Progress, TextFile, hash_into, iter_lines, open_text
 
 QUESTION = re.compile(r"^Question:\s*(.*)$")
 STEP = re.compile(r"^(Thought|Action|Observation)\s+(\d{1,6})\s*:\s?(.*)$")
@@ -260,12 +260,7 @@ def own_verdict(steps: list[StepRecord]) -> tuple[str, str | None]:
 
 def file_fingerprint(src: TextFile) -> str:
     digest = hashlib.sha256()
-    try:
-        with src.path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise ImportFormatError(src.name, None, f"cannot read: {exc.strerror or exc}") from None
+    hash_into(src, digest)
     return digest.hexdigest()
 
 

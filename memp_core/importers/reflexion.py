@@ -27,6 +27,7 @@ from memp_core.importers.records import (
 from memp_core.importers.source import (
     Progress,
     TextFile,
+    hash_into,
     head_text,
     json_path,
     load_json,
@@ -56,7 +57,7 @@ def parse(path: Path, progress: Progress | None = None) -> Iterator[Item]:
     for n, file in files:  # every file checked and hashed before the run is announced
         src = _trial_file(file)
         digest.update(f"{n}:".encode())
-        _hash_file(src, digest)
+        hash_into(src, digest)
         checked.append((n, src))
     run = RunRecord(
         name=path.name if path.is_dir() else path.parent.name or path.stem,
@@ -100,15 +101,6 @@ def _trial_file(file: Path) -> TextFile:
     if head_text(src, 4096).lstrip()[1:].lstrip()[:1] == "]":
         raise ImportFormatError(src.name, "$", "empty array: the trial lists no games")
     return src
-
-
-def _hash_file(src: TextFile, digest: Any) -> None:
-    try:
-        with src.path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise ImportFormatError(src.name, None, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _record(

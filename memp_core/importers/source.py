@@ -286,3 +286,13 @@ def type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def hash_into(src: TextFile, digest: Any) -> None:
+    """Feed the file's bytes to ``digest`` a megabyte at a time (run fingerprints)."""
+    try:
+        with src.path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ImportFormatError(src.name, None, f"cannot read: {exc.strerror or exc}") from None
