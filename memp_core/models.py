@@ -34,10 +34,12 @@ from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 from sqlmodel import Field, Session, SQLModel
 
 # The vocabularies live in memp_core.vocab (importable without SQLModel); re-exported here.
+from memp_core.vocab import JudgementReview as JudgementReview
 from memp_core.vocab import Kind as Kind
 from memp_core.vocab import Origin as Origin
 from memp_core.vocab import Rating as Rating
 from memp_core.vocab import Status as Status
+from memp_core.vocab import Verdict as Verdict
 
 # The dimension of the searchable embedding column (all-MiniLM-L6-v2). pgvector's HNSW index
 # needs a fixed dimension; revisions embedded by a model of another size keep their own
@@ -202,6 +204,8 @@ class Procedure(SQLModel, table=True):
     # A newer revision waiting for review while the current one stays served (an approved
     # procedure keeps serving its approved content until a person accepts the proposal).
     proposed_revision_id: int | None = Field(default=None, index=True)
+    # Set when a reviewed merge folded this procedure into another (status ``merged``).
+    merged_into_id: int | None = Field(default=None, index=True)
     use_count: int = 0
     success_count: int = 0
     pinned: bool = False  # a pinned procedure is never deprecated automatically
@@ -310,6 +314,29 @@ class Feedback(SQLModel, table=True):
     trajectory_id: int | None = Field(default=None, foreign_key="trajectory.id")
     actor: str = Field(index=True)  # agent:<name> or human:<name>
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Judgement(SQLModel, table=True):
+    """A judge's verdict on a run whose outcome nobody recorded, kept with its reasoning.
+
+    The trajectory keeps ``success=None`` (what was recorded); the judged outcome sits beside
+    it until a person confirms or overrides it (``review``). Builds and success rates count
+    reviewed judgements, and unreviewed ones only where a setting allows.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    trajectory_id: int = Field(foreign_key="trajectory.id", index=True)
+    verdict: str = Field(index=True)  # Verdict
+    confidence: float = 0.0  # 0..1, the judge's own
+    rationale: str = ""
+    backend: str = ""  # heuristic | openai
+    model: str = ""  # the model that judged; "heuristic" offline
+    actor: str = ""  # who ran the judge: human:<name> | memp:<what>
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    review: str | None = Field(default=None, index=True)  # JudgementReview; None: unreviewed
+    reviewed_verdict: str | None = None  # the outcome the person settled on (a Verdict)
+    reviewed_by: str | None = None  # human:<name>
+    reviewed_at: datetime | None = None
 
 
 def searchable(blob: bytes | None) -> bytes | None:

@@ -15,6 +15,9 @@ class Status(StrEnum):
     approved = "approved"
     rejected = "rejected"
     deprecated = "deprecated"
+    # Folded into another procedure by a reviewed merge (``Procedure.merged_into_id``); kept,
+    # never served; rolling the kept procedure back past the merge unmerges it.
+    merged = "merged"
 
 
 class Kind(StrEnum):
@@ -41,3 +44,19 @@ class Rating(StrEnum):
     helpful = "helpful"
     not_helpful = "not_helpful"
     harmful = "harmful"
+
+
+class Verdict(StrEnum):
+    """A run's outcome as a judge or a person reads it (``Trajectory.success`` holds what the
+    agent recorded: True, False or None for unknown)."""
+
+    success = "success"
+    failure = "failure"
+    unknown = "unknown"
+
+
+class JudgementReview(StrEnum):
+    """A person's word on a judgement."""
+
+    confirmed = "confirmed"
+    overridden = "overridden"
