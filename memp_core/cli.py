@@ -75,9 +75,19 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from memp_core.commands import dashboard, demo, engine, mcp, runs, serve, transfer
+    from memp_core.commands import (
+        dashboard,
+        dedupe,
+        demo,
+        engine,
+        judge,
+        mcp,
+        runs,
+        serve,
+        transfer,
+    )
 
-    for module in (dashboard, engine, runs, transfer, demo, serve, mcp):
+    for module in (dashboard, engine, runs, transfer, demo, serve, mcp, judge, dedupe):
         module.register(app, bench)
 
 
