@@ -119,6 +119,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MEMP_DEPRECATE_BELOW", "deprecate_below"),
         description="... with a success rate below this is deprecated",
     )
+    count_unreviewed_judgements: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "MEMP_COUNT_UNREVIEWED_JUDGEMENTS", "count_unreviewed_judgements"
+        ),
+        description="Whether a judge's verdict that no person has confirmed yet counts as a "
+        "run's outcome in builds and success rates (default: only reviewed ones count)",
+    )
     sqlite_busy_timeout_s: float = Field(
         default=10.0,
         ge=0,

@@ -7,11 +7,18 @@ Unknown is never read as a success or a failure: success rates count only the ru
 recorded outcome (and say how many are unknown beside them), and builds take none of them
 until a person labels them here (:func:`label_outcome`), each label audited with its before
 and after.
+
+A judge (memp_core.judge) may read such a run and store a verdict beside it (a
+``Judgement``); the recorded outcome stays unknown. :func:`effective_outcomes` is the one rule
+builds and success rates use: the recorded outcome if there is one; else the verdict a person
+settled on when reviewing a judgement; else, only where the setting
+``MEMP_COUNT_UNREVIEWED_JUDGEMENTS`` allows, an unreviewed verdict (when the judges agree);
+else unknown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
@@ -22,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from memp_core.actor import Actor
 from memp_core.errors import MempError, NotFoundError
-from memp_core.models import Step, Trajectory
+from memp_core.models import Judgement, Step, Trajectory, aware
 from memp_core.store import Store
 
 Outcome = Literal["success", "failure", "unknown"]
@@ -96,11 +103,89 @@ class Tally:
         return f"{text} ({self.unknown:,} unknown)" if self.unknown else text
 
 
-def tally(values: Sequence[bool | None]) -> Tally:
+def tally(values: Iterable[bool | None]) -> Tally:
     out = Tally()
     for v in values:
         out = out.add(v)
     return out
+
+
+OutcomeSource = Literal["recorded", "reviewed", "judged", "none"]
+
+
+@dataclass(frozen=True)
+class EffectiveOutcome:
+    """A run's outcome for builds and rates, and where it comes from."""
+
+    outcome: Outcome
+    source: OutcomeSource  # recorded | reviewed (a person's word on a judgement) | judged
+    judgement_id: int | None = None
+
+    @property
+    def success(self) -> bool | None:
+        return success_of(self.outcome)
+
+
+def resolve_outcome(
+    success: bool | None, judgements: Sequence[Judgement], *, count_unreviewed: bool
+) -> EffectiveOutcome:
+    """The rule, for one run: recorded, else reviewed, else (if allowed) judged, else unknown.
+
+    Of several reviewed judgements the latest review wins (a person may change their mind);
+    a review that settled on "unknown" stays unknown (a person's word outranks a judge's).
+    Unreviewed verdicts count only when allowed and when every judge that gave a verdict
+    (abstentions aside) gave the same one: two judges that disagree decide nothing.
+    """
+    if success is not None:
+        return EffectiveOutcome(outcome_of(success), "recorded")
+    reviewed = [j for j in judgements if j.review is not None and j.reviewed_at is not None]
+    if reviewed:
+        last = max(reviewed, key=lambda j: (aware(j.reviewed_at), j.id or 0))  # type: ignore[arg-type]
+        word = parse_outcome(last.reviewed_verdict or last.verdict)
+        return EffectiveOutcome(word, "reviewed", last.id)
+    if count_unreviewed:
+        said = [j for j in judgements if j.verdict != UNKNOWN]
+        words = {j.verdict for j in said}
+        if len(words) == 1:
+            latest = max(said, key=lambda j: j.id or 0)
+            return EffectiveOutcome(parse_outcome(latest.verdict), "judged", latest.id)
+    return EffectiveOutcome("unknown", "none")
+
+
+def effective_outcomes(
+    store: Store, trajectory_ids: Sequence[int], *, count_unreviewed: bool = False
+) -> dict[int, EffectiveOutcome]:
+    """:func:`resolve_outcome` for many runs at once (two queries per 500 ids).
+
+    ``count_unreviewed``: pass ``settings.count_unreviewed_judgements``.
+    """
+    ids = list(dict.fromkeys(int(i) for i in trajectory_ids))
+    out: dict[int, EffectiveOutcome] = {}
+    with store.session() as s:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            recorded = dict(
+                s.exec(
+                    select(Trajectory.id, Trajectory.success).where(col(Trajectory.id).in_(chunk))
+                ).all()
+            )
+            unknown = [t for t, ok in recorded.items() if ok is None]
+            found: dict[int, list[Judgement]] = {int(t or 0): [] for t in unknown}
+            if unknown:
+                for j in s.exec(select(Judgement).where(col(Judgement.trajectory_id).in_(unknown))):
+                    found[j.trajectory_id].append(j)
+            for tid, ok in recorded.items():
+                judged = found.get(int(tid or 0), [])
+                out[int(tid or 0)] = resolve_outcome(ok, judged, count_unreviewed=count_unreviewed)
+    return out
+
+
+def effective_tally(
+    store: Store, trajectory_ids: Sequence[int], *, count_unreviewed: bool = False
+) -> Tally:
+    """Successes, failures and unknowns of these runs by their effective outcomes."""
+    found = effective_outcomes(store, trajectory_ids, count_unreviewed=count_unreviewed)
+    return tally(e.success for e in found.values())
 
 
 def label_outcome(

@@ -216,3 +216,45 @@ def normalise_script(value: object) -> str:
             raise ValueError(f"step {n} is numbered {m.group(1)} (steps must count 1, 2, 3...)")
         out.append(f"{n}. {m.group(2).strip()}")
     return "\n".join(out)
+
+
+JUDGE_END = "</rationale>"  # the last tag of a judgement: its stop sequence
+JUDGE_VERDICTS = ("success", "failure", "unknown")
+
+JUDGE_SYSTEM_PROMPT = """\
+You judge whether an agent's run achieved its task. Nobody recorded the outcome: decide it \
+from the transcript alone, from what the environment answered to each action (an action \
+the environment refused, e.g. "Nothing happens.", changed nothing).
+- success: the transcript shows the task's goal achieved (for a household task: the right \
+object, transformed as asked, ends in or on the asked place; two objects for "two").
+- failure: the run ended and the goal was never achieved.
+- unknown: the transcript cannot tell (e.g. a question answered with no way to check the \
+answer, or the transcript is cut before the end).
+
+Answer in exactly this form:
+<verdict>success, failure or unknown</verdict>
+<confidence>a number from 0 to 1: how sure you are</confidence>
+<rationale>one or two sentences naming the steps that decide it</rationale>"""
+
+JUDGE_USER_TEMPLATE = """\
+Environment: {environment}
+Task: {task}
+{opening}Transcript ({n_steps} steps):
+{steps}
+
+Judge this run."""
+
+
+def judge_messages(
+    task: str, steps: Sequence[StepView], *, environment: str = "", opening: str = ""
+) -> list[Message]:
+    """Ask for a verdict on a run whose outcome is unknown (no outcome line is shown)."""
+    first = f"Opening observation: {_shorten(opening, 600)}\n" if opening.strip() else ""
+    user = JUDGE_USER_TEMPLATE.format(
+        environment=environment or "(not recorded)", task=task.strip(), opening=first,
+        n_steps=len(steps), steps=render_steps(steps) or "(no steps recorded)",
+    )  # fmt: skip
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM_PROMPT},
+        {"role": "user", "content": user},
+    ]

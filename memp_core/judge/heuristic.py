@@ -1,0 +1,191 @@
+"""The ``heuristic`` judge: replays a household run and checks the task's goal.
+
+ALFWorld (and Memp's household simulator) end an episode when its goal holds: the object of
+the task, transformed as asked (heated, cooled, cleaned), lies in or on a receptacle of the
+asked kind; two of them for "put two" tasks; for "look at X under the lamp" the agent holds
+the object where a lamp it switched on stands. Neither prints a verdict in the transcript, so
+this judge rebuilds that state from what the world answered: an action counts only when its
+observation says it happened (``You pick up the mug 1 ...``, not ``Nothing happens.``).
+
+It reads the task sentence (:func:`memp_core.facts.extract_facts`) and the steps, nothing
+else. It abstains ("unknown", saying why) where it cannot tell: a task sentence that is no
+household task (question answering, web shopping), a known non-household environment, a run
+with no steps or no observations, or one whose accepted actions it cannot follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from memp_core.config import Settings
+from memp_core.facts import TaskFacts, extract_facts
+from memp_core.judge import Judge, JudgeInput, JudgeVerdict, abstain
+from memp_core.sim.grammar import LAMP_TYPES, type_of
+from memp_core.sim.transcript import Event, events_of
+from memp_core.vocab import Verdict
+
+# Environments whose runs are household text worlds; "" is an import that did not say.
+HOUSEHOLD = frozenset({"alfworld", "household-sim", "household", "textworld", ""})
+# Environments the judge knows to be something else (it abstains on them, saying what).
+QUESTION_ANSWERING = frozenset({"hotpotqa", "fever", "qa", "chat"})
+STATE_OF = {"heat": "hot", "cool": "cool", "clean": "clean"}
+SURE = 0.95  # the goal was seen to hold, and the run ended there
+GOAL_THEN_MORE = 0.8  # the goal held, but the run went on (the world did not end it)
+FAILED = 0.9  # the run ended without the goal ever holding
+UNFOLLOWED = 0.6  # ... while some accepted actions were outside the grammar
+MAX_UNFOLLOWED_SHARE = 0.3  # above this share of accepted actions it cannot follow: abstain
+
+
+@dataclass
+class HouseState:
+    """What the run did to the room, rebuilt from accepted actions only."""
+
+    holding: str = ""
+    placed: dict[str, str] = field(default_factory=dict)  # object instance -> receptacle
+    states: dict[str, set[str]] = field(default_factory=dict)  # object instance -> {"hot"}
+    lamps_on: dict[str, str] = field(default_factory=dict)  # lamp instance -> where it stands
+    taken: set[str] = field(default_factory=set)  # object types ever picked up
+    transformed: dict[str, set[str]] = field(default_factory=dict)  # state -> object types
+    unfollowed: int = 0  # accepted actions outside the grammar
+
+
+def apply(state: HouseState, ev: Event) -> None:
+    """Change ``state`` by one step the world accepted."""
+    act = ev.action
+    if act is None:
+        state.unfollowed += bool(ev.text) and ev.observation != ""
+        return
+    if act.verb == "take":
+        state.holding = act.obj_id
+        state.placed.pop(act.obj_id, None)
+        state.taken.add(act.obj)
+    elif act.verb == "put":
+        state.placed[act.obj_id] = act.place_id
+        state.holding = ""
+    elif act.verb in STATE_OF:
+        word = STATE_OF[act.verb]
+        state.states.setdefault(act.obj_id, set()).add(word)
+        state.transformed.setdefault(word, set()).add(act.obj)
+    elif act.verb == "use" and act.place in LAMP_TYPES:
+        state.lamps_on[act.place_id] = ev.at
+
+
+def goal_met(facts: TaskFacts, state: HouseState, at: str) -> bool:
+    """The simulator's and ALFWorld's goal check, on the rebuilt state."""
+    if facts.task_type == "examine":
+        lit_here = any(where == at and at for where in state.lamps_on.values())
+        return lit_here and type_of(state.holding) == facts.object
+    return len(delivered(facts, state)) >= (2 if facts.task_type == "puttwo" else 1)
+
+
+def delivered(facts: TaskFacts, state: HouseState) -> list[str]:
+    """Instances of the task's object lying in a target receptacle, transformed as asked."""
+    need = STATE_OF.get(facts.task_type)
+    return [
+        obj
+        for obj, rec in state.placed.items()
+        if type_of(obj) == facts.object
+        and type_of(rec) == facts.receptacle
+        and (need is None or need in state.states.get(obj, set()))
+    ]
+
+
+def missing(facts: TaskFacts, state: HouseState) -> str:
+    """What of the goal never held, in one clause."""
+    obj, rec, kind = facts.object, facts.receptacle, facts.task_type
+    if obj not in state.taken:
+        return f"no {obj} was ever picked up"
+    if kind == "examine":
+        if not state.lamps_on:
+            return f"the {obj} was picked up but no {facts.tool or 'lamp'} was switched on"
+        return f"no lamp was switched on where the agent stood holding the {obj}"
+    need = STATE_OF.get(kind)
+    if need and obj not in state.transformed.get(need, set()):
+        return f"the {obj} was picked up but never made {need}"
+    if kind == "puttwo":
+        n = len(delivered(facts, state))
+        return f"{n} {obj} ended in/on a {rec}, two were asked"
+    what = f"{need} {obj}" if need else obj
+    return f"no {what} ended in/on a {rec}"
+
+
+def achieved(facts: TaskFacts) -> str:
+    obj, rec = facts.object, facts.receptacle
+    if facts.task_type == "examine":
+        return f"the agent held the {obj} where it had switched on a lamp"
+    if facts.task_type == "puttwo":
+        return f"two {obj}s lay in/on a {rec}"
+    need = STATE_OF.get(facts.task_type)
+    return f"{_a(need or obj)} {need + ' ' if need else ''}{obj} lay in/on a {rec}"
+
+
+class HeuristicJudge(Judge):
+    """Offline, no model: the goal of a household task checked against the observations."""
+
+    name = "heuristic"
+    model = "heuristic"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        """Needs no settings; takes them to be built like every registered judge."""
+
+    def judge(self, run: JudgeInput) -> JudgeVerdict:
+        env = run.environment.strip().lower()
+        if env in QUESTION_ANSWERING:
+            return abstain(
+                f"a {env} run (question answering or chat): no goal state to check and no "
+                "gold answer the judge reads"
+            )
+        if env not in HOUSEHOLD:
+            return abstain(f"unknown environment {run.environment!r}: no goal check for it")
+        facts = extract_facts(run.task)
+        if not facts.task_type or not facts.object:
+            return abstain(
+                f"the task {run.task[:80]!r} is not a household task sentence the judge "
+                "knows, so it has no goal to check"
+            )
+        events = events_of(run.steps)
+        if not events:
+            return abstain("no actions were recorded: nothing to check the goal against")
+        if not any(ev.observation for ev in events):
+            return abstain("no observations were recorded: the judge reads what the world said")
+        return self._replay(facts, events)
+
+    def _replay(self, facts: TaskFacts, events: list[Event]) -> JudgeVerdict:
+        state = HouseState()
+        accepted = 0
+        for n, ev in enumerate(events):
+            if not ev.ok and not (ev.action is None and ev.observation and _accepted(ev)):
+                continue
+            accepted += 1
+            apply(state, ev)
+            if goal_met(facts, state, ev.at):
+                after = len(events) - n - 1
+                if after == 0:
+                    why = f"at step {ev.index}, the last, {achieved(facts)}: the goal held"
+                    return JudgeVerdict(Verdict.success, SURE, why)
+                why = (
+                    f"at step {ev.index} {achieved(facts)}: the goal held, though the run "
+                    f"went on for {after} more action(s)"
+                )
+                return JudgeVerdict(Verdict.success, GOAL_THEN_MORE, why)
+        if accepted and state.unfollowed / accepted > MAX_UNFOLLOWED_SHARE:
+            return abstain(
+                f"{state.unfollowed} of the {accepted} actions the world accepted are outside "
+                "ALFWorld's grammar: the judge cannot follow what they did"
+            )
+        why = f"the run ended after {len(events)} actions and the goal never held: "
+        why += missing(facts, state)
+        if state.unfollowed:
+            why += f" ({state.unfollowed} accepted action(s) outside the grammar not followed)"
+            return JudgeVerdict(Verdict.failure, UNFOLLOWED, why)
+        return JudgeVerdict(Verdict.failure, FAILED, why)
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _accepted(ev: Event) -> bool:
+    """An action outside the grammar that the world answered with more than a refusal."""
+    obs = ev.observation.lower()
+    return not (obs.startswith("nothing happens") or obs in ("ok.", "ok"))
