@@ -112,9 +112,23 @@ def populate(store: Store, tmp_path: Path) -> None:
         )
         s.add(a2)
         s.flush()
+        a3 = ProcedureRevision(
+            procedure_id=a.id or 0, parent_revision_id=a2.id, origin="proposal",
+            script="1. find egg\n2. heat it in the microwave",
+        )  # fmt: skip
+        s.add(a3)
+        # a procedure a reviewed merge folded into heat-egg
+        c = Procedure(key="heat-egg-2", title="Heat an egg", task_type="heat", status="merged")
+        s.add(c)
+        s.flush()
+        c1 = ProcedureRevision(procedure_id=c.id or 0, script="1. find the egg")
+        s.add(c1)
+        s.flush()
         a.current_revision_id, b.current_revision_id = a2.id, b1.id
+        a.proposed_revision_id = a3.id
+        c.current_revision_id, c.merged_into_id = c1.id, a.id
         sim.procedure_revision_id = a1.id
-        s.add_all([a, b, sim])
+        s.add_all([a, b, c, sim])
         store.audit(
             s, "heuristic", "build", "procedure", a.id, revision_id=a1.id, evidence=[sim.id]
         )
@@ -146,8 +160,8 @@ def test_export_restore_export_gives_identical_files(store: Store, tmp_path: Pat
         assert (report.trajectories, report.runs, report.procedures, report.revisions) == (
             3,
             2,
-            2,
             3,
+            5,
         )
         assert report.warnings == []
         second = tmp_path / "second"
@@ -167,9 +181,48 @@ def test_export_restore_export_gives_identical_files(store: Store, tmp_path: Pat
         assert reflect.detail["failed_trajectory_id"] == sim.id
         again = import_paths(other, [first], fmt="jsonl", actor=REVIEWER)
         assert (again.trajectories, again.runs, again.procedures) == (0, 0, 0)
-        assert (again.duplicates_skipped, again.procedures_skipped) == (3, 2)
+        assert (again.duplicates_skipped, again.procedures_skipped) == (3, 3)
     finally:
         other.dispose()
+
+
+def test_a_restore_keeps_the_waiting_proposal_and_the_merge_pointer(
+    store: Store, tmp_path: Path
+) -> None:
+    populate(store, tmp_path)
+    export(store, tmp_path / "backup")
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    other.init()
+    import_paths(other, [tmp_path / "backup"], fmt="jsonl", actor=ADMIN, restore=True)
+    with other.session() as s:
+        procs = {p.key: p for p in s.exec(select(Procedure)).all()}
+        proposal = s.get(ProcedureRevision, procs["heat-egg"].proposed_revision_id)
+        assert proposal is not None and proposal.script.endswith("heat it in the microwave")
+        assert procs["heat-egg"].current_revision_id != proposal.id  # the served one stays
+        assert procs["heat-egg-2"].status == "merged"
+        assert procs["heat-egg-2"].merged_into_id == procs["heat-egg"].id
+
+
+def test_a_plain_import_keeps_proposal_and_merge_only_as_claims(
+    store: Store, tmp_path: Path
+) -> None:
+    populate(store, tmp_path)
+    export(store, tmp_path / "backup")
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    other.init()
+    import_paths(other, [tmp_path / "backup"], fmt="jsonl", actor=REVIEWER)
+    with other.session() as s:
+        procs = {p.key: p for p in s.exec(select(Procedure)).all()}
+        assert {p.status for p in procs.values()} == {"pending_review"}
+        assert procs["heat-egg"].proposed_revision_id is None
+        assert procs["heat-egg-2"].merged_into_id is None
+        claims = {
+            ev.object_id: ev.detail["claimed"]
+            for ev in s.exec(select(AuditEvent).where(AuditEvent.action == "import")).all()
+            if ev.object_type == "procedure"
+        }
+        assert claims[procs["heat-egg"].id]["proposed_revision"] == 3
+        assert claims[procs["heat-egg-2"].id]["merged_into"] == "heat-egg"
 
 
 def test_single_file_export_restores_identically_and_writes_curves_csv(
@@ -187,6 +240,7 @@ def test_single_file_export_restores_identically_and_writes_curves_csv(
         "trajectory",
         "trajectory",
         "trajectory",
+        "procedure",
         "procedure",
         "procedure",
     ]
@@ -210,7 +264,7 @@ def test_export_of_one_kind_writes_only_that_file(store: Store, tmp_path: Path) 
     result = export(store, tmp_path / "procs", "procedures")
     assert [Path(p).name for p in result.files] == ["procedures.jsonl"]
     line = json.loads((tmp_path / "procs" / "procedures.jsonl").read_text().splitlines()[1])
-    assert [r["revision"] for r in line["revisions"]] == [1, 2]
+    assert [r["revision"] for r in line["revisions"]] == [1, 2, 3]
     assert [e["action"] for e in line["audit"]] == ["build", "reflect", "approve"]
     assert line["audit"][1]["detail"]["revision_id"] == {"$revision": ["heat-egg", 2]}
 
@@ -297,9 +351,9 @@ def test_cli_export_then_import_reports_counts(db_url: str, tmp_path: Path) -> N
     assert out.exit_code == 0, out.output
     written = json.loads(out.stdout)["files"]
     assert {Path(p).name: n for p, n in written.items()} == {
-        "runs.jsonl": 2, "trajectories.jsonl": 3, "procedures.jsonl": 2, "curves.csv": 2,
+        "runs.jsonl": 2, "trajectories.jsonl": 3, "procedures.jsonl": 3, "curves.csv": 2,
     }  # fmt: skip
     other = f"sqlite:///{tmp_path / 'other.db'}"
     res = runner.invoke(app, ["import", str(tmp_path / "out"), "--db", other])
     assert res.exit_code == 0, res.output
-    assert "Imported 3 trajectories" in res.stdout and "2 procedures with 3 revisions" in res.stdout
+    assert "Imported 3 trajectories" in res.stdout and "3 procedures with 5 revisions" in res.stdout

@@ -301,6 +301,8 @@ HOSTILE: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
      "does not exist"),
     ("procedure", "revisions", lambda p: p["revisions"][1].update(revision=1), "each once"),
     ("procedure", "current_revision", lambda p: p.update(current_revision=5), "does not exist"),
+    ("procedure", "proposed_revision", lambda p: p.update(proposed_revision=5), "does not exist"),
+    ("procedure", "merged_into", lambda p: p.update(merged_into=p["key"]), "into itself"),
     ("procedure", "revisions[1].created_at",
      lambda p: p["revisions"][1].update(created_at="1900-01-01T00:00:00+00:00"), "outside"),
     ("procedure", "audit[0].revision", lambda p: p["audit"][0].update(revision=9), "does not"),

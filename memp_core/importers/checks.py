@@ -47,7 +47,7 @@ MAX_LABEL = 4_096  # names, keys, labels, file names
 MAX_ITEMS = 10_000  # entries in a list (reflections, revisions, audit rows, evidence)
 MAX_JSON = 1_000_000  # characters of a JSON field (facts, config, audit detail)
 YEARS = (1970, 2200)
-STATUSES = frozenset({s.value for s in Status} | {"merged"})
+STATUSES = frozenset(s.value for s in Status)
 KINDS = frozenset(k.value for k in Kind)
 ORIGINS = frozenset(o.value for o in Origin)
 METRIC_COUNTS = ("index", "tasks", "successes", "unknown", "tokens")
@@ -233,6 +233,12 @@ def _check_lineage(c: _Check, rec: ProcedureRecord) -> None:
             c.fail("current_revision", "missing, yet the procedure has revisions")
     elif rec.current not in ordinals:
         c.fail("current_revision", f"revision {rec.current} does not exist")
+    if rec.proposed is not None and rec.proposed not in ordinals:
+        c.fail("proposed_revision", f"revision {rec.proposed} does not exist")
+    if rec.merged_into is not None:
+        c.label("merged_into", rec.merged_into)
+        if rec.merged_into == rec.key:
+            c.fail("merged_into", "a procedure cannot be merged into itself")
 
 
 def _check_revision(c: _Check, rev: RevisionRecord) -> None:

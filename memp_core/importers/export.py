@@ -158,6 +158,7 @@ def trajectory_lines(s: Session, refs: _Refs) -> Iterator[dict[str, Any]]:
 
 
 def procedure_lines(s: Session, refs: _Refs) -> Iterator[dict[str, Any]]:
+    keys = dict(s.exec(select(Procedure.id, Procedure.key)).all())  # merge pointers by key
     for proc in s.exec(select(Procedure).order_by(col(Procedure.id))).all():
         revs = list(
             s.exec(
@@ -174,6 +175,10 @@ def procedure_lines(s: Session, refs: _Refs) -> Iterator[dict[str, Any]]:
             "key": proc.key,
             **{name: _value(getattr(proc, name)) for name in PROCEDURE_FIELDS},
             "current_revision": ordinal.get(proc.current_revision_id),  # type: ignore[arg-type]
+            # the revision waiting for review beside the served one, and the procedure a
+            # reviewed merge folded this one into (a key: ids differ between databases)
+            "proposed_revision": ordinal.get(proc.proposed_revision_id),  # type: ignore[arg-type]
+            "merged_into": keys.get(proc.merged_into_id),  # type: ignore[arg-type]
             "revisions": [
                 {
                     "revision": ordinal[r.id],  # type: ignore[index]

@@ -205,6 +205,11 @@ def _procedure(obj: dict[str, Any]) -> ProcedureRecord:
         current=_field(obj, "current_revision", _INT, True),
         revisions=[_revision(r) for r in revisions],
         audit=[_audit(a) for a in audit],
+        # absent from files written before proposals and merges were exported
+        proposed=_field(obj, "proposed_revision", _INT, True)
+        if "proposed_revision" in obj
+        else None,
+        merged_into=_field(obj, "merged_into", _STR, True) if "merged_into" in obj else None,
     )
 
 

@@ -61,6 +61,7 @@ class ProcedureWriter:
         self.restore = restore
         self.refs: list[tuple[str, tuple[str, int]]] = []  # (trajectory hash, revision ref)
         self._audit_to_resolve: list[int] = []
+        self._merges: list[tuple[int, str]] = []  # (procedure id, key it was merged into)
 
     def add(self, rec: ProcedureRecord, file: str) -> list[str]:
         """Write a procedure with its whole lineage and audit trail; returns warnings."""
@@ -87,10 +88,17 @@ class ProcedureWriter:
             assert row.id is not None
             ids[rev.ordinal] = row.id
         proc.current_revision_id = ids.get(rec.current) if rec.current is not None else None
+        if self.restore:
+            proc.proposed_revision_id = ids.get(rec.proposed) if rec.proposed is not None else None
+            if rec.merged_into is not None:  # the kept procedure may come later in the file
+                self._merges.append((proc.id, rec.merged_into))
         self.s.add(proc)
         events = [self._event(ev, proc.id, ids, file) for ev in rec.audit]
         if not self.restore:
             claimed = {name: rec.fields.get(name) for name in CLAIMS}
+            # a file's proposal and merge are claims too: the import is one pending procedure
+            extra = {"proposed_revision": rec.proposed, "merged_into": rec.merged_into}
+            claimed.update({name: value for name, value in extra.items() if value is not None})
             events.append(
                 AuditEvent(
                     actor=self.author,
@@ -178,6 +186,23 @@ class ProcedureWriter:
                 .where(col(Trajectory.content_hash) == digest)
                 .values(procedure_revision_id=rev_id)
             )
+        return missing
+
+    def resolve_merges(self) -> list[tuple[str, str]]:
+        """Point restored merged procedures at the kept ones, by key; returns the (key, kept
+        key) pairs whose kept procedure is in neither the file nor the database."""
+        missing: list[tuple[str, str]] = []
+        for proc_id, key in self._merges:
+            proc = self.s.get(Procedure, proc_id)
+            kept = self.s.exec(select(Procedure.id).where(Procedure.key == key)).first()
+            if proc is None:
+                continue
+            if kept is None:
+                missing.append((proc.key, key))
+                continue
+            proc.merged_into_id = kept
+            self.s.add(proc)
+        self.s.flush()
         return missing
 
     def resolve_audit(self) -> None:

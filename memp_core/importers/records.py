@@ -97,6 +97,8 @@ class ProcedureRecord:
     fields: dict[str, Any]  # Procedure columns except ids
     current: int | None  # ordinal of the current revision
     revisions: list[RevisionRecord] = field(default_factory=list)
+    proposed: int | None = None  # ordinal of the revision waiting for review, if any
+    merged_into: str | None = None  # key of the procedure a reviewed merge folded this into
     audit: list[AuditRecord] = field(default_factory=list)
     where: str | int | None = None
     file: str | None = None  # the file read (messages)

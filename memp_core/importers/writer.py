@@ -196,9 +196,14 @@ class Writer:
         """Resolve cross-references once everything is written; returns warnings."""
         missing = self.procedures.link_trajectories()
         self.procedures.resolve_audit()
+        unmerged = self.procedures.resolve_merges()
         return [
             f"trajectory refers to procedure revision {ref}, which is not in this database"
             for ref in missing
+        ] + [
+            f"procedure {key} was merged into {into}, which is not in this database: "
+            "it keeps status merged without a pointer"
+            for key, into in unmerged
         ]
 
     def _finish(self, groups: dict[str, dict[int, Group]]) -> None:
