@@ -59,8 +59,9 @@ def _reviewer(url: str, name: str, pid: int, bases: Any, results: Any, barrier: 
     """A reviewer process: for each base revision it is handed, save an edit from it."""
     store = Store(url, create=False)
     embedder = HashEmbedder()
+    results.put((name, "ready", None))  # a spawned process's imports can take long under load
     while (base := bases.get()) is not None:
-        barrier.wait(timeout=60)  # both reviewers press save together
+        barrier.wait(timeout=120)  # both reviewers press save together
         try:
             rev = edit(store, pid, actor=Actor(name, "reviewer"), script=f"1. {name} was here",
                        comment=name, base_revision_id=base, embedder=embedder)  # fmt: skip
@@ -82,11 +83,13 @@ def test_two_reviewers_in_two_processes_one_save_wins_each_time(any_url: str) ->
     for w in workers:
         w.start()
     try:
+        # Rounds start once both processes are up: a slow start is not a lost race.
+        assert sorted(results.get(timeout=600)[1] for _ in bases) == ["ready", "ready"]
         for _ in range(3):
             base = store.get(Procedure, pid).current_revision_id
             for q in bases.values():
                 q.put(base)
-            outcome = sorted(results.get(timeout=60) for _ in bases)
+            outcome = sorted(results.get(timeout=180) for _ in bases)
             kinds = [kind for _, kind, _ in outcome]
             assert sorted(kinds) == ["conflict", "saved"], outcome
             (winner,) = [rid for _, kind, rid in outcome if kind == "saved"]
