@@ -27,6 +27,12 @@ revision leaves the proposal pending (its diff is shown against the new current 
 so the reviewer sees what accepting it would change). A procedure that leaves ``approved``
 (rejected, deprecated, or rolled back to content nobody approved) drops its proposal: the
 revision stays in the lineage and the audit event names it (``dropped_proposal``).
+
+Merges (:mod:`memp_core.merge`). A merge proposal filed by `memp dedupe` is accepted with
+``approve(..., revision_id=<proposal>)`` like any proposal, but what it does is the merge:
+the other procedures become ``merged`` into this one, which keeps its status. A merged
+procedure takes no status change (approve, reject, deprecate): rolling the procedure it was
+merged into back to a revision from before the merge unmerges it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import json
 
 from sqlmodel import Session, col, select
 
+from memp_core import merge
 from memp_core.actor import Actor, Role
 from memp_core.build import append_revision, embed_revisions
 from memp_core.embeddings import Embedder, get_embedder
@@ -74,6 +81,8 @@ def approve(
     current one (refused if it is no longer current) or the pending proposal, which then
     becomes current (refused if a newer proposal superseded it)."""
     _allow(actor, "approve")
+    if revision_id is not None and merge.record_of(store, revision_id) is not None:
+        return merge.accept(store, procedure_id, revision_id, actor=actor, comment=comment)
     if revision_id is not None and _is_proposal(store, procedure_id, revision_id):
         return _decide_proposal(store, procedure_id, actor, "approve", comment, revision_id)
     return _set_status(store, procedure_id, actor, Status.approved, "approve", comment, revision_id)
@@ -199,9 +208,11 @@ def rollback(
         proc = _procedure(s, procedure_id)
         dropped = _drop_proposal(proc) if after != Status.approved else None
         s.add(proc)
+        # Back to before a merge: the procedures it folded in get their status back.
+        unmerged = merge.undo_merges(s, store, procedure_id, to_revision_id, actor=actor)
         store.audit(s, actor.author, "rollback", "procedure", procedure_id, revision_id=rev.id,
                     to_revision_id=to_revision_id, comment=comment, before=before,
-                    after=after, dropped_proposal=dropped)  # fmt: skip
+                    after=after, dropped_proposal=dropped, unmerged=unmerged)  # fmt: skip
     return rev
 
 
@@ -247,6 +258,11 @@ def _set_status(
         proc = _procedure(s, procedure_id)
         if revision_id is not None and proc.current_revision_id != revision_id:
             raise ConflictError(_moved_on(procedure_id, proc.current_revision_id, revision_id))
+        if proc.status == Status.merged.value:
+            raise ReviewError(
+                f"procedure {procedure_id} was merged into procedure {proc.merged_into_id}; "
+                f"roll procedure {proc.merged_into_id} back to before the merge to unmerge it"
+            )
         before = proc.status
         proc.status = status.value
         dropped = None if status == Status.approved else _drop_proposal(proc)
