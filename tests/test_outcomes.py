@@ -26,12 +26,16 @@ from memp_core.embeddings import Embedder
 from memp_core.errors import NotFoundError, PermissionDeniedError
 from memp_core.importers import import_paths
 from memp_core.importers.export import export
+from memp_core.judge.judgements import review_judgement
 from memp_core.llm import get_backend
 from memp_core.memory import ProceduralMemory
-from memp_core.models import AuditEvent, Procedure, Run, Step, Trajectory
+from memp_core.models import AuditEvent, Judgement, Procedure, Run, Step, Trajectory
 from memp_core.outcomes import (
+    EffectiveOutcome,
     OutcomeError,
     Tally,
+    effective_outcomes,
+    effective_tally,
     forget_assumed,
     label_outcome,
     outcome_of,
@@ -437,3 +441,78 @@ def test_overview_rate_is_over_recorded_outcomes_with_the_unknown_beside_it(
     assert not at.exception, at.exception
     (rate,) = [m for m in at.metric if m.label == "Success rate"]
     assert (rate.value, rate.delta) == ("50%", "2 unknown")
+
+
+# -- effective outcomes: recorded, else reviewed judgement, else (if allowed) judged ----------
+
+
+def judge_as(store: Store, tid: int, verdict: str, *, backend: str = "heuristic") -> int:
+    with store.transaction() as s:
+        row = Judgement(trajectory_id=tid, verdict=verdict, confidence=0.9, rationale="r",
+                        backend=backend, model=backend, actor="memp:test")  # fmt: skip
+        s.add(row)
+        s.flush()
+        return int(row.id or 0)
+
+
+def effective(store: Store, tid: int, count_unreviewed: bool = False) -> EffectiveOutcome:
+    return effective_outcomes(store, [tid], count_unreviewed=count_unreviewed)[tid]
+
+
+def test_a_recorded_outcome_outranks_every_judgement(store: Store) -> None:
+    tid = add(store, "heat some egg and put it in countertop.", False)
+    review_judgement(store, judge_as(store, tid, "success"), actor=REVIEWER)
+    assert effective(store, tid, True) == EffectiveOutcome("failure", "recorded")
+
+
+def test_an_unreviewed_judgement_counts_only_where_the_setting_allows(store: Store) -> None:
+    tid = add(store, "heat some egg and put it in countertop.", None)
+    jid = judge_as(store, tid, "success")
+    assert effective(store, tid) == EffectiveOutcome("unknown", "none")
+    assert effective(store, tid, True) == EffectiveOutcome("success", "judged", jid)
+    assert Settings().count_unreviewed_judgements is False
+
+
+def test_the_setting_is_read_from_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMP_COUNT_UNREVIEWED_JUDGEMENTS", "true")
+    assert Settings().count_unreviewed_judgements is True
+
+
+def test_a_reviewed_judgement_counts_as_the_person_settled_it(store: Store) -> None:
+    tid = add(store, "heat some egg and put it in countertop.", None)
+    jid = judge_as(store, tid, "success")
+    review_judgement(store, jid, actor=REVIEWER, verdict="failure")
+    assert effective(store, tid) == EffectiveOutcome("failure", "reviewed", jid)
+    review_judgement(store, jid, actor=REVIEWER)  # the latest review wins: now confirmed
+    assert effective(store, tid).outcome == "success"
+
+
+def test_a_person_settling_on_unknown_outranks_an_unreviewed_verdict(store: Store) -> None:
+    tid = add(store, "heat some egg and put it in countertop.", None)
+    review_judgement(store, judge_as(store, tid, "success"), actor=REVIEWER, verdict="unknown")
+    judge_as(store, tid, "success", backend="openai")
+    assert effective(store, tid, True).outcome == "unknown"
+
+
+def test_judges_that_disagree_decide_nothing_and_abstentions_are_no_vote(store: Store) -> None:
+    tid = add(store, "heat some egg and put it in countertop.", None)
+    judge_as(store, tid, "success")
+    judge_as(store, tid, "unknown", backend="openai")
+    assert effective(store, tid, True).outcome == "success"
+    judge_as(store, tid, "failure", backend="other")
+    assert effective(store, tid, True) == EffectiveOutcome("unknown", "none")
+
+
+def test_the_effective_tally_counts_reviewed_judgements_beside_recorded_outcomes(
+    store: Store,
+) -> None:
+    ids = [add(store, "heat some egg and put it in countertop.", ok) for ok in (True, False)]
+    reviewed, unreviewed = (add(store, "cool some apple and put it in fridge.", None)
+                            for _ in range(2))  # fmt: skip
+    review_judgement(store, judge_as(store, reviewed, "success"), actor=REVIEWER)
+    judge_as(store, unreviewed, "failure")
+    every = [*ids, reviewed, unreviewed]
+    assert effective_tally(store, every) == Tally(successes=2, failures=1, unknown=1)
+    assert effective_tally(store, every, count_unreviewed=True) == Tally(2, 2, 0)

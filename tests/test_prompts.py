@@ -88,3 +88,21 @@ def test_repair_of_a_cut_answer_asks_for_a_shorter_one_and_echoes_only_its_start
 def test_each_answer_form_ends_with_the_tag_sent_as_its_stop_sequence() -> None:
     assert prompts.SCRIPT_SYSTEM_PROMPT.rstrip().endswith(prompts.SCRIPT_END)
     assert prompts.REFLECT_SYSTEM_PROMPT.rstrip().endswith(prompts.REFLECT_END)
+    assert prompts.JUDGE_SYSTEM_PROMPT.rstrip().endswith(prompts.JUDGE_END)
+
+
+def test_judge_messages_show_task_opening_and_steps_but_no_outcome() -> None:
+    system, user = prompts.judge_messages(
+        RUN.task, RUN.steps, environment="alfworld", opening="You see a fridge 1."
+    )
+    assert system["role"] == "system" and "success, failure or unknown" in system["content"]
+    text = user["content"]
+    assert "Task: heat some egg and put it in diningtable" in text
+    assert "Environment: alfworld" in text and "Opening observation: You see a fridge 1." in text
+    assert "[2] > take egg 1 from fridge 1" in text and "[1] think: egg?" in text
+    assert "Transcript (3 steps)" in text and "Outcome" not in text  # render_run would say it
+
+
+def test_judge_messages_of_a_run_without_steps_say_so() -> None:
+    _, user = prompts.judge_messages("look at a pen under the desklamp", [])
+    assert "(no steps recorded)" in user["content"] and "(not recorded)" in user["content"]
