@@ -30,18 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from memp_core.agents.genai import boolean, clean, llm_text, model_of, task_of, tokens_of, tool_call
 from memp_core.agents.schemas import MAX_STEPS, MAX_TASK, MAX_TEXT, StepIn, TrajectoryReport
-from memp_core.agents.spans import (
-    Role,
-    Span,
-    boolean,
-    clean,
-    llm_text,
-    model_of,
-    task_of,
-    tokens_of,
-    tool_call,
-)
+from memp_core.agents.spans import Role, Span
 
 SUCCESS_KEYS = ("memp.success", "task.success")
 TASK_KEY = "memp.task"

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from memp_core.agents.spans import Span, clean, decode_json, spans_of
+from memp_core.agents.genai import clean
+from memp_core.agents.spans import Span, decode_json, spans_of
 from memp_core.agents.traces import MAX_NOTE, TraceRun, assemble, scrub
 from memp_core.errors import ImportFormatError
 from memp_core.facts import extract_facts
