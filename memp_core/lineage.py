@@ -1,8 +1,11 @@
 """The revision graph of procedures: a networkx DAG, a plotly figure and diffs.
 
-Revisions are append-only and point to their parent, so a procedure's history is a tree
-(a DAG in general, should merges appear). Each node carries how often the agents used that
-revision and how often they succeeded with it, counted from the trajectories that followed it.
+Revisions are append-only and point to their parent, so a procedure's history is a tree.
+A merge of near-duplicates (:mod:`memp_core.merge`) makes it a DAG: the merge revision's
+parent is the kept procedure's revision, and the merged procedure's revision is a second,
+*evidence* parent (edge attribute ``kind="merge"``), so the graph of either procedure shows
+both lineages. Each node carries how often the agents used that revision and how often they
+succeeded with it, counted from the trajectories that followed it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import plotly.graph_objects as go
 from sqlalchemy import case, func
 from sqlmodel import col, select
 
+from memp_core.merge import MergeRecord, merge_records
 from memp_core.models import Origin, Procedure, ProcedureRevision, Trajectory
 from memp_core.store import Store
 
@@ -30,6 +34,15 @@ ORIGIN_COLORS: dict[str, str] = {
     Origin.merge.value: "#8c564b",
 }
 OTHER_COLOR = "#7f7f7f"
+# Parent edges plain; a merge's evidence edge (merged procedure -> merge revision) dashed.
+EDGE_STYLES: tuple[tuple[str, dict[str, object], str], ...] = (
+    ("parent", {"color": "#aaaaaa", "width": 1.5}, "parent"),
+    ("merge", {"color": ORIGIN_COLORS[Origin.merge.value], "width": 2, "dash": "dash"},
+     "merged in (evidence parent)"),
+    ("proposed_merge", {"color": ORIGIN_COLORS[Origin.merge.value], "width": 1.5, "dash": "dot"},
+     "merge proposed, not accepted"),
+)  # fmt: skip
+MERGE_EDGES = ("merge", "proposed_merge")
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,11 @@ def build_graph(
     revisions: list[ProcedureRevision],
     uses: dict[int, RevisionUse],
     procedures: dict[int, Procedure] | None = None,
+    merges: Iterable[MergeRecord] = (),
 ) -> nx.DiGraph:
-    """A DAG with one node per revision (attributes ``revision``, ``use``, ``current``)."""
+    """A DAG with one node per revision (attributes ``revision``, ``use``, ``current``);
+    edges are ``kind="parent"``, or ``kind="merge"`` from a merged procedure's revision to
+    the merge revision that folded it in (``"proposed_merge"`` while nobody accepted it)."""
     procedures = procedures or {}
     current = {p.current_revision_id for p in procedures.values()}
     g: nx.DiGraph = nx.DiGraph()
@@ -85,15 +101,29 @@ def build_graph(
         )
     for rev in revisions:
         if rev.parent_revision_id is not None and rev.parent_revision_id in g:
-            g.add_edge(rev.parent_revision_id, rev.id)
+            g.add_edge(rev.parent_revision_id, rev.id, kind="parent")
+    for m in merges:
+        for member in m.members:
+            if m.revision_id in g and member.revision_id in g:
+                kind = "merge" if m.accepted_by is not None else "proposed_merge"
+                g.add_edge(member.revision_id, m.revision_id, kind=kind)
     return g
 
 
+def merge_parents(g: nx.DiGraph, node: int) -> list[int]:
+    """The evidence parents of a merge revision: revisions of the procedures it merged."""
+    return sorted(a for a, _, k in g.in_edges(node, data="kind") if k in MERGE_EDGES)
+
+
 def procedure_graph(store: Store, procedure_id: int) -> nx.DiGraph:
-    procedure = store.get(Procedure, procedure_id)
-    revisions = store.revisions_of(procedure_id)
+    """One procedure's lineage, with the lineages of procedures merged with it (or proposed
+    to be)."""
+    merges = merge_records(store, {procedure_id})
+    ids = sorted({procedure_id, *(i for m in merges for i in m.procedure_ids)})
+    procedures = {i: store.get(Procedure, i) for i in ids}
+    revisions = sorted((r for i in ids for r in store.revisions_of(i)), key=lambda r: r.id or 0)
     uses = revision_uses(store, [r.id for r in revisions if r.id is not None])
-    return build_graph(revisions, uses, {procedure_id: procedure})
+    return build_graph(revisions, uses, procedures, merges)
 
 
 def task_type_graph(store: Store, task_type: str, *, limit: int = 400) -> nx.DiGraph:
@@ -110,7 +140,7 @@ def task_type_graph(store: Store, task_type: str, *, limit: int = 400) -> nx.DiG
         )
     revisions.reverse()
     uses = revision_uses(store, [r.id for r in revisions if r.id is not None])
-    return build_graph(revisions, uses, procedures)
+    return build_graph(revisions, uses, procedures, merge_records(store, set(procedures)))
 
 
 @dataclass(frozen=True)
@@ -181,22 +211,19 @@ def hover_text(rev: ProcedureRevision, use: RevisionUse, procedure: Procedure | 
 def figure(g: nx.DiGraph, *, selected: int | None = None, title: str = "") -> go.Figure:
     """The DAG drawn with plotly: colour = origin, size = uses, hover = who/why/how well."""
     pos = layout(g)
-    edge_x: list[float | None] = []
-    edge_y: list[float | None] = []
-    for a, b in g.edges:
-        edge_x += [pos[a][0], pos[b][0], None]
-        edge_y += [pos[a][1], pos[b][1], None]
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=edge_x,
-            y=edge_y,
-            mode="lines",
-            hoverinfo="skip",
-            showlegend=False,
-            line={"color": "#aaaaaa", "width": 1.5},
+    for kind, style, label in EDGE_STYLES:
+        edges = [(a, b) for a, b, k in g.edges(data="kind") if (k or "parent") == kind]
+        if not edges and kind != "parent":
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[v for a, b in edges for v in (pos[a][0], pos[b][0], None)],
+                y=[v for a, b in edges for v in (pos[a][1], pos[b][1], None)],
+                mode="lines", hoverinfo="skip", name=label, showlegend=kind != "parent",
+                line=style,
+            )
         )  # fmt: skip
-    )
     by_origin: dict[str, list[int]] = {}
     for node, data in g.nodes(data=True):
         by_origin.setdefault(data["revision"].origin, []).append(node)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
@@ -272,6 +272,49 @@ def record_of(store: Store, revision_id: int) -> MergeRecord | None:
         return None
     found = [r for r in merge_records(store, {rev.procedure_id}) if r.revision_id == revision_id]
     return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class MergeSide:
+    """One procedure of a merge proposal as a reviewer compares it."""
+
+    procedure: Procedure
+    revision: ProcedureRevision  # the kept one's parent revision, or the member's named one
+    kept: bool
+
+    @property
+    def evidence(self) -> int:
+        return len(self.revision.evidence_trajectory_ids)
+
+
+@dataclass(frozen=True)
+class MergeView:
+    record: MergeRecord
+    sides: list[MergeSide]  # the kept procedure first
+    state: Literal["pending", "accepted", "undone", "closed"]  # closed: turned down or dropped
+
+
+def merge_view(store: Store, revision_id: int) -> MergeView | None:
+    """What the review queue shows for a merge proposal (None for any other revision)."""
+    record = record_of(store, revision_id)
+    if record is None:
+        return None
+    sides = [
+        MergeSide(
+            store.get(Procedure, record.kept_id),
+            store.get(ProcedureRevision, record.kept_revision_id),
+            True,
+        )
+    ]
+    sides += [MergeSide(store.get(Procedure, m.procedure_id),
+                        store.get(ProcedureRevision, m.revision_id), False)
+              for m in record.members]  # fmt: skip
+    state: Literal["pending", "accepted", "undone", "closed"] = "closed"
+    if record.accepted_by is not None:
+        state = "undone" if record.undone else "accepted"
+    elif sides[0].procedure.proposed_revision_id == revision_id:
+        state = "pending"
+    return MergeView(record, sides, state)
 
 
 def _record(ev: AuditEvent) -> MergeRecord:
