@@ -9,21 +9,27 @@ product plus ``argpartition``: the brute-force bound plus a small constant.
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
-from sqlalchemy import func
-from sqlmodel import col, select
+from sqlalchemy import inspect
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
 
 from memp_core.models import Procedure, ProcedureRevision
-from memp_core.store import Store
+from memp_core.store import Store, sqlite_path, translate
 
 log = logging.getLogger(__name__)
 WARN_ROWS = 20  # rows named one by one per sync; more are summed up in one line
+STATUS_INDEX = "ix_procedure_status"  # models.Procedure.status, index=True (migration 0001)
 
 
 @dataclass(frozen=True)
@@ -182,14 +188,139 @@ class Entry:
     facts: dict[str, str]
 
 
+M = TypeVar("M", bound=SQLModel)
+
+
+class Rows(Generic[M]):
+    """Detached model objects from raw DBAPI rows, each column decoded by its own SQLAlchemy
+    type (JSON, aware datetimes, booleans): what a Session would load, without the ORM's
+    per-statement bookkeeping."""
+
+    def __init__(self, model: type[M], dialect: Dialect, alias: str) -> None:
+        self._mapper = inspect(model)
+        props = list(self._mapper.column_attrs)
+        self.keys = [prop.key for prop in props]
+        self.columns = ", ".join(f"{alias}.{prop.columns[0].name}" for prop in props)
+        self.pk = self.keys.index(self._mapper.primary_key[0].key)
+        decoders = [
+            (prop.key, prop.columns[0].type.dialect_impl(dialect).result_processor(dialect, None))
+            for prop in props
+        ]
+        self._decoders = {key: fn for key, fn in decoders if fn is not None}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def value(self, key: str, raw: Any) -> Any:
+        decode = self._decoders.get(key)
+        return raw if decode is None else decode(raw)
+
+    def build(self, raw: Sequence[Any]) -> M:
+        """The object as a session that has closed since would have loaded it (detached:
+        every column loaded, nothing pending; ``make_transient_to_detached`` does the same
+        and more, at three times the cost)."""
+        obj: M = self._mapper.class_manager.new_instance()
+        values = obj.__dict__
+        values.update(zip(self.keys, raw, strict=True))
+        for key, decode in self._decoders.items():
+            values[key] = decode(values[key])
+        inspect(obj).key = self._mapper.identity_key_from_primary_key((raw[self.pk],))
+        return obj
+
+
+class Reader:
+    """The retrieval hot path's own DBAPI connection to a SQLite store.
+
+    A retrieval reads a handful of rows; through a Session each statement costs ~0.1 ms of
+    ORM and pool bookkeeping, more than scoring 10k vectors. So the index holds one pooled
+    connection of the store's engine (its pragmas: WAL, busy timeout) and runs its few fixed
+    statements on it directly, never writing through it. On a file every read is one
+    transaction (one snapshot). An in-memory database has a single connection that everyone
+    shares (StaticPool): there each read borrows it like a session would.
+    """
+
+    # Statuses through the (status, id) index: it holds no embeddings, so a window of
+    # candidates costs a few small pages instead of one row page each.
+    STATUS = (
+        "SELECT p.id FROM procedure AS p {hint}WHERE p.status IN (SELECT value FROM json_each(?)) "
+        "AND p.id IN (SELECT value FROM json_each(?))"
+    )
+    EXISTING = "SELECT p.id FROM procedure AS p WHERE p.id IN (SELECT value FROM json_each(?))"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.isolated = sqlite_path(store.url) is not None
+        dialect = store.engine.dialect
+        self.procedure = Rows(Procedure, dialect, "p")
+        self.revision = Rows(ProcedureRevision, dialect, "r")
+        self._held: Any = None  # the pool's connection wrapper, kept for the index's life
+        self._status: str | None = None  # STATUS with or without the index hint
+        self._load = (
+            f"SELECT {self.procedure.columns}, {self.revision.columns} FROM json_each(?) AS c "
+            "JOIN procedure AS p ON p.id = json_extract(c.value, '$[0]') "
+            "JOIN procedurerevision AS r "
+            "ON r.id = json_extract(c.value, '$[1]') AND r.procedure_id = p.id ORDER BY c.key"
+        )
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """The DBAPI connection inside one read transaction; errors come out as StoreError."""
+        try:
+            if not self.isolated:
+                with self.store.engine.connect() as shared:
+                    yield shared.connection.driver_connection
+                return
+            if self._held is None:
+                self._held = self.store.engine.raw_connection()
+            conn = self._held.driver_connection
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")  # a read: this ends the snapshot, nothing to keep
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            raise translate(exc, self.store.url) from exc
+
+    def servable(
+        self, candidates: Sequence[tuple[int, int]], statuses: Sequence[str] | None, limit: int
+    ) -> list[tuple[Procedure, ProcedureRevision]]:
+        """The first ``limit`` candidates (procedure id, revision id; best first) whose
+        procedure has one of ``statuses`` *now*, each with that revision: the status check
+        and the rows come from one snapshot."""
+        if not candidates or limit <= 0:
+            return []
+        ids = json.dumps([pid for pid, _ in candidates])
+        with self.snapshot() as conn:
+            if statuses is None:
+                found = conn.execute(self.EXISTING, (ids,)).fetchall()
+            else:
+                found = conn.execute(self._status_sql(conn), (json.dumps(list(statuses)), ids))
+            ok = {pid for (pid,) in found}
+            chosen = [pair for pair in candidates if pair[0] in ok][:limit]
+            raw = conn.execute(self._load, (json.dumps(chosen),)).fetchall() if chosen else []
+        n = len(self.procedure)
+        return [(self.procedure.build(row[:n]), self.revision.build(row[n:])) for row in raw]
+
+    def _status_sql(self, conn: sqlite3.Connection) -> str:
+        if self._status is None:  # a database without the index still answers, slower
+            has = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (STATUS_INDEX,)
+            ).fetchone()
+            self._status = self.STATUS.format(hint=f"INDEXED BY {STATUS_INDEX} " if has else "")
+        return self._status
+
+
 class ProcedureIndex:
     """The retrieval index of one store: one row per procedure, its *current* revision.
 
     :meth:`sync` loads only revisions with an id above the last one seen (revisions are
     append-only and every change of content makes a new current revision), so keeping
     several processes in step costs one ``max(id)`` query when nothing changed. Statuses are
-    not cached here: they change without a new revision (approve, deprecate), so the
-    retriever checks them for the few candidates it returns.
+    not cached here: they change without a new revision (approve, reject, merge), so every
+    search checks them in the database for the candidates it returns, in the statement that
+    loads those rows (:meth:`Reader.servable`): a procedure rejected a moment ago in another
+    process is never served.
 
     "Above the last id seen" misses nothing only where revisions commit in id order. SQLite
     has one writer at a time (each write transaction holds the lock from its first
@@ -204,15 +335,22 @@ class ProcedureIndex:
     and random retrieval. One bad row never fails retrieval for everyone.
     """
 
+    SYNC = (
+        "SELECT r.id, r.procedure_id, r.embedding, r.model, r.facts FROM procedurerevision AS r "
+        "JOIN procedure AS p ON p.current_revision_id = r.id WHERE r.id > ? AND r.id <= ?"
+    )
+
     def __init__(self, store: Store, dimension: int) -> None:
         self.store = store
+        self.reader = Reader(store)
         self.vectors = VectorIndex(dimension)
         self.entries: dict[int, Entry] = {}
         self.postings: dict[tuple[str, str], set[int]] = {}
         self.seen_revision_id = 0
         self.skipped: dict[int, Skipped] = {}  # by procedure id, while that row is current
-        # Held by sync and by each search (memp_core.retrieve), so a dashboard thread never
-        # reads postings or rows while another thread's sync is changing them.
+        # Held by sync and by each search (memp_core.search), so a dashboard thread never
+        # reads postings or rows (or uses the reader's connection) while another thread's
+        # sync is changing them.
         self.lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -221,24 +359,15 @@ class ProcedureIndex:
     def sync(self) -> int:
         """Load revisions newer than the last sync; returns how many procedures changed."""
         with self.lock:
-            with self.store.session() as s:
-                newest = s.exec(select(func.max(ProcedureRevision.id))).one() or 0
+            with self.reader.snapshot() as conn:
+                newest = conn.execute("SELECT max(id) FROM procedurerevision").fetchone()[0] or 0
                 if newest <= self.seen_revision_id:
                     return 0
-                rows = s.exec(
-                    select(
-                        ProcedureRevision.id,
-                        ProcedureRevision.procedure_id,
-                        ProcedureRevision.embedding,
-                        ProcedureRevision.model,
-                        ProcedureRevision.facts,
-                    )
-                    .join(Procedure, col(Procedure.current_revision_id) == ProcedureRevision.id)
-                    .where(
-                        col(ProcedureRevision.id) > self.seen_revision_id,
-                        col(ProcedureRevision.id) <= newest,
-                    )
-                ).all()
+                raw = conn.execute(self.SYNC, (self.seen_revision_id, newest)).fetchall()
+            facts = self.reader.revision
+            rows = [
+                (rid, pid, blob, model, facts.value("facts", f)) for rid, pid, blob, model, f in raw
+            ]
             self._apply(rows)
             self.seen_revision_id = int(newest)
             return len(rows)

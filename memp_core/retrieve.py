@@ -133,6 +133,9 @@ def load_items(s: Session, scored: Sequence[Scored]) -> list[RetrievedProcedure]
     in one statement (each revision joined to its own procedure)."""
     if not scored:
         return []
+    read = [(sc, sc.loaded) for sc in scored if sc.loaded is not None]
+    if len(read) == len(scored):  # the search read them with the status check (SQLite)
+        return [RetrievedProcedure(proc, rev, sc.score, sc.matched) for sc, (proc, rev) in read]
     wanted = {sc.procedure_id: sc.revision_id for sc in scored}
     missing = [pid for pid, rid in wanted.items() if rid is None]
     if missing:  # scored without a revision: the procedure's current one

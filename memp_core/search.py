@@ -12,7 +12,7 @@ score with a revision it was not computed on, even while writers move procedures
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,7 +20,7 @@ import numpy as np
 from sqlmodel import Session, col, select
 
 from memp_core.index import ProcedureIndex, top_rows
-from memp_core.models import Procedure
+from memp_core.models import Procedure, ProcedureRevision
 
 FACT_WEIGHTS: dict[str, float] = {"task_type": 0.5, "object": 0.2, "receptacle": 0.2, "tool": 0.1}
 HYBRID_WEIGHT = 0.3  # share of cosine in hybrid; see memp_core.retrieve
@@ -32,6 +32,11 @@ class Scored:
     score: float
     matched: dict[str, str] = field(default_factory=dict)
     revision_id: int | None = None  # the revision scored; None: the procedure's current one
+    # The procedure (as it is now) and that revision, when the search already read them in
+    # the snapshot that checked the status (the SQLite index); None: retrieve loads them.
+    loaded: tuple[Procedure, ProcedureRevision] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,12 @@ def facts_weight(facts: dict[str, str]) -> float:
 
 
 class MemorySearch:
-    """Search over a :class:`ProcedureIndex` (numpy); statuses are checked in the database
-    for the few top candidates, in a window that widens until ``k`` pass."""
+    """Search over a :class:`ProcedureIndex` (numpy). The best candidates' statuses are
+    checked in the database, by the statement that also loads their rows (one snapshot), in a
+    window that widens until ``k`` pass."""
 
     def __init__(self, s: Session, index: ProcedureIndex) -> None:
-        self.s = s  # the retrieval's read session: status checks and loading share it
+        self.s = s  # the retrieval's read session: the random policy's pool and its loading
         self.index = index
 
     def nearest(self, vector: np.ndarray, f: Filter) -> list[Scored]:
@@ -120,36 +126,27 @@ class MemorySearch:
     def _take(
         self, keys: np.ndarray, scores: np.ndarray, matched: dict[int, dict[str, str]], f: Filter
     ) -> list[Scored]:
-        """Best-first servable candidates: over-fetch a window, filter, widen until k found."""
+        """Best-first servable candidates, loaded: over-fetch a window, let the database keep
+        the first ``k`` servable ones, widen the window until ``k`` are found."""
         n = int(keys.shape[0])
         window = max(4 * f.k, 16)
+        entries = self.index.entries
         while True:
             rows = top_rows(scores, window)
             if f.threshold is not None:
                 rows = rows[scores[rows] >= f.threshold]
-            ids = keys[rows].tolist()
-            ok = self._accept(ids, f)
-            found = [
-                self._scored(pid, float(scores[r]), matched.get(pid, {}))
-                for pid, r in zip(ids, rows.tolist(), strict=True)
-                if pid in ok
-            ]
-            if len(found) >= f.k or window >= n or len(rows) < min(window, n):
-                return found[: f.k]
+            score = dict(zip(keys[rows].tolist(), scores[rows].tolist(), strict=True))
+            wanted = [(pid, entries[pid].revision_id) for pid in self._by_author(score, f)]
+            loaded = self.index.reader.servable(wanted, f.statuses, f.k)
+            if len(loaded) >= f.k or window >= n or len(rows) < min(window, n):
+                return [
+                    Scored(rev.procedure_id, score[rev.procedure_id],
+                           matched.get(rev.procedure_id, {}), rev.id, (proc, rev))
+                    for proc, rev in loaded
+                ]  # fmt: skip
             window *= 4
 
-    def _accept(self, ids: Sequence[int], f: Filter) -> set[int]:
-        ids = self._by_author(ids, f)
-        if not ids or f.statuses is None:
-            return set(ids)
-        rows = self.s.exec(
-            select(Procedure.id)
-            .where(col(Procedure.id).in_(ids))
-            .where(col(Procedure.status).in_(f.statuses))
-        ).all()
-        return {int(i) for i in rows if i is not None}
-
-    def _by_author(self, ids: Sequence[int], f: Filter) -> list[int]:
+    def _by_author(self, ids: Iterable[int], f: Filter) -> list[int]:
         entries = self.index.entries
         if f.author_model is None:
             return [i for i in ids if i in entries]
