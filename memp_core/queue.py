@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from memp_core.lineage import RevisionUse, revision_uses
 from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Trajectory
@@ -28,6 +29,23 @@ class ProcedurePage:
 
 
 @dataclass(frozen=True)
+class QueueRow:
+    """One row of the review queue: the procedure and the revision a reviewer would decide on
+    (its proposal when one waits beside the served revision, else its current revision)."""
+
+    procedure: Procedure
+    origin: str  # what wrote that revision: build, reflection, merge, an agent's proposal...
+    author: str
+    evidence: int  # runs cited as its evidence
+    revisions: int  # revisions the procedure has, in all
+
+    @property
+    def under_review_id(self) -> int | None:
+        p = self.procedure
+        return p.proposed_revision_id or p.current_revision_id
+
+
+@dataclass(frozen=True)
 class ProcedureDetail:
     procedure: Procedure
     current: ProcedureRevision | None
@@ -35,6 +53,7 @@ class ProcedureDetail:
     revisions: list[ProcedureRevision]  # oldest first
     uses: dict[int, RevisionUse]  # per revision id
     evidence: list[Trajectory]  # the current revision's evidence runs
+    proposed_evidence: list[Trajectory]  # the proposal's (the runs that made it proposed)
     recent_uses: list[Trajectory]  # latest runs that followed any revision of it
     audit: list[AuditEvent]
 
@@ -42,6 +61,15 @@ class ProcedureDetail:
     def success_rate(self) -> float | None:
         p = self.procedure
         return p.success_count / p.use_count if p.use_count else None
+
+    @property
+    def under_review(self) -> ProcedureRevision | None:
+        """What a reviewer decides on: the proposal if one waits, else the current revision."""
+        return self.proposed or self.current
+
+    @property
+    def under_review_evidence(self) -> list[Trajectory]:
+        return self.proposed_evidence if self.proposed else self.evidence
 
 
 def list_procedures(
@@ -51,13 +79,16 @@ def list_procedures(
     task_type: str | None = None,
     text: str | None = None,
     with_proposal: bool | None = None,
+    origin: str | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> ProcedurePage:
     """One page of procedures, the most recently changed first.
 
     ``with_proposal``: True for procedures with a revision proposed and waiting for review
-    (approved ones, served meanwhile), False for those without one."""
+    (approved ones, served meanwhile), False for those without one. ``origin``: only those
+    whose revision under review (the proposal, else the current one) has that origin, so a
+    reviewer finds the reflections, merges or agents' proposals waiting."""
     conds: list[Any] = []
     if status:
         conds.append(Procedure.status == status)
@@ -69,16 +100,65 @@ def list_procedures(
     if text:
         # autoescape: a "%" or "_" typed in the filter is a character, not a wildcard
         conds.append(col(Procedure.title).contains(text, autoescape=True))
+    if origin:
+        conds.append(ProcedureRevision.origin == origin)
     with store.session() as s:
-        total = int(s.exec(select(func.count()).select_from(Procedure).where(*conds)).one())
+        count = _under_review(select(func.count()).select_from(Procedure), origin)
+        total = int(s.exec(count.where(*conds)).one())
         rows = s.exec(
-            select(Procedure)
+            _under_review(select(Procedure), origin)
             .where(*conds)
             .order_by(col(Procedure.updated_at).desc(), col(Procedure.id).desc())
             .offset(offset)
             .limit(limit)
         ).all()
     return ProcedurePage(list(rows), total, offset, limit)
+
+
+def _under_review(query: SelectOfScalar[Any], origin: str | None) -> SelectOfScalar[Any]:
+    """``query`` joined to each procedure's revision under review, when a filter needs it."""
+    if not origin:
+        return query
+    under = func.coalesce(Procedure.proposed_revision_id, Procedure.current_revision_id)
+    return query.join(ProcedureRevision, col(ProcedureRevision.id) == under)
+
+
+def queue_rows(store: Store, procedures: list[Procedure]) -> list[QueueRow]:
+    """The queue's columns for one page of procedures, in two queries (not one per row)."""
+    ids = [p.id for p in procedures if p.id is not None]
+    wanted = {p.proposed_revision_id or p.current_revision_id for p in procedures} - {None}
+    with store.session() as s:
+        counts = dict(
+            s.exec(
+                select(ProcedureRevision.procedure_id, func.count())
+                .where(col(ProcedureRevision.procedure_id).in_(ids))
+                .group_by(col(ProcedureRevision.procedure_id))
+            ).all()
+        ) if ids else {}  # fmt: skip
+        revs = {
+            r.id: r
+            for r in s.exec(
+                select(ProcedureRevision).where(col(ProcedureRevision.id).in_(wanted))
+            ).all()
+        } if wanted else {}  # fmt: skip
+    out = []
+    for p in procedures:
+        rev = revs.get(p.proposed_revision_id or p.current_revision_id)
+        out.append(
+            QueueRow(
+                procedure=p,
+                origin=rev.origin if rev else "",
+                author=rev.author if rev else "",
+                evidence=len(rev.evidence_trajectory_ids or []) if rev else 0,
+                revisions=int(counts.get(p.id, 0)),
+            )
+        )
+    return out
+
+
+def origins(store: Store) -> list[str]:
+    """The origins revisions in this database have (the queue's origin filter offers these)."""
+    return store.distinct_values(ProcedureRevision.origin)
 
 
 def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> ProcedureDetail:
@@ -89,14 +169,8 @@ def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> Pr
     current = by_id.get(procedure.current_revision_id)
     proposed = by_id.get(procedure.proposed_revision_id)
     rev_ids = [r.id for r in revisions if r.id is not None]
-    evidence_ids = list(current.evidence_trajectory_ids)[:EVIDENCE_LIMIT] if current else []
     with store.session() as s:
-        evidence = list(
-            s.exec(
-                select(Trajectory).where(col(Trajectory.id).in_(evidence_ids))
-                .order_by(col(Trajectory.id))
-            ).all()
-        ) if evidence_ids else []  # fmt: skip
+        evidence, proposed_evidence = (_runs(s, r) for r in (current, proposed))
         recent_uses = list(
             s.exec(
                 select(Trajectory)
@@ -112,9 +186,19 @@ def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> Pr
         revisions=revisions,
         uses=revision_uses(store, rev_ids),
         evidence=evidence,
+        proposed_evidence=proposed_evidence,
         recent_uses=recent_uses,
         audit=store.audit_events(limit=50, object_type="procedure", object_id=procedure_id),
     )
+
+
+def _runs(s: Any, revision: ProcedureRevision | None) -> list[Trajectory]:
+    """A revision's evidence runs (the first EVIDENCE_LIMIT), oldest first."""
+    ids = list(revision.evidence_trajectory_ids)[:EVIDENCE_LIMIT] if revision else []
+    if not ids:
+        return []
+    query = select(Trajectory).where(col(Trajectory.id).in_(ids)).order_by(col(Trajectory.id))
+    return list(s.exec(query).all())
 
 
 @dataclass(frozen=True)

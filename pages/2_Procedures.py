@@ -1,9 +1,10 @@
-"""Procedures and the review queue: read, edit, approve, reject, roll back, replay, pin.
+"""Procedures and the review queue: read, decide, edit, roll back, replay, pin.
 
 The open procedure is held by its id (``?procedure=N`` in the URL, see ui/picker.py), never by
 a row of the queue: the queue re-sorts by last update after every write. Every review button
-names the procedure and revision it acts on and carries them as its callback's arguments, so
-a click acts on exactly what the reviewer read on screen.
+names the procedure and revision it acts on and carries them, and the procedure to open
+next, as its callback's arguments, so a click acts on exactly what the reviewer read on
+screen and approve-and-next lands the next decision on the procedure it names.
 """
 
 from collections.abc import Callable
@@ -16,11 +17,12 @@ from memp_core.agents.activity import feedback_on, proposed_by
 from memp_core.agents.reads import with_revisions
 from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
-from memp_core.models import Procedure, Status
+from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.outcomes import outcome_of
-from memp_core.queue import ProcedureDetail, list_procedures, procedure_detail
+from memp_core.queue import ProcedureDetail, list_procedures, origins, procedure_detail, queue_rows
 from ui.common import changed, errors_shown, link, memory, page, pct
-from ui.picker import id_input, id_table, open_id
+from ui.picker import id_input, id_link, id_table, open_id, page_url, set_param, url_int, url_text
+from ui.picker import url_choice as choice
 from ui.safe import md, md_badge
 
 PAGE_SIZE = 25
@@ -29,7 +31,9 @@ PROPOSED = "approved, with a proposal"  # served, with a newer revision waiting 
 TABLE = "procs_table"
 FEEDBACK = "procs_feedback"
 STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
-                 "deprecated": "gray", "draft": "blue"}  # fmt: skip
+                 "deprecated": "gray", "draft": "blue", "merged": "violet"}  # fmt: skip
+TRAJ = "pages/1_Trajectories.py"
+RUNS = {"run": id_link("trajectory", width="small")}  # trajectory id columns link to the run
 
 ctx = page(
     "Procedures",
@@ -39,68 +43,95 @@ ctx = page(
 store = ctx.store
 can_review = ctx.person.can_review
 
-cols = st.columns([1, 1, 2])
-
-
-def new_filter() -> None:
-    """A changed filter opens the first match again, not the procedure opened before."""
-    st.query_params.pop("procedure", None)
-
-
-status = cols[0].selectbox(
-    "Status", [ALL, *(s.value for s in Status), PROPOSED], index=2, key="procs_status",
-    on_change=new_filter,
-)  # index 2 = pending_review: the queue is what reviewers open this page for  # fmt: skip
+# -- the queue: filters live in the URL (a link opens the same queue) -------------------------
+with errors_shown():
+    types, kinds = store.distinct_values(Procedure.task_type), origins(store)
+cols = st.columns([1.2, 1, 1, 2])
+drop = ("procedure", "page")  # a new filter opens its first match on its first page
+status = choice(
+    cols[0],
+    "Status",
+    [ALL, *(s.value for s in Status), PROPOSED],
+    key="procs_status",
+    param="status",
+    default=Status.pending_review.value,
+    drop=drop,
+)  # fmt: skip  (pending_review: what reviewers open this page for)
+origin = choice(cols[1], "Origin", [ALL, *kinds], key="procs_origin", param="origin",
+                    default=ALL, drop=drop,
+                    help="What wrote the revision waiting for review (the proposal, else the "
+                    "current revision): a build, a reflection on a failed run, a merge, an "
+                    "agent's proposal, a reviewer's edit")  # fmt: skip
+task_type = choice(cols[2], "Task type", [ALL, *types], key="procs_type", param="type",
+                       default=ALL, drop=drop)  # fmt: skip
+text = url_text(cols[3], "Title contains", key="procs_text", param="q", drop=drop)
 filters = {
     "status": Status.approved.value if status == PROPOSED else (None if status == ALL else status),
     "with_proposal": True if status == PROPOSED else None,
-}
+    "task_type": None if task_type == ALL else task_type,
+    "origin": None if origin == ALL else origin, "text": text or None,
+}  # fmt: skip
 with errors_shown():
-    types = store.distinct_values(Procedure.task_type)
-task_type = cols[1].selectbox("Task type", [ALL, *types], key="procs_type", on_change=new_filter)
-text = cols[2].text_input("Title contains", key="procs_text", on_change=new_filter)
-with errors_shown():
-    total = list_procedures(
-        store, **filters, task_type=None if task_type == ALL else task_type,
-        text=text or None, limit=0,
-    ).total  # fmt: skip
+    total = list_procedures(store, **filters, limit=0).total
     pages = max(1, -(-total // PAGE_SIZE))
-    page_no = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, 1, key="procs_page")
-    result = list_procedures(
-        store, **filters, task_type=None if task_type == ALL else task_type, text=text or None,
-        offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE,
-    )  # fmt: skip
+    page_no = url_int(st.columns(4)[0], f"Page (of {pages})", key="procs_page", param="page",
+                      default=1, lo=1, hi=pages, drop=("procedure",))  # fmt: skip
+    # One row past the page: the procedure after the last one shown, for approve-and-next.
+    result = list_procedures(store, **filters, offset=(page_no - 1) * PAGE_SIZE,
+                             limit=PAGE_SIZE + 1)  # fmt: skip
+    shown = result.rows[:PAGE_SIZE]
+    rows = queue_rows(store, shown)
     waiting = list_procedures(store, status=Status.approved.value, with_proposal=True, limit=0)
-    by_agent = proposed_by(store, result.rows)  # the agent whose proposal waits, if any
+    by_agent = proposed_by(store, shown)  # the agent whose proposal waits, if any
 st.caption(f"{result.total:,} procedures match. Click a row to open it.")
 if waiting.total and status == Status.pending_review.value:
     st.caption(f"{waiting.total:,} approved procedures also have a revision proposed, waiting "
                f"for review: choose status “{PROPOSED}”.")  # fmt: skip
-pid = open_id(TABLE, "procedure", result.rows[0].id if result.rows else None) or 0
+pid = open_id(TABLE, "procedure", shown[0].id if shown else None) or 0
 table = pd.DataFrame(
-    [{"id": p.id, "title": p.title, "task type": p.task_type, "status": p.status,
-      "proposal": p.proposed_revision_id, "proposed by": by_agent.get(p.id or 0, ""),
-      "pinned": p.pinned, "uses": p.use_count,
-      "successes": p.success_count,
-      "success": p.success_count / p.use_count if p.use_count else None,
-      "updated": p.updated_at} for p in result.rows],
-    columns=["id", "title", "task type", "status", "proposal", "proposed by", "pinned", "uses",
-             "successes", "success", "updated"],
+    [{"id": r.procedure.id, "title": r.procedure.title, "status": r.procedure.status,
+      "origin": r.origin, "author": r.author, "evidence": r.evidence, "revisions": r.revisions,
+      "proposal": r.procedure.proposed_revision_id,
+      "proposed by": by_agent.get(r.procedure.id or 0, ""), "task type": r.procedure.task_type,
+      "uses": r.procedure.use_count,
+      "success": (r.procedure.success_count / r.procedure.use_count
+                  if r.procedure.use_count else None),
+      "pinned": r.procedure.pinned, "updated": r.procedure.updated_at} for r in rows],
+    columns=["id", "title", "status", "origin", "author", "evidence", "revisions", "proposal",
+             "proposed by", "task type", "uses", "success", "pinned", "updated"],
 )  # fmt: skip
+num = st.column_config.NumberColumn
 id_table(
-    table, [p.id for p in result.rows], pid, key=TABLE,
-    height=min(38 + 35 * max(len(table), 1), 360),
-    column_config={
-        "title": st.column_config.TextColumn(width="large"),
-        "pinned": st.column_config.CheckboxColumn(),
-        "proposal": st.column_config.NumberColumn(help="A revision waiting for review "
-                                                  "while the approved one is served"),
-        "proposed by": st.column_config.TextColumn(help="The agent (API key) whose proposal "
-                                                   "waits for review"),
-        "success": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
-        "updated": st.column_config.DatetimeColumn(format="distance"),
+    table, [p.id for p in shown], pid, key=TABLE, height=min(38 + 35 * max(len(table), 1), 360),
+    column_config={  # widths that fit 1280 px beside the sidebar (the title takes the rest)
+        "id": num(width=48), "title": st.column_config.TextColumn(width=230),
+        "status": st.column_config.TextColumn(width=108),
+        "origin": st.column_config.TextColumn(width=84, help="What wrote the revision under "
+                                              "review (the proposal, else the current one)"),
+        "author": st.column_config.TextColumn(width=84),
+        "evidence": num("runs", width=44, help="Runs cited as evidence by that revision"),
+        "revisions": num("revs", width=44, help="Revisions of the procedure, in all"),
+        "proposal": num(width=66, help="A revision waiting for review while the approved "
+                        "one is served"),
+        "proposed by": st.column_config.TextColumn("by agent", width=72, help="The agent (API "
+                                                   "key) whose proposal waits for review"),
+        "task type": st.column_config.TextColumn("type", width=60),
+        "uses": num(width=44),
+        "success": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1,
+                                                   width=76),
+        "pinned": st.column_config.CheckboxColumn(width=48),
+        "updated": st.column_config.DatetimeColumn(format="distance", width=96),
     },
 )  # fmt: skip
+
+
+def next_after(target: int) -> int | None:
+    """The procedure a decision on ``target`` moves on to: the row after it in the queue as
+    shown (the row after the page's last, too), else the first other row."""
+    ids = [p.id for p in result.rows if p.id is not None]
+    later = ids[ids.index(target) + 1 :] if target in ids else []
+    return next(iter(later or [i for i in ids if i != target]), None)
+
 
 st.divider()
 pid = id_input("Procedure id", pid, key="procs_open_id", param="procedure")
@@ -109,9 +140,9 @@ if not pid:
     st.stop()
 with errors_shown():
     d: ProcedureDetail = procedure_detail(store, pid)
-proc, cur = d.procedure, d.current
+proc, cur, prop = d.procedure, d.current, d.proposed
 cur_id = cur.id if cur is not None else None  # approving names what was read: no stale approvals
-of_this = f"procedure {pid}" + (f" · revision {cur_id}" if cur_id is not None else "")
+then = next_after(pid)
 
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
@@ -134,47 +165,34 @@ if rated:
     with st.expander(f"Feedback ({len(rated)})"):
         st.dataframe(  # reasons come from agents: a table shows them as text
             pd.DataFrame([{"who": f.actor, "revision": f.revision_id, "rating": f.rating,
-                           "reason": f.reason, "trajectory": f.trajectory_id,
+                           "reason": f.reason, "run": page_url(TRAJ, trajectory=f.trajectory_id),
                            "when": f.created_at} for f in rated]),
-            hide_index=True, width="stretch",
+            hide_index=True, width="stretch", column_config=RUNS,
         )  # fmt: skip
 link("pages/3_Lineage.py", "Lineage graph", ":material/account_tree:", procedure=str(pid))
-
-if cur is not None:
-    st.markdown(
-        f"**Current revision {cur.id}** · {md(cur.kind)} · origin {md(cur.origin)} · "
-        f"author {md(cur.author or '–')} · model {md(cur.model or '–')}"
-    )
-    if cur.author == "heuristic":
-        st.caption("Written by the offline heuristic backend (deterministic, no model).")
-    st.code(revision_text(cur) or "(empty)", language=None, wrap_lines=True)
-    if cur.rationale:
-        st.caption("Rationale")
-        st.text(cur.rationale)
-    with errors_shown():
-        diff = diff_to_parent(store, cur)
-    if diff is not None:
-        with st.expander("Diff to the previous revision"):
-            st.code(diff or "(same text as the previous revision)", language="diff")
 
 
 # -- the review actions: callbacks bound to the procedure and revision their button names ----
 
 
-def done(target: int, message: str) -> None:
-    """After a write: fresh reads everywhere, and stay on the procedure acted on."""
+def done(target: int, message: str, then: int | None = None) -> None:
+    """After a write: fresh reads everywhere; open ``then`` (approve-and-next) or stay on the
+    procedure acted on."""
     changed()
-    st.query_params["procedure"] = str(target)
-    st.session_state[FEEDBACK] = ("success", message)
+    going = then if then and st.session_state.get("procs_next", True) else None
+    set_param("procedure", going or target)
+    note = f" Next in the queue: procedure {going}." if going else ""
+    st.session_state[FEEDBACK] = ("success", message + note)
 
 
 def act(
     label: str, fn: Callable[..., object], target: int, kwargs: dict[str, object],
     typed: dict[str, str] | None = None, required: tuple[str, str] | None = None,
+    then: int | None = None,
 ) -> None:  # fmt: skip
     """A review button's callback: ``fn`` on procedure ``target``, bound when the button was
     drawn. ``typed``: keyword -> session key of a text box, read at click time; ``required``:
-    (keyword, message) refused when that text is blank."""
+    (keyword, message) refused when that text is blank; ``then``: the procedure to open next."""
     values = {name: str(st.session_state.get(key) or "") for name, key in (typed or {}).items()}
     if required is not None and not values.get(required[0], "").strip():
         st.session_state[FEEDBACK] = ("error", required[1])
@@ -184,7 +202,7 @@ def act(
     except MempError as exc:
         st.session_state[FEEDBACK] = ("error", str(exc))
     else:
-        done(target, f"{label} procedure {target}.")
+        done(target, f"{label} procedure {target}.", then)
 
 
 def save_edit(target: int, keys: tuple[str, str, str]) -> None:
@@ -213,24 +231,115 @@ def show_replay(res) -> None:  # noqa: ANN001 (memp_core.sim.replay.ReplayResult
     mine, base = res.revision, res.baseline
     st.caption(f"{res.revision.tasks} {md(res.task_type)} tasks, seed {res.seed}: {md(res.note)}.")
     m = st.columns(4)
-    m[0].metric(
-        f"Success, {md(mine.label)}",
-        pct(mine.success_rate),
-        f"{res.delta_success * 100:+.0f} points",
-        delta_color="normal" if res.delta_success else "off",
-        border=True,
-    )
+    m[0].metric(f"Success, {md(mine.label)}", pct(mine.success_rate),
+                f"{res.delta_success * 100:+.0f} points",
+                delta_color="normal" if res.delta_success else "off", border=True)  # fmt: skip
     m[1].metric(f"Success, {md(base.label)}", pct(base.success_rate), border=True)
     m[2].metric(
         f"Mean steps, {md(mine.label)}",
         f"{mine.mean_steps:.1f}",
         f"{res.delta_steps:+.1f}",
-        delta_color="inverse" if res.delta_steps else "off",  # fewer steps is better
         border=True,
-    )
+        delta_color="inverse" if res.delta_steps else "off",
+    )  # fmt: skip  (fewer: better)
     m[3].metric(f"Mean steps, {md(base.label)}", f"{base.mean_steps:.1f}", border=True)
     with st.expander("Task by task"):
         st.dataframe(pd.DataFrame(res.per_task), hide_index=True, width="stretch")
+
+
+def why_panel(rev: ProcedureRevision) -> None:
+    """Why this revision waits: who wrote it and why, what it changes, the runs behind it, and
+    Replay, one click away."""
+    if prop is not None and cur is not None:
+        st.markdown(f"**Revision {rev.id} proposed, waiting for review** · origin "
+                    f"{md(rev.origin)} · author {md(rev.author or '–')} · model "
+                    f"{md(rev.model or '–')}")  # fmt: skip
+        st.caption(f"Agents are served revision {cur.id} until a reviewer approves this one.")
+    else:
+        st.markdown(f"**Current revision {rev.id}** · {md(rev.kind)} · origin {md(rev.origin)} · "
+                    f"author {md(rev.author or '–')} · model {md(rev.model or '–')}")  # fmt: skip
+        if rev.author == "heuristic":
+            st.caption("Written by the offline heuristic backend (deterministic, no model).")
+    if rev.rationale:
+        st.caption("Why it was written")
+        st.text(rev.rationale)
+    # (the lead adds here: the line saying what this procedure teaches, and the merge panel)
+    left, right = st.columns([3, 2])
+    with left:
+        if prop is not None and cur is not None:
+            st.code(unified_diff(revision_text(cur), revision_text(rev),
+                                 old_label=f"revision {cur.id} (served)",
+                                 new_label=f"revision {rev.id} (proposed)")
+                    or "(same text as the served revision: the proposal adds evidence)",
+                    language="diff", wrap_lines=True)  # fmt: skip
+        else:
+            st.code(revision_text(rev) or "(empty)", language=None, wrap_lines=True)
+            with errors_shown():
+                diff = diff_to_parent(store, rev)
+            if diff is not None:
+                with st.expander("Diff to the previous revision",
+                                 expanded=proc.status == Status.pending_review):  # fmt: skip
+                    st.code(diff or "(same text as the previous revision)", language="diff",
+                            wrap_lines=True)  # fmt: skip
+    with right:
+        runs = d.under_review_evidence
+        st.caption(f"Evidence: {len(rev.evidence_trajectory_ids)} runs" + (
+            " (click an id to open the run)" if runs else ""))  # fmt: skip
+        if runs:
+            st.dataframe(
+                pd.DataFrame([{"run": page_url(TRAJ, trajectory=t.id), "outcome":
+                               outcome_of(t.success), "steps": t.step_count, "task": t.task}
+                              for t in runs]),
+                hide_index=True, width="stretch", height=min(38 + 35 * len(runs), 216),
+                column_config=RUNS,
+            )  # fmt: skip
+        r1, r2, r3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+        n_tasks = r1.number_input("Tasks", 1, 200, 10, key="procs_replay_n")
+        seed = r2.number_input("Seed", 0, 10_000, 0, key="procs_replay_seed")
+        if r3.button(f"Replay revision {rev.id}", key="procs_replay",
+                     help="Run it against its parent on seeded tasks of the household "
+                     "simulator (a synthetic world, not ALFWorld); writes nothing"):  # fmt: skip
+            with st.spinner("Running the household simulator…"), errors_shown():
+                st.session_state["procs_replay_result"] = loop.replay(
+                    store, rev.id or 0, parent=True, n_tasks=int(n_tasks), seed=int(seed)
+                )
+    res = st.session_state.get("procs_replay_result")
+    if res is not None and res.procedure_id == pid:
+        show_replay(res)
+
+
+def decide(rev: ProcedureRevision) -> None:
+    """Approve / reject the revision under review, then (by default) open the next one."""
+    is_prop = prop is not None and rev.id == prop.id
+    key = "procs_{}_proposal" if is_prop else "procs_{}"
+    c_key, r_key = (f"procs_prop_comment_{pid}", f"procs_prop_reason_{pid}") if is_prop else (
+        f"procs_comment_{pid}", f"procs_reason_{pid}")  # fmt: skip
+    what = f"proposed revision {rev.id}" if is_prop else f"procedure {pid} · revision {rev.id}"
+    said = f"{{}} proposed revision {rev.id} of" if is_prop else "{}"
+    p0, p1 = st.columns(2)
+    p0.text_input("Comment (optional)", key=c_key)
+    p1.text_input("Reason for rejecting" + (" the proposal" if is_prop else ""), key=r_key)
+    a0, a1, a2, a3 = st.columns([2, 2, 2, 2], vertical_alignment="center")
+    a0.button(f"Approve {what}", type="primary", disabled=not can_review, key=key.format("approve"),
+              shortcut="A", on_click=act, args=(said.format("Approved"), review.approve, pid,
+                                                {"revision_id": rev.id}, {"comment": c_key}),
+              kwargs={"then": then})  # fmt: skip
+    a1.button(f"Reject {what}", disabled=not can_review, key=key.format("reject"), shortcut="X",
+              on_click=act, args=(said.format("Rejected"), review.reject, pid,
+                                  {"revision_id": rev.id}, {"reason": r_key},
+                                  ("reason", "Give a reason for rejecting"
+                                   + (" the proposal." if is_prop else "."))),
+              kwargs={"then": then})  # fmt: skip
+    if then and a2.button(f"Skip to procedure {then}", key="procs_skip", shortcut="N"):
+        set_param("procedure", then)
+        st.rerun()
+    a3.checkbox(
+        "Then open the next",
+        value=True,
+        key="procs_next",
+        help="After approving or rejecting, open the next procedure of the queue",
+    )
+    st.caption("Keys (outside a text box): A approve · X reject · N skip.")
 
 
 if feedback := st.session_state.pop(FEEDBACK, None):
@@ -239,71 +348,51 @@ if feedback := st.session_state.pop(FEEDBACK, None):
 if not can_review:
     st.caption(f"You are signed in as a {ctx.person.role}: you can read but not change memory.")
 
-prop = d.proposed
-if prop is not None and cur is not None:
+if (rev := d.under_review) is not None:
     with st.container(border=True):
-        st.markdown(f"**Revision {prop.id} proposed, waiting for review** · origin "
-                    f"{md(prop.origin)} · author {md(prop.author or '–')} · model "
-                    f"{md(prop.model or '–')}")  # fmt: skip
-        st.caption(f"Agents are served revision {cur.id} until a reviewer approves this one.")
-        if prop.rationale:
-            st.text(prop.rationale)
-        st.code(
-            unified_diff(revision_text(cur), revision_text(prop),
-                         old_label=f"revision {cur.id} (served)",
-                         new_label=f"revision {prop.id} (proposed)")
-            or "(same text as the served revision: the proposal adds evidence)",
-            language="diff", wrap_lines=True,
-        )  # fmt: skip
-        pc_key, pr_key = f"procs_prop_comment_{pid}", f"procs_prop_reason_{pid}"
-        p0, p1 = st.columns(2)
-        p0.text_input("Comment (optional)", key=pc_key)
-        p1.text_input("Reason for rejecting the proposal", key=pr_key)
-        a0, a1, _ = st.columns([2, 2, 3])
-        a0.button(f"Approve proposed revision {prop.id}", type="primary",
-                  disabled=not can_review, key="procs_approve_proposal", on_click=act,
-                  args=(f"Approved proposed revision {prop.id} of", review.approve, pid,
-                        {"revision_id": prop.id}, {"comment": pc_key}))  # fmt: skip
-        a1.button(f"Reject proposed revision {prop.id}", disabled=not can_review,
-                  key="procs_reject_proposal", on_click=act,
-                  args=(f"Rejected proposed revision {prop.id} of", review.reject, pid,
-                        {"revision_id": prop.id}, {"reason": pr_key},
-                        ("reason", "Give a reason for rejecting the proposal.")))  # fmt: skip
+        why_panel(rev)
+        decide(rev)
 
-tab_review, tab_edit, tab_rollback, tab_replay, tab_more, tab_evidence = st.tabs(
-    ["Review", "Edit", "Roll back", "Replay", "Pin / deprecate", "Evidence and history"]
+tab_edit, tab_rollback, tab_more, tab_evidence = st.tabs(
+    ["Edit", "Roll back", "Pin / deprecate", "Evidence and history"]
 )
-
-with tab_review:
-    comment_key, reason_key = f"procs_comment_{pid}", f"procs_reason_{pid}"
-    st.text_input("Comment (optional)", key=comment_key)
-    st.text_input("Reason for rejecting", key=reason_key)
-    b1, b2, _ = st.columns([2, 2, 3])
-    b1.button(f"Approve {of_this}", type="primary", disabled=not can_review, key="procs_approve",
-              on_click=act, args=("Approved", review.approve, pid, {"revision_id": cur_id},
-                                  {"comment": comment_key}))  # fmt: skip
-    b2.button(f"Reject {of_this}", disabled=not can_review, key="procs_reject", on_click=act,
-              args=("Rejected", review.reject, pid, {"revision_id": cur_id},
-                    {"reason": reason_key}, ("reason", "Give a reason for rejecting.")),
-              )  # fmt: skip
 
 with tab_edit:
     keys = (f"procs_edit_text_{pid}", f"procs_edit_base_{pid}", f"procs_edit_comment_{pid}")
     text_key, base_key, comment_key = keys
-    if text_key not in st.session_state and cur is not None:
-        st.session_state[text_key] = cur.script
-        st.session_state[base_key] = cur.id
+    bases = {r.id: r for r in (cur, prop) if r is not None}
+    if prop is not None and cur is not None:
+        st.radio(
+            "Edit",
+            list(bases),
+            key=f"procs_edit_from_{pid}",
+            horizontal=True,
+            format_func=lambda i: (
+                f"the proposed revision {i}" if i == prop.id else f"the served revision {i}"
+            ),
+            on_change=lambda: [st.session_state.pop(k, None) for k in (text_key, base_key)],
+        )
+    start = bases.get(st.session_state.get(f"procs_edit_from_{pid}")) or cur
+    if text_key not in st.session_state and start is not None:
+        st.session_state[text_key] = start.script
+        st.session_state[base_key] = start.id
     base = st.session_state.get(base_key)
-    st.caption(f"Editing from revision {base}. Saving adds a new revision with your comment.")
+    of_prop = prop is not None and base == prop.id
+    st.caption(f"Editing from revision {base}. " + (
+        "Saving replaces the proposal with your edit and serves it: review.edit makes an edit "
+        "of a proposal the current revision." if of_prop
+        else "Saving adds a new revision with your comment."))  # fmt: skip
     st.text_area("Script", key=text_key, height=220)
     st.text_input("Comment", key=comment_key)
-    if cur is not None and st.session_state.get(text_key, "") != cur.script:
-        with st.expander("Preview: diff to the current revision", expanded=True):
-            st.code(unified_diff(cur.script, st.session_state[text_key],
-                                 old_label=f"revision {cur.id}", new_label="your edit"),
-                    language="diff")  # fmt: skip
+    was = bases.get(base)
+    if was is not None and st.session_state.get(text_key, "") != was.script:
+        with st.expander(f"Preview: diff to revision {was.id}", expanded=True):
+            st.code(unified_diff(was.script, st.session_state[text_key],
+                                 old_label=f"revision {was.id}", new_label="your edit"),
+                    language="diff", wrap_lines=True)  # fmt: skip
     e1, e2 = st.columns([2, 2])
-    e1.button(f"Save as a new revision of procedure {pid} (from revision {base})",
+    e1.button(f"Save as a new revision of procedure {pid} (from revision {base})"
+              + (", served" if of_prop else ""),
               disabled=not can_review or base is None, key="procs_save", on_click=save_edit,
               args=(pid, keys))  # fmt: skip
     if e2.button("Discard and reload the current revision", key="procs_reload"):
@@ -324,7 +413,7 @@ with tab_rollback:
         target_rev = next(r for r in older if r.id == target)
         st.code(unified_diff(revision_text(cur) if cur else "", revision_text(target_rev),
                              old_label="current", new_label=f"revision {target}"),
-                language="diff")  # fmt: skip
+                language="diff", wrap_lines=True)  # fmt: skip
         rb_comment = f"procs_rb_comment_{pid}"
         st.text_input("Comment", key=rb_comment)
         st.button(f"Roll back procedure {pid} to revision {target} (adds a new revision)",
@@ -332,29 +421,6 @@ with tab_rollback:
                   args=("Rolled back", review.rollback, pid,
                         {"to_revision_id": target, "base_revision_id": cur_id},
                         {"comment": rb_comment}))  # fmt: skip
-
-with tab_replay:
-    st.caption("Replay a revision against its parent on N seeded tasks of the household "
-               "simulator (a synthetic world, not ALFWorld) before approving.")  # fmt: skip
-    if not d.revisions:
-        st.caption("No revision to replay.")
-    else:
-        choices = {r.id: f"revision {r.id} · {r.origin} · {r.author}"
-                   for r in reversed(d.revisions)}  # fmt: skip
-        r0, r1, r2 = st.columns([2, 1, 1])
-        which = r0.selectbox("Revision (against its parent)", list(choices),
-                             format_func=choices.__getitem__,
-                             key=f"procs_replay_rev_{pid}")  # fmt: skip
-        n_tasks = r1.number_input("Tasks", 1, 200, 10, key="procs_replay_n")
-        seed = r2.number_input("Seed", 0, 10_000, 0, key="procs_replay_seed")
-        if st.button(f"Replay revision {which}", key="procs_replay"):
-            with st.spinner("Running the household simulator…"), errors_shown():
-                st.session_state["procs_replay_result"] = loop.replay(
-                    store, which, parent=True, n_tasks=int(n_tasks), seed=int(seed)
-                )
-        res = st.session_state.get("procs_replay_result")
-        if res is not None and res.procedure_id == pid:
-            show_replay(res)
 
 with tab_more:
     pin_label = f"Unpin procedure {pid}" if proc.pinned else (
@@ -372,18 +438,20 @@ with tab_more:
 with tab_evidence:
     st.caption("Evidence runs of the current revision")
     st.dataframe(
-        pd.DataFrame([{"id": t.id, "task": t.task, "outcome": outcome_of(t.success),
-                       "steps": t.step_count, "source": t.source} for t in d.evidence],
-                     columns=["id", "task", "outcome", "steps", "source"]),
-        hide_index=True, width="stretch",
+        pd.DataFrame([{"run": page_url(TRAJ, trajectory=t.id), "task": t.task,
+                       "outcome": outcome_of(t.success), "steps": t.step_count,
+                       "source": t.source} for t in d.evidence],
+                     columns=["run", "task", "outcome", "steps", "source"]),
+        hide_index=True, width="stretch", column_config=RUNS,
     )  # fmt: skip
     st.caption("Latest runs that followed a revision of this procedure")
     st.dataframe(
-        pd.DataFrame([{"id": t.id, "revision": t.procedure_revision_id, "task": t.task,
+        pd.DataFrame([{"run": page_url(TRAJ, trajectory=t.id),
+                       "revision": t.procedure_revision_id, "task": t.task,
                        "outcome": outcome_of(t.success), "steps": t.step_count,
                        "agent": t.reporting_agent or t.agent_model} for t in d.recent_uses],
-                     columns=["id", "revision", "task", "outcome", "steps", "agent"]),
-        hide_index=True, width="stretch",
+                     columns=["run", "revision", "task", "outcome", "steps", "agent"]),
+        hide_index=True, width="stretch", column_config=RUNS,
     )  # fmt: skip
     st.caption("Revisions (oldest first) with how agents did when following each")
     st.dataframe(

@@ -119,7 +119,10 @@ def sidebar(ctx: PageContext) -> None:
 
 def page(title: str, icon: str = ":material/psychology:", caption: str = "") -> PageContext:
     """Set up a page: config, store, sign-in, sidebar and title."""
+    from ui.picker import restore_url  # ui.picker builds on this module's params_int
+
     st.set_page_config(page_title=f"{title} · Memp Studio", page_icon=icon, layout="wide")
+    restore_url(title)
     settings = get_settings()
     try:
         store = get_store(settings.resolved_database_url(), settings.sqlite_busy_timeout_s)
