@@ -21,18 +21,25 @@ from memp_core.debug import (
     trajectory_detail,
 )
 from memp_core.errors import MempError
+from memp_core.judge.judgements import judgements_of, latest_judgements, review_judgement
 from memp_core.models import Trajectory
-from memp_core.outcomes import OUTCOMES, label_outcome, outcome_of
+from memp_core.outcomes import OUTCOMES, effective_outcomes, label_outcome, outcome_of
 from memp_core.sim.ending import Ending
 from memp_core.store import TrajectoryFilter
 from ui.common import changed, errors_shown, link, page
-from ui.picker import id_input, id_table, open_id
+from ui.picker import id_input, id_table, open_id, url_choice, url_int, url_text
 from ui.safe import md
 
 PAGE_SIZE = 50
 ALL = "(all)"
 TABLE = "traj_table"
 FEEDBACK = "traj_feedback"
+
+
+def blank(value: int | None) -> str:
+    """An id or index as text; none shows as "—" (not "None", which reads as data)."""
+    return "—" if value is None else str(value)
+
 
 ctx = page(
     "Trajectories",
@@ -52,33 +59,34 @@ def filter_options(url: str) -> dict[str, list[str]]:
     }
 
 
-def new_filter() -> None:
-    """A changed filter opens the first match again, not the trajectory opened before."""
-    st.query_params.pop("trajectory", None)
-
-
 with errors_shown():
     options = filter_options(ctx.url)
-    runs = {f"#{r.id} {r.name or r.kind} ({r.source or r.agent})": r.id for r in store.runs()}
+    runs = {str(r.id): f"#{r.id} {r.name or r.kind} ({r.source or r.agent})" for r in store.runs()}
 
+# Every filter lives in the URL (?type=heat&outcome=unknown&run=3&page=2&trajectory=41): a
+# link reopens the same view. A changed filter opens its first match on its first page.
+NEW_VIEW = ("trajectory", "page")
 cols = st.columns([1, 1, 1.4, 1, 1, 1, 1.6])
-kw = {"on_change": new_filter}
-task_type = cols[0].selectbox("Task type", [ALL, *options["task_type"]], key="traj_type", **kw)
-outcome = cols[1].selectbox("Outcome", [ALL, *OUTCOMES], key="traj_outcome", **kw)
-run_label = cols[2].selectbox("Run", [ALL, *runs], key="traj_run", **kw)
-model = cols[3].selectbox("Agent model", [ALL, *options["agent_model"]], key="traj_model", **kw)
-source = cols[4].selectbox("Source", [ALL, *options["source"]], key="traj_source", **kw)
-agents = [ALL, *options["reporting_agent"]]  # agents that reported runs over memp serve
-linked = st.query_params.get("agent")  # the Agents page links here with ?agent=NAME
-agent = cols[5].selectbox("Agent", agents, key="traj_agent",
-                          index=agents.index(linked) if linked in agents else 0, **kw)  # fmt: skip
-text = cols[6].text_input("Task text contains", key="traj_text", **kw)
+task_type = url_choice(cols[0], "Task type", [ALL, *options["task_type"]], key="traj_type",
+                       param="type", default=ALL, drop=NEW_VIEW)  # fmt: skip
+outcome = url_choice(cols[1], "Outcome", [ALL, *OUTCOMES], key="traj_outcome", param="outcome",
+                     default=ALL, drop=NEW_VIEW)  # fmt: skip
+run_id = url_choice(cols[2], "Run", [ALL, *runs], key="traj_run", param="run", default=ALL,
+                    drop=NEW_VIEW, format_func=lambda v: runs.get(v, v))  # fmt: skip
+model = url_choice(cols[3], "Agent model", [ALL, *options["agent_model"]], key="traj_model",
+                   param="model", default=ALL, drop=NEW_VIEW)  # fmt: skip
+source = url_choice(cols[4], "Source", [ALL, *options["source"]], key="traj_source",
+                    param="source", default=ALL, drop=NEW_VIEW)  # fmt: skip
+# agents that reported runs over memp serve (the Agents page links here with ?agent=NAME)
+agent = url_choice(cols[5], "Agent", [ALL, *options["reporting_agent"]], key="traj_agent",
+                   param="agent", default=ALL, drop=NEW_VIEW)  # fmt: skip
+text = url_text(cols[6], "Task text contains", key="traj_text", param="q", drop=NEW_VIEW)
 
 flt = TrajectoryFilter(
     task_type=None if task_type == ALL else task_type,
     success=None if outcome in (ALL, "unknown") else outcome == "success",
     unknown=outcome == "unknown",
-    run_id=None if run_label == ALL else runs[run_label],
+    run_id=None if run_id == ALL else int(run_id),
     agent_model=None if model == ALL else model,
     source=None if source == ALL else source,
     text=text.strip() or None,
@@ -88,24 +96,38 @@ with errors_shown():
     total = store.list_trajectories(flt, offset=0, limit=0).total
 pages = max(1, -(-total // PAGE_SIZE))
 nav = st.columns([1, 4])
-page_no = nav[0].number_input(f"Page (of {pages})", 1, pages, 1, key="traj_page")
+page_no = url_int(nav[0], f"Page (of {pages})", key="traj_page", param="page", default=1, lo=1,
+                  hi=pages, drop=("trajectory",))  # fmt: skip
 with errors_shown():
     result = store.list_trajectories(flt, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    judged = latest_judgements(store, [int(t.id or 0) for t in result.rows if t.success is None])
 nav[1].caption(
     f"{result.total:,} trajectories match; showing {len(result.rows)} from "
     f"#{result.offset + 1 if result.rows else 0}. Click a row to open it."
 )
 
+
+def judged_cell(tid: int | None) -> str:
+    """The judged outcome beside an unknown one: 'success 0.95', or 'failure (reviewed)'."""
+    j = judged.get(int(tid or 0))
+    if j is None:
+        return ""
+    if j.review is not None:
+        return f"{j.reviewed_verdict} (reviewed)"
+    return f"{j.verdict} {j.confidence:.2f}"
+
+
 opened = open_id(TABLE, "trajectory", result.rows[0].id if result.rows else None)
 table = pd.DataFrame(
     [
         {"id": t.id, "task": t.task, "type": t.task_type, "outcome": outcome_of(t.success),
-         "steps": t.step_count, "run": t.run_id, "group": t.group_index,
-         "model": t.agent_model, "source": t.source, "created": t.created_at}
+         "judged": judged_cell(t.id), "steps": t.step_count, "run": blank(t.run_id),
+         "group": blank(t.group_index), "model": t.agent_model, "source": t.source,
+         "created": t.created_at}
         for t in result.rows
     ],
-    columns=["id", "task", "type", "outcome", "steps", "run", "group", "model", "source",
-             "created"],
+    columns=["id", "task", "type", "outcome", "judged", "steps", "run", "group", "model",
+             "source", "created"],
 )  # fmt: skip
 id_table(
     table, [t.id for t in result.rows], opened, key=TABLE,
@@ -114,6 +136,8 @@ id_table(
         "id": st.column_config.NumberColumn(width="small"),
         "task": st.column_config.TextColumn(width="large"),
         "outcome": st.column_config.TextColumn(width="small"),
+        "judged": st.column_config.TextColumn(
+            width="small", help="A judge's verdict and confidence on a run of unknown outcome"),
         "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     },
 )  # fmt: skip
@@ -226,8 +250,75 @@ if t.source == "simulator":
 if t.success is None:
     st.info(
         "Outcome unknown: nothing recorded whether this run succeeded. It counts in no "
-        "success rate and nothing is built from it until a reviewer sets its outcome below."
+        "success rate and nothing is built from it until a reviewer sets its outcome or "
+        "confirms a judge's verdict below."
     )
+
+
+def review(jid: int, key: str, note_key: str) -> None:
+    """The review button's callback: the signed-in person's word, audited by the core."""
+    try:
+        row = review_judgement(store, jid, actor=ctx.actor(), verdict=st.session_state[key],
+                               note=st.session_state.get(note_key, ""))  # fmt: skip
+    except MempError as exc:
+        st.session_state[FEEDBACK] = ("error", str(exc))
+    else:
+        changed()
+        said = (f"Judgement {jid} {row.review}: trajectory {row.trajectory_id} counts as "
+                f"{row.reviewed_verdict}.")  # fmt: skip
+        st.session_state[FEEDBACK] = ("success", said)
+
+
+def show_judgements(t: Trajectory) -> None:
+    """The judged outcome beside the recorded one, its reasoning, and a person's review."""
+    with errors_shown():
+        rows = judgements_of(store, t.id or 0)
+        counts = effective_outcomes(store, [t.id or 0], count_unreviewed=ctx.settings
+                                    .count_unreviewed_judgements)[t.id or 0]  # fmt: skip
+    if not rows:
+        if t.success is None:
+            st.caption("No judge has read this run yet (`memp judge` gives a verdict with its "
+                       "reasons for a reviewer to confirm).")  # fmt: skip
+        return
+    shown = latest_judgements(store, [t.id or 0])[t.id or 0]
+    jc = st.columns([1, 1, 1, 1.6])
+    jc[0].metric("Recorded outcome", outcome_of(t.success), border=True)
+    jc[1].metric("Judged outcome", shown.verdict, f"confidence {shown.confidence:.2f}",
+                 delta_color="off", border=True)  # fmt: skip
+    settled = shown.reviewed_verdict if shown.review else "not reviewed"
+    jc[2].metric("Reviewed", settled, shown.reviewed_by or None, delta_color="off", border=True)
+    jc[3].metric("Counts as", counts.outcome, SOURCE_WORDS[counts.source], delta_color="off",
+                 border=True)  # fmt: skip
+    st.text(f"Judgement {shown.id} by {shown.backend} (model {shown.model}), run by "
+            f"{shown.actor} on {shown.created_at:%Y-%m-%d %H:%M}. Why:")  # fmt: skip
+    st.text(shown.rationale)  # a model's words: shown as text
+    if counts.source == "none" and shown.review is None:
+        st.caption("Unreviewed verdicts count in no rate and build nothing "
+                   "(MEMP_COUNT_UNREVIEWED_JUDGEMENTS is off).")  # fmt: skip
+    if len(rows) > 1:
+        st.dataframe(pd.DataFrame(
+            [{"judgement": j.id, "verdict": j.verdict, "confidence": j.confidence,
+              "backend": j.backend, "model": j.model, "review": j.review or "—",
+              "reviewed as": j.reviewed_verdict or "—", "reviewed by": j.reviewed_by or "—"}
+             for j in rows]), hide_index=True, width="stretch")  # fmt: skip
+    can = ctx.person.can_review
+    if not can:
+        st.caption(f"You are signed in as a {ctx.person.role}: reviewers confirm judgements.")
+    rc = st.columns([1, 2.6, 1.8])
+    pick, note = f"traj_judge_pick_{shown.id}", f"traj_judge_note_{shown.id}"
+    word = rc[0].selectbox("Your verdict", OUTCOMES, index=OUTCOMES.index(
+        shown.reviewed_verdict or shown.verdict), key=pick, disabled=not can)  # fmt: skip
+    rc[1].text_input("Note (kept in the audit log)", key=note, disabled=not can)
+    label = (f"Confirm judgement {shown.id} ({word})" if word == shown.verdict
+             else f"Override judgement {shown.id} with {word}")  # fmt: skip
+    rc[2].button(label, key=f"traj_judge_btn_{shown.id}", disabled=not can, on_click=review,
+                 args=(shown.id or 0, pick, note), type="primary")  # fmt: skip
+
+
+SOURCE_WORDS = {
+    "recorded": "recorded outcome", "reviewed": "a person's review", "judged": "unreviewed judge",
+    "none": "nothing counts yet",
+}  # fmt: skip
 
 
 def set_outcome(tid: int, key: str, reason_key: str) -> None:
@@ -245,6 +336,7 @@ def set_outcome(tid: int, key: str, reason_key: str) -> None:
 
 if feedback := st.session_state.pop(FEEDBACK, None):
     (st.success if feedback[0] == "success" else st.error)(md(feedback[1]))
+show_judgements(t)
 with st.expander("Set the outcome", expanded=t.success is None):
     can_label = ctx.person.can_review
     if not can_label:

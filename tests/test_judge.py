@@ -41,12 +41,12 @@ def verdict_of(task: str, steps: list[StepView], environment: str = "alfworld") 
     return JUDGE.judge(JudgeInput(task, steps, environment)).verdict
 
 
-def simulated(strength: str, n: int, seed: int) -> list[tuple[str, bool, Verdict]]:
+def simulated(strength: str, n: int, seed: int, limit: int) -> list[tuple[str, bool, Verdict]]:
     """(task type, what the world decided, the judge's verdict) for ``n`` seeded tasks."""
     agent = HeuristicAgent(strength)
     out = []
     for scene_seed, task_type in task_seeds(n, seed, TASK_TYPES):
-        ep = agent.run(World(make_scene(scene_seed, task_type)))
+        ep = agent.run(World(make_scene(scene_seed, task_type), limit))
         verdict = JUDGE.judge(JudgeInput(ep.task, ep.steps, "household-sim")).verdict
         out.append((task_type, ep.success, verdict))
     return out
@@ -56,7 +56,8 @@ def simulated(strength: str, n: int, seed: int) -> list[tuple[str, bool, Verdict
 def test_simulator_runs_of_every_task_type_are_judged_as_the_world_decided(
     strength: str,
 ) -> None:
-    runs = simulated(strength, 120, seed=11)
+    # the world's step limit, and a short one that cuts runs: failures of every task type
+    runs = simulated(strength, 120, seed=11, limit=50) + simulated(strength, 60, 12, limit=8)
     seen = Counter((t, ok) for t, ok, _ in runs)
     # the sample holds successes and failures of every task type, else the test proves less
     assert all(seen[(t, True)] and seen[(t, False)] for t in TASK_TYPES), seen
@@ -80,6 +81,20 @@ def test_an_egg_put_down_cold_is_a_failure_saying_it_was_never_heated() -> None:
 def test_refused_actions_change_nothing() -> None:
     steps = [*HEAT[:5], StepView("put egg 1 in/on diningtable 1", "Nothing happens.")]
     assert verdict_of("heat some egg and put it in diningtable.", steps) == Verdict.failure
+
+
+def test_an_action_counts_only_when_the_answer_confirms_it() -> None:
+    """A put answered with another sentence (a transcript's artifact) put nothing down."""
+    odd = StepView("put egg 1 in/on diningtable 1", "You turn on the desklamp 1.")
+    v = JUDGE.judge(JudgeInput("heat some egg and put it in diningtable.", [*HEAT[:5], odd]))
+    assert v.verdict == Verdict.failure and "no hot egg ended in/on a diningtable" in v.rationale
+
+
+def test_a_goal_reached_before_unconfirmed_trailing_actions_is_a_less_sure_success() -> None:
+    odd = StepView("look around", "You turn on the desklamp 1.")  # answered, not followed
+    v = JUDGE.judge(JudgeInput("heat some egg and put it in diningtable.", [*HEAT, odd]))
+    assert v.verdict == Verdict.success and v.confidence < 0.9
+    assert "1 later action(s) had no confirmed effect" in v.rationale
 
 
 def test_pick_two_needs_two_and_one_taken_back_does_not_count() -> None:
@@ -107,6 +122,22 @@ def test_looking_under_a_lamp_needs_the_lamp_on_where_the_object_is_held() -> No
     task = "look at bowl under the desklamp."
     assert verdict_of(task, [at2, take, at1, lamp]) == Verdict.success
     assert verdict_of(task, [at1, lamp, at2, take]) == Verdict.failure  # lamp left behind
+
+
+def test_a_run_that_goes_on_by_a_lit_lamp_shows_the_lamp_went_off() -> None:
+    """The world ends an episode at its goal: a run that went on after the agent came back
+    with the bowl to the lamp it had lit says that lamp was off (a timer lamp)."""
+    lamp = StepView("use desklamp 1", "You turn on the desklamp 1.")
+    at1 = StepView("go to desk 1", "On the desk 1, you see a desklamp 1.")
+    at2 = StepView("go to desk 2", "On the desk 2, you see a bowl 1.")
+    take = StepView("take bowl 1 from desk 2", "You pick up the bowl 1 from the desk 2.")
+    task = "look at bowl under the desklamp."
+    back = [at1, lamp, at2, take, at1]  # holding the bowl by the lamp lit before
+    assert verdict_of(task, back) == Verdict.success  # the world ended it there: it was on
+    assert verdict_of(task, [*back, lamp]) == Verdict.success  # lit again: now it holds
+    went_on = JUDGE.judge(JudgeInput(task, [*back, at2, StepView("look", "You are facing "
+                                                                  "the desk 2.")]))  # fmt: skip
+    assert went_on.verdict == Verdict.failure and "seemed to hold at step 4" in went_on.rationale
 
 
 @pytest.mark.parametrize(
@@ -165,6 +196,7 @@ def test_stripping_verdicts_removes_status_lines_and_the_reflection_after_them()
 def test_reflexion_alfworld_logs_with_status_removed_are_judged_right(shared_data: Path) -> None:
     cases = list(reflexion_cases(shared_data))
     assert len(cases) == 26 and sum(not c.truth for c in cases) == 2
+    assert {c.source for c in cases} == {"reflexion demos", "reflexion failures"}
     assert not any("STATUS" in o or "New plan" in o for c in cases for _, _, o in c.steps)
     judge = HeuristicJudge()
     for c in cases:
@@ -178,7 +210,8 @@ def test_the_bench_on_a_lone_clone_judges_the_simulator_and_says_the_logs_are_ab
 ) -> None:
     result = run_judge_bench(get_judge("heuristic", Settings()), data=tmp_path, sim_tasks=12)
     report = result.as_dict()
-    assert [s["source"] for s in report["by_source"]] == ["simulator"]  # type: ignore[index]
-    assert report["runs"] == 24 and report["judged"] + report["abstained"] == 24
+    sources = [s["source"] for s in report["by_source"]]  # type: ignore[attr-defined]
+    assert sources == ["simulator", "simulator 10 steps"]
+    assert report["runs"] == 24 + 12 and report["judged"] + report["abstained"] == 36
     assert report["agree"] == 1.0
     assert any("Reflexion ALFWorld logs not judged" in n for n in result.notes)

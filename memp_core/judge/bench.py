@@ -9,7 +9,12 @@ Two kinds of runs whose true outcome is known:
   parsed by the ALFWorld importer's own parser. A lone clone without the shared data runs the
   simulator part only, and the report says so.
 - **The simulator's own runs**: seeded tasks of every task type played by the strong and the
-  weak heuristic agents, successes and failures as the world decided them.
+  weak heuristic agents, successes and failures as the world decided them; and the same
+  tasks under a short step limit (``SHORT_LIMIT``), where runs cut short give failures of
+  every task type (and the quick successes).
+
+Sources in the report: ``reflexion demos``, ``reflexion failures`` (STATUS removed),
+``simulator`` and ``simulator 10 steps`` (the short step limit).
 
 Each run is stored in a scratch SQLite database with ``success`` None and no outcome, ending
 or reflection in its facts, then judged by the same :func:`judge_unknown` as `memp judge`:
@@ -44,6 +49,7 @@ REFLEXION = "reflexion-alfworld"
 DEMOS = "react_prompts_alfworld.json"
 FAILED = "reflexion_few_shot_examples.txt"
 _STATUS = re.compile(r"^\s*STATUS\s*:", re.I)
+SHORT_LIMIT = 10  # steps: most runs are cut short, so every task type has failures
 
 
 @dataclass(frozen=True)
@@ -148,14 +154,14 @@ def reflexion_cases(data: Path) -> Iterator[Case]:
     for key, text in demos.items():
         for rec in parse_value(text, DEMOS, (key,)):
             if isinstance(rec, TrajectoryRecord):
-                yield _case(f"{REFLEXION}/{DEMOS}", key, True, rec)
+                yield _case("reflexion demos", f"{DEMOS} {key}", True, rec)
     raw = (folder / FAILED).read_text(encoding="utf-8")
     truths = [not line.split(":", 1)[1].strip().upper().startswith("FAIL")
               for line in raw.splitlines() if _STATUS.match(line)]  # fmt: skip
     lines = enumerate(strip_verdicts(raw).splitlines(), start=1)
     records = [r for r in parse_lines(lines, FAILED) if isinstance(r, TrajectoryRecord)]
     for n, (rec, truth) in enumerate(zip(records, truths, strict=True)):
-        yield _case(f"{REFLEXION}/{FAILED} (STATUS removed)", f"transcript {n + 1}", truth, rec)
+        yield _case("reflexion failures", f"{FAILED} transcript {n + 1}", truth, rec)
 
 
 def _case(source: str, name: str, truth: bool, rec: TrajectoryRecord) -> Case:
@@ -164,21 +170,24 @@ def _case(source: str, name: str, truth: bool, rec: TrajectoryRecord) -> Case:
     return Case(source, name, truth, rec.task, steps, rec.environment, opening)
 
 
-def simulator_cases(tasks: int, seed: int) -> Iterator[Case]:
-    """Seeded tasks of every type, each played by the strong and the weak heuristic agent."""
+def simulator_cases(tasks: int, seed: int, max_steps: int | None = None) -> Iterator[Case]:
+    """Seeded tasks of every type, each played by the strong and the weak heuristic agent
+    (``max_steps``: under that step limit instead of the world's default)."""
     from memp_core.loop import ENVIRONMENT
     from memp_core.sim.agents import HeuristicAgent
     from memp_core.sim.tasks import make_scene, task_seeds
-    from memp_core.sim.world import World
+    from memp_core.sim.world import DEFAULT_MAX_STEPS, World
 
+    source = "simulator" if max_steps is None else f"simulator {max_steps} steps"
     pairs = task_seeds(tasks, seed, TASK_TYPES)
     for strength in ("strong", "weak"):
         agent = HeuristicAgent(strength)
         for scene_seed, task_type in pairs:
-            ep = agent.run(World(make_scene(scene_seed, task_type)))
+            world = World(make_scene(scene_seed, task_type), max_steps or DEFAULT_MAX_STEPS)
+            ep = agent.run(world)
             steps = [(s.thought, s.action, s.observation) for s in ep.steps]
             name = f"{strength} agent, {task_type} seed {scene_seed}"
-            yield Case("simulator", name, ep.success, ep.task, steps, ENVIRONMENT)
+            yield Case(source, name, ep.success, ep.task, steps, ENVIRONMENT)
 
 
 def run_judge_bench(
@@ -198,6 +207,7 @@ def run_judge_bench(
         where = "no data folder given" if data is None else f"{data / REFLEXION} is absent"
         result.notes.append(f"Reflexion ALFWorld logs not judged: {where}")
     cases += simulator_cases(sim_tasks, seed)
+    cases += simulator_cases(sim_tasks // 2, seed + 1, max_steps=SHORT_LIMIT)
     with tempfile.TemporaryDirectory(prefix="memp-judge-bench-") as tmp:
         store = Store(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:

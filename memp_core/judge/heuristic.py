@@ -7,6 +7,12 @@ the object where a lamp it switched on stands. Neither prints a verdict in the t
 this judge rebuilds that state from what the world answered: an action counts only when its
 observation says it happened (``You pick up the mug 1 ...``, not ``Nothing happens.``).
 
+Because the world ends an episode at its goal, a run that goes on after the rebuilt state
+says the goal held tells the judge its reading was wrong. The one state no observation shows
+is a lamp going off (timer lamps switch off when the agent walks away): once a run goes on
+past "holding the object by a lit lamp", lamps count as on only until the agent moves.
+A success is the goal holding at the run's last confirmed action.
+
 It reads the task sentence (:func:`memp_core.facts.extract_facts`) and the steps, nothing
 else. It abstains ("unknown", saying why) where it cannot tell: a task sentence that is no
 household task (question answering, web shopping), a known non-household environment, a run
@@ -29,11 +35,21 @@ HOUSEHOLD = frozenset({"alfworld", "household-sim", "household", "textworld", ""
 # Environments the judge knows to be something else (it abstains on them, saying what).
 QUESTION_ANSWERING = frozenset({"hotpotqa", "fever", "qa", "chat"})
 STATE_OF = {"heat": "hot", "cool": "cool", "clean": "clean"}
-SURE = 0.95  # the goal was seen to hold, and the run ended there
-GOAL_THEN_MORE = 0.8  # the goal held, but the run went on (the world did not end it)
+SURE = 0.95  # the goal held at the last action, and the run ended there
+GOAL_THEN_MORE = 0.8  # ... though actions with no confirmed effect followed it
 FAILED = 0.9  # the run ended without the goal ever holding
-UNFOLLOWED = 0.6  # ... while some accepted actions were outside the grammar
-MAX_UNFOLLOWED_SHARE = 0.3  # above this share of accepted actions it cannot follow: abstain
+WENT_ON = 0.7  # the goal seemed to hold mid-run, the world went on, and at the end it did not
+UNFOLLOWED = 0.6  # failed, while some answered actions could not be followed
+MAX_UNFOLLOWED_SHARE = 0.3  # above this share of answered actions it cannot follow: abstain
+# What the world answers when an action took effect (ALFWorld's and the simulator's wording).
+CONFIRMS = {
+    "take": "you pick up the {obj}",
+    "put": "you put the {obj}",
+    "heat": "you heat the {obj}",
+    "cool": "you cool the {obj}",
+    "clean": "you clean the {obj}",
+    "use": "you turn on the {place}",
+}
 
 
 @dataclass
@@ -46,16 +62,37 @@ class HouseState:
     lamps_on: dict[str, str] = field(default_factory=dict)  # lamp instance -> where it stands
     taken: set[str] = field(default_factory=set)  # object types ever picked up
     transformed: dict[str, set[str]] = field(default_factory=dict)  # state -> object types
-    unfollowed: int = 0  # accepted actions outside the grammar
+    lamps_timed: bool = False  # lamps switch off when the agent moves (read from the run)
+
+
+def confirmed(ev: Event) -> bool:
+    """The world's answer says this action took effect (an action inside the grammar)."""
+    act = ev.action
+    if act is None or not ev.ok:
+        return False
+    said = CONFIRMS.get(act.verb)
+    if said is None:
+        return True  # go, open, look ...: ``ok`` (not "Nothing happens.") is the answer
+    return ev.observation.lower().startswith(said.format(obj=act.obj_id, place=act.place_id))
+
+
+def unfollowed(ev: Event) -> bool:
+    """An action the world answered with more than a refusal, whose effect cannot be read:
+    outside the grammar, or answered with words that do not confirm it."""
+    obs = ev.observation.strip().lower()
+    if not obs or obs.startswith("nothing happens") or obs in ("ok.", "ok"):
+        return False
+    return not confirmed(ev)
 
 
 def apply(state: HouseState, ev: Event) -> None:
     """Change ``state`` by one step the world accepted."""
     act = ev.action
     if act is None:
-        state.unfollowed += bool(ev.text) and ev.observation != ""
         return
-    if act.verb == "take":
+    if act.verb == "go" and state.lamps_timed:
+        state.lamps_on.clear()
+    elif act.verb == "take":
         state.holding = act.obj_id
         state.placed.pop(act.obj_id, None)
         state.taken.add(act.obj)
@@ -152,40 +189,45 @@ class HeuristicJudge(Judge):
 
     def _replay(self, facts: TaskFacts, events: list[Event]) -> JudgeVerdict:
         state = HouseState()
-        accepted = 0
-        for n, ev in enumerate(events):
-            if not ev.ok and not (ev.action is None and ev.observation and _accepted(ev)):
-                continue
-            accepted += 1
+        answered = [ev for ev in events if confirmed(ev) or unfollowed(ev)]
+        done = [ev for ev in answered if confirmed(ev)]
+        lost = len(answered) - len(done)
+        first: int | None = None  # the step where the goal first seemed to hold
+        for n, ev in enumerate(done):
             apply(state, ev)
-            if goal_met(facts, state, ev.at):
-                after = len(events) - n - 1
-                if after == 0:
-                    why = f"at step {ev.index}, the last, {achieved(facts)}: the goal held"
-                    return JudgeVerdict(Verdict.success, SURE, why)
-                why = (
-                    f"at step {ev.index} {achieved(facts)}: the goal held, though the run "
-                    f"went on for {after} more action(s)"
-                )
-                return JudgeVerdict(Verdict.success, GOAL_THEN_MORE, why)
-        if accepted and state.unfollowed / accepted > MAX_UNFOLLOWED_SHARE:
+            if not goal_met(facts, state, ev.at):
+                continue
+            first = ev.index if first is None else first
+            if n < len(done) - 1 and facts.task_type == "examine":
+                # the world went on: the lamp did not stay on when the agent walked away
+                state.lamps_timed = True
+                state.lamps_on.clear()
+        if answered and lost / len(answered) > MAX_UNFOLLOWED_SHARE:
             return abstain(
-                f"{state.unfollowed} of the {accepted} actions the world accepted are outside "
-                "ALFWorld's grammar: the judge cannot follow what they did"
+                f"{lost} of the {len(answered)} actions the world answered have no effect the "
+                "judge can read (outside ALFWorld's grammar or unconfirmed)"
             )
-        why = f"the run ended after {len(events)} actions and the goal never held: "
+        last = done[-1] if done else None
+        if last is not None and goal_met(facts, state, last.at):
+            after = len(events) - 1 - events.index(last)
+            why = f"at step {last.index}, its last confirmed action, {achieved(facts)}"
+            if after == 0:
+                return JudgeVerdict(Verdict.success, SURE, f"{why}: the goal held")
+            why += f"; {after} later action(s) had no confirmed effect"
+            return JudgeVerdict(Verdict.success, GOAL_THEN_MORE, why)
+        why = f"the run ended after {len(events)} actions and the goal did not hold: "
         why += missing(facts, state)
-        if state.unfollowed:
-            why += f" ({state.unfollowed} accepted action(s) outside the grammar not followed)"
+        if first is not None:
+            why += (
+                f" (it seemed to hold at step {first}, but the run went on, and a world ends "
+                "an episode at its goal)"
+            )
+            return JudgeVerdict(Verdict.failure, WENT_ON, why)
+        if lost:
+            why += f" ({lost} answered action(s) could not be followed)"
             return JudgeVerdict(Verdict.failure, UNFOLLOWED, why)
         return JudgeVerdict(Verdict.failure, FAILED, why)
 
 
 def _a(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
-
-
-def _accepted(ev: Event) -> bool:
-    """An action outside the grammar that the world answered with more than a refusal."""
-    obs = ev.observation.lower()
-    return not (obs.startswith("nothing happens") or obs in ("ok.", "ok"))

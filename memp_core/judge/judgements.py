@@ -206,3 +206,22 @@ def _get(s: Session, judgement_id: int) -> Judgement:
     if row is None:
         raise NotFoundError(f"Judgement {judgement_id} not found")
     return row
+
+
+def latest_judgements(store: Store, trajectory_ids: Sequence[int]) -> dict[int, Judgement]:
+    """For each of these trajectories its judgement to show first: the latest reviewed one,
+    else the newest (trajectories never judged are absent)."""
+    out: dict[int, Judgement] = {}
+    ids = list(dict.fromkeys(int(i) for i in trajectory_ids))
+    with store.session() as s:
+        for i in range(0, len(ids), 500):
+            rows = s.exec(
+                select(Judgement)
+                .where(col(Judgement.trajectory_id).in_(ids[i : i + 500]))
+                .order_by(col(Judgement.id))
+            ).all()
+            for j in rows:
+                best = out.get(j.trajectory_id)
+                if best is None or j.review is not None or best.review is None:
+                    out[j.trajectory_id] = j
+    return out
