@@ -22,7 +22,7 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 
 from memp_core.merge import MergeRecord, merge_records
-from memp_core.models import Origin, Procedure, ProcedureRevision, Trajectory
+from memp_core.models import Origin, Procedure, ProcedureRevision, Status, Trajectory
 from memp_core.store import Store
 
 ORIGIN_COLORS: dict[str, str] = {
@@ -273,7 +273,10 @@ def _band_axis(g: nx.DiGraph, pos: dict[int, tuple[float, float]]) -> dict[str, 
     for node, data in g.nodes(data=True):
         rev, proc = data["revision"], data["procedure"]
         top[rev.procedure_id] = max(top.get(rev.procedure_id, -1e9), pos[node][1])
-        titles[rev.procedure_id] = _clip(proc.title, 32) if proc is not None else ""
+        merged = proc is not None and proc.status == Status.merged.value
+        titles[rev.procedure_id] = (_clip(proc.title, 32) if proc is not None else "") + (
+            " (merged)" if merged else ""
+        )
     if len(top) < 2:
         return {"visible": False}
     return {

@@ -1,4 +1,8 @@
-"""Lineage: the revision graph of a procedure, or of all procedures of a task type."""
+"""Lineage: the revision graph of a procedure, or of all procedures of a task type.
+
+A merge of near-duplicates joins two lineages: the merged procedure's revision is drawn as a
+second (evidence) parent of the merge revision, dashed, dotted while the merge is proposed.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -6,12 +10,14 @@ import streamlit as st
 from memp_core import lineage
 from memp_core.models import Procedure, ProcedureRevision
 from ui.common import errors_shown, page, params_int, pct
+from ui.merge_panel import merge_panel
 from ui.safe import md
 
 ctx = page(
     "Lineage",
     ":material/account_tree:",
-    "Every revision is kept: builds, reflections, human edits and rollbacks, parent → child.",
+    "Every revision is kept: builds, reflections, human edits, rollbacks and merges, "
+    "parent → child.",
 )
 store = ctx.store
 
@@ -49,6 +55,14 @@ def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx 
     )
     if rev.author == "heuristic":
         st.caption("Written by the offline heuristic backend (deterministic, no model).")
+    merged_in = lineage.merge_parents(g, rev.id) if rev.id in g else []
+    if merged_in:
+        names = ", ".join(
+            f"revision {n} of procedure {g.nodes[n]['revision'].procedure_id}" for n in merged_in
+        )
+        st.caption(f"Evidence parents (merged in): {names}")
+        with errors_shown(), st.container(border=True):
+            merge_panel(store, rev.id, lineage_link=False)
     if rev.rationale:
         st.caption("Rationale")
         st.text(rev.rationale)
@@ -92,10 +106,14 @@ if mode == "One procedure":
     clicked = chart(lineage.figure(g, selected=proc.current_revision_id), key=f"lin_chart_{pid}")
     st.caption(
         "Colour: origin · size: how often agents used the revision · thick outline: the "
-        "current revision. Click a node to open it."
+        "current revision · dashed: a merged procedure's revision, an evidence parent of the "
+        "merge (dotted while only proposed). Click a node to open it."
     )
     revs: list[ProcedureRevision] = [g.nodes[n]["revision"] for n in sorted(g.nodes)]
-    by_label = {f"revision {r.id} · {r.origin} · {r.author}": r for r in reversed(revs)}
+    by_label = {
+        f"revision {r.id} · procedure {r.procedure_id} · {r.origin} · {r.author}": r
+        for r in reversed(revs)
+    }
     rev_labels = list(by_label)
     at = next((i for i, k in enumerate(rev_labels) if by_label[k].id == clicked), 0)
     # A clicked node opens that revision: the key carries it, so the box shows it afresh.
