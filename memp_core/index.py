@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import SQLModel
 
 from memp_core.models import Procedure, ProcedureRevision
@@ -29,6 +30,7 @@ from memp_core.store import Store, sqlite_path, translate
 
 log = logging.getLogger(__name__)
 WARN_ROWS = 20  # rows named one by one per sync; more are summed up in one line
+NEWEST = "SELECT max(id) FROM procedurerevision"
 STATUS_INDEX = "ix_procedure_status"  # models.Procedure.status, index=True (migration 0001)
 
 
@@ -224,7 +226,7 @@ class Rows(Generic[M]):
         values.update(zip(self.keys, raw, strict=True))
         for key, decode in self._decoders.items():
             values[key] = decode(values[key])
-        inspect(obj).key = self._mapper.identity_key_from_primary_key((raw[self.pk],))
+        instance_state(obj).key = self._mapper.identity_key_from_primary_key((raw[self.pk],))
         return obj
 
 
@@ -234,18 +236,10 @@ class Reader:
     A retrieval reads a handful of rows; through a Session each statement costs ~0.1 ms of
     ORM and pool bookkeeping, more than scoring 10k vectors. So the index holds one pooled
     connection of the store's engine (its pragmas: WAL, busy timeout) and runs its few fixed
-    statements on it directly, never writing through it. On a file every read is one
-    transaction (one snapshot). An in-memory database has a single connection that everyone
-    shares (StaticPool): there each read borrows it like a session would.
+    statements on it directly, never writing through it. On a file each statement, or each
+    :meth:`snapshot`, reads one snapshot. An in-memory database has a single connection that
+    everyone shares (StaticPool): there each read borrows it like a session would.
     """
-
-    # Statuses through the (status, id) index: it holds no embeddings, so a window of
-    # candidates costs a few small pages instead of one row page each.
-    STATUS = (
-        "SELECT p.id FROM procedure AS p {hint}WHERE p.status IN (SELECT value FROM json_each(?)) "
-        "AND p.id IN (SELECT value FROM json_each(?))"
-    )
-    EXISTING = "SELECT p.id FROM procedure AS p WHERE p.id IN (SELECT value FROM json_each(?))"
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -254,17 +248,13 @@ class Reader:
         self.procedure = Rows(Procedure, dialect, "p")
         self.revision = Rows(ProcedureRevision, dialect, "r")
         self._held: Any = None  # the pool's connection wrapper, kept for the index's life
-        self._status: str | None = None  # STATUS with or without the index hint
-        self._load = (
-            f"SELECT {self.procedure.columns}, {self.revision.columns} FROM json_each(?) AS c "
-            "JOIN procedure AS p ON p.id = json_extract(c.value, '$[0]') "
-            "JOIN procedurerevision AS r "
-            "ON r.id = json_extract(c.value, '$[1]') AND r.procedure_id = p.id ORDER BY c.key"
-        )
+        self._conn: sqlite3.Connection | None = None  # its DBAPI connection (files only)
+        self._statements: dict[bool, Statements] = {}  # by "filters statuses"
 
     @contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
-        """The DBAPI connection inside one read transaction; errors come out as StoreError."""
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The DBAPI connection (autocommit: one statement, one snapshot); errors come out as
+        StoreError."""
         try:
             if not self.isolated:
                 with self.store.engine.connect() as shared:
@@ -272,43 +262,97 @@ class Reader:
                 return
             if self._held is None:
                 self._held = self.store.engine.raw_connection()
-            conn = self._held.driver_connection
+                self._conn = self._held.driver_connection
+            yield self._conn
+        except (sqlite3.Error, SQLAlchemyError) as exc:
+            raise translate(exc, self.store.url) from exc
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement's rows, read in one snapshot; errors come out as StoreError. (The
+        retrieval's hot path: no context manager once the connection is held.)"""
+        if self._conn is None:
+            with self.connection() as conn:
+                return conn.execute(sql, params).fetchall()
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, self.store.url) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside one read transaction: several statements, one snapshot."""
+        with self.connection() as conn:
+            if not self.isolated:  # one shared connection: nothing to isolate from
+                yield conn
+                return
             conn.execute("BEGIN")
             try:
                 yield conn
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")  # a read: this ends the snapshot, nothing to keep
-        except (sqlite3.Error, SQLAlchemyError) as exc:
-            raise translate(exc, self.store.url) from exc
 
     def servable(
         self, candidates: Sequence[tuple[int, int]], statuses: Sequence[str] | None, limit: int
     ) -> list[tuple[Procedure, ProcedureRevision]]:
         """The first ``limit`` candidates (procedure id, revision id; best first) whose
-        procedure has one of ``statuses`` *now*, each with that revision: the status check
-        and the rows come from one snapshot."""
+        procedure has one of ``statuses`` *now*, each with that revision. The answer comes
+        from one statement, so the statuses checked and the rows returned are one snapshot.
+
+        Usually the best ``limit`` candidates are all servable: one statement reads just
+        their rows and checks the status on them. Only when some are not does a second
+        statement search the whole window."""
         if not candidates or limit <= 0:
             return []
-        ids = json.dumps([pid for pid, _ in candidates])
-        with self.snapshot() as conn:
-            if statuses is None:
-                found = conn.execute(self.EXISTING, (ids,)).fetchall()
-            else:
-                found = conn.execute(self._status_sql(conn), (json.dumps(list(statuses)), ids))
-            ok = {pid for (pid,) in found}
-            chosen = [pair for pair in candidates if pair[0] in ok][:limit]
-            raw = conn.execute(self._load, (json.dumps(chosen),)).fetchall() if chosen else []
+        wanted = json.dumps(list(statuses)) if statuses is not None else None
+        first = candidates[:limit]
+        sql = self._statements.get(statuses is not None) or self._sql(statuses)
+        raw = self.rows(sql.first, (json.dumps([rev for _, rev in first]), wanted))
+        if len(raw) < len(first) < len(candidates):
+            raw = self.rows(sql.window, (json.dumps(candidates), wanted, limit))
         n = len(self.procedure)
-        return [(self.procedure.build(row[:n]), self.revision.build(row[n:])) for row in raw]
+        rank = {rev: i for i, (_, rev) in enumerate(candidates)}
+        pairs = [(self.procedure.build(row[:n]), self.revision.build(row[n:])) for row in raw]
+        return sorted(pairs, key=lambda pair: rank[pair[1].id or 0])
 
-    def _status_sql(self, conn: sqlite3.Connection) -> str:
-        if self._status is None:  # a database without the index still answers, slower
-            has = conn.execute(
+    def _sql(self, statuses: Sequence[str] | None) -> Statements:
+        """The statements of :meth:`servable`, built on first use. In the window, statuses
+        are read through the (status, id) index, which holds no embeddings: a few small pages
+        instead of a row page per candidate. A database without that index still answers,
+        slower."""
+        columns = f"{self.procedure.columns}, {self.revision.columns}"
+        if statuses is None:
+            on_row, ok = "?2 IS NULL", "EXISTS (SELECT 1 FROM procedure AS s WHERE s.id = c.pid)"
+        else:
+            has = self.rows(
                 "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (STATUS_INDEX,)
-            ).fetchone()
-            self._status = self.STATUS.format(hint=f"INDEXED BY {STATUS_INDEX} " if has else "")
-        return self._status
+            )
+            hint = f"INDEXED BY {STATUS_INDEX} " if has else ""
+            on_row = "p.status IN (SELECT value FROM json_each(?2))"
+            ok = (
+                f"EXISTS (SELECT 1 FROM procedure AS s {hint}WHERE s.status IN "
+                "(SELECT value FROM json_each(?2)) AND s.id = c.pid)"
+            )
+        first = (
+            f"SELECT {columns} FROM procedurerevision AS r JOIN procedure AS p "
+            f"ON p.id = r.procedure_id WHERE r.id IN (SELECT value FROM json_each(?1)) AND {on_row}"
+        )
+        window = (
+            "WITH c AS (SELECT key AS rank, json_extract(value, '$[0]') AS pid, "
+            "json_extract(value, '$[1]') AS rid FROM json_each(?1)), "
+            f"ok AS (SELECT rank, pid, rid FROM c WHERE {ok} "
+            "ORDER BY rank LIMIT ?3) "
+            f"SELECT {columns} FROM ok JOIN procedure AS p ON p.id = ok.pid "
+            "JOIN procedurerevision AS r ON r.id = ok.rid AND r.procedure_id = p.id"
+        )
+        self._statements[statuses is not None] = Statements(first, window)
+        return self._statements[statuses is not None]
+
+
+@dataclass(frozen=True)
+class Statements:
+    first: str  # rows of the best candidates that are servable (status checked on the row)
+    window: str  # rows of the first ``limit`` servable candidates of a whole window
 
 
 class ProcedureIndex:
@@ -359,10 +403,10 @@ class ProcedureIndex:
     def sync(self) -> int:
         """Load revisions newer than the last sync; returns how many procedures changed."""
         with self.lock:
-            with self.reader.snapshot() as conn:
-                newest = conn.execute("SELECT max(id) FROM procedurerevision").fetchone()[0] or 0
-                if newest <= self.seen_revision_id:
-                    return 0
+            if (self.reader.rows(NEWEST)[0][0] or 0) <= self.seen_revision_id:
+                return 0  # one statement when nothing changed
+            with self.reader.snapshot() as conn:  # the newest id and its rows: one snapshot
+                newest = conn.execute(NEWEST).fetchone()[0] or 0
                 raw = conn.execute(self.SYNC, (self.seen_revision_id, newest)).fetchall()
             facts = self.reader.revision
             rows = [
