@@ -22,8 +22,14 @@ from memp_core.debug import (
 )
 from memp_core.errors import MempError
 from memp_core.judge.judgements import judgements_of, latest_judgements, review_judgement
-from memp_core.models import Trajectory
-from memp_core.outcomes import OUTCOMES, effective_outcomes, label_outcome, outcome_of
+from memp_core.models import Judgement, Trajectory
+from memp_core.outcomes import (
+    OUTCOMES,
+    EffectiveOutcome,
+    effective_outcomes,
+    label_outcome,
+    outcome_of,
+)
 from memp_core.sim.ending import Ending
 from memp_core.store import TrajectoryFilter
 from ui.common import changed, errors_shown, link, page
@@ -36,9 +42,15 @@ TABLE = "traj_table"
 FEEDBACK = "traj_feedback"
 
 
+SOURCE_WORDS = {
+    "recorded": "recorded outcome", "reviewed": "a person's review", "judged": "unreviewed judge",
+    "none": "nothing counts yet",
+}  # fmt: skip
+
+
 def blank(value: int | None) -> str:
-    """An id or index as text; none shows as "—" (not "None", which reads as data)."""
-    return "—" if value is None else str(value)
+    """An id or index as text; none shows as "–" (not "None", which reads as data)."""
+    return "–" if value is None else str(value)
 
 
 ctx = page(
@@ -137,7 +149,8 @@ id_table(
         "task": st.column_config.TextColumn(width="large"),
         "outcome": st.column_config.TextColumn(width="small"),
         "judged": st.column_config.TextColumn(
-            width="small", help="A judge's verdict and confidence on a run of unknown outcome"),
+            help="A judge's verdict and confidence on a run of unknown outcome"
+        ),
         "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
     },
 )  # fmt: skip
@@ -234,20 +247,29 @@ with errors_shown():
     detail = trajectory_detail(store, open_tid)
 t = detail.trajectory
 st.text(t.task)
-m = st.columns(4)
+with errors_shown():
+    shown = latest_judgements(store, [open_tid]).get(open_tid)
+    counts = effective_outcomes(store, [open_tid], count_unreviewed=ctx.settings
+                                .count_unreviewed_judgements)[open_tid]  # fmt: skip
+m = st.columns(5 if shown else 4)
 m[0].metric("Outcome", outcome_of(t.success), border=True)
-m[1].metric("Steps", f"{t.step_count:,}", border=True)
-group = t.group_index if t.group_index is not None else "–"
-m[2].metric("Run · group", f"{t.run_id or '–'} · {group}", border=True)
+if shown is not None:  # the judged outcome beside the recorded one
+    m[1].metric("Judged outcome", shown.verdict, f"confidence {shown.confidence:.2f}",
+                delta_color="off", delta_arrow="off", border=True)  # fmt: skip
+m[-3].metric("Steps", f"{t.step_count:,}", border=True)
+m[-2].metric("Run · group", f"{blank(t.run_id)} · {blank(t.group_index)}", border=True)
 # a heuristic agent uses no model: no tokens to count, not "0 tokens"
-m[3].metric("Tokens", f"{t.token_count:,}" if t.token_count else "–", border=True)
+m[-1].metric("Tokens", f"{t.token_count:,}" if t.token_count else "–", border=True)
 st.text(
     f"Agent model: {t.agent_model or '–'} · source: {t.source or '–'} · "
     f"environment: {t.environment or '–'} · recorded {t.created_at:%Y-%m-%d %H:%M}"
 )
 if t.source == "simulator":
     st.caption("Recorded in Memp Studio's household simulator (seeded text world).")
-if t.success is None:
+if t.success is None and counts.source != "none":
+    st.info(f"Outcome unknown as recorded; it counts as {counts.outcome} in builds and success "
+            f"rates: {SOURCE_WORDS[counts.source]} (below).")  # fmt: skip
+elif t.success is None:
     st.info(
         "Outcome unknown: nothing recorded whether this run succeeded. It counts in no "
         "success rate and nothing is built from it until a reviewer sets its outcome or "
@@ -269,29 +291,25 @@ def review(jid: int, key: str, note_key: str) -> None:
         st.session_state[FEEDBACK] = ("success", said)
 
 
-def show_judgements(t: Trajectory) -> None:
-    """The judged outcome beside the recorded one, its reasoning, and a person's review."""
-    with errors_shown():
-        rows = judgements_of(store, t.id or 0)
-        counts = effective_outcomes(store, [t.id or 0], count_unreviewed=ctx.settings
-                                    .count_unreviewed_judgements)[t.id or 0]  # fmt: skip
-    if not rows:
+def show_judgements(t: Trajectory, shown: Judgement | None, counts: EffectiveOutcome) -> None:
+    """A judge's verdict: who judged, why, whether a person reviewed it, what it counts as,
+    and the review controls."""
+    if shown is None:
         if t.success is None:
             st.caption("No judge has read this run yet (`memp judge` gives a verdict with its "
                        "reasons for a reviewer to confirm).")  # fmt: skip
         return
-    shown = latest_judgements(store, [t.id or 0])[t.id or 0]
-    jc = st.columns([1, 1, 1, 1.6])
-    jc[0].metric("Recorded outcome", outcome_of(t.success), border=True)
-    jc[1].metric("Judged outcome", shown.verdict, f"confidence {shown.confidence:.2f}",
-                 delta_color="off", border=True)  # fmt: skip
-    settled = shown.reviewed_verdict if shown.review else "not reviewed"
-    jc[2].metric("Reviewed", settled, shown.reviewed_by or None, delta_color="off", border=True)
-    jc[3].metric("Counts as", counts.outcome, SOURCE_WORDS[counts.source], delta_color="off",
-                 border=True)  # fmt: skip
-    st.text(f"Judgement {shown.id} by {shown.backend} (model {shown.model}), run by "
-            f"{shown.actor} on {shown.created_at:%Y-%m-%d %H:%M}. Why:")  # fmt: skip
-    st.text(shown.rationale)  # a model's words: shown as text
+    with errors_shown():
+        rows = judgements_of(store, t.id or 0)
+    st.markdown(f"**Judged {md(shown.verdict)}** by {md(shown.backend)} (model "
+                f"{md(shown.model)}), judgement {shown.id} run by {md(shown.actor)} on "
+                f"{shown.created_at:%Y-%m-%d %H:%M}. Why:")  # fmt: skip
+    st.text(shown.rationale)  # a judge's (or a model's) words: shown as text
+    jc = st.columns(4)
+    jc[0].metric("Reviewed", shown.review or "not yet", shown.reviewed_by or None,
+                 delta_color="off", delta_arrow="off", border=True)  # fmt: skip
+    jc[1].metric("Counts as", counts.outcome, SOURCE_WORDS[counts.source], delta_color="off",
+                 delta_arrow="off", border=True)  # fmt: skip
     if counts.source == "none" and shown.review is None:
         st.caption("Unreviewed verdicts count in no rate and build nothing "
                    "(MEMP_COUNT_UNREVIEWED_JUDGEMENTS is off).")  # fmt: skip
@@ -315,12 +333,6 @@ def show_judgements(t: Trajectory) -> None:
                  args=(shown.id or 0, pick, note), type="primary")  # fmt: skip
 
 
-SOURCE_WORDS = {
-    "recorded": "recorded outcome", "reviewed": "a person's review", "judged": "unreviewed judge",
-    "none": "nothing counts yet",
-}  # fmt: skip
-
-
 def set_outcome(tid: int, key: str, reason_key: str) -> None:
     """The label button's callback: the signed-in person's label, audited by the core."""
     try:
@@ -336,7 +348,7 @@ def set_outcome(tid: int, key: str, reason_key: str) -> None:
 
 if feedback := st.session_state.pop(FEEDBACK, None):
     (st.success if feedback[0] == "success" else st.error)(md(feedback[1]))
-show_judgements(t)
+show_judgements(t, shown, counts)
 with st.expander("Set the outcome", expanded=t.success is None):
     can_label = ctx.person.can_review
     if not can_label:

@@ -63,16 +63,16 @@ def test_a_judged_run_shows_the_recorded_and_the_judged_outcome_and_a_reviewer_c
     judge_unknown(store, HeuristicJudge(), actor=system("test"))
     (j,) = judgements_of(store, tid)
     at = open_page(trajectory=str(tid))
-    assert metric(at, "Recorded outcome") == "unknown"
+    assert metric(at, "Outcome") == "unknown"  # what was recorded, and beside it:
     assert metric(at, "Judged outcome") == "success"
-    assert metric(at, "Reviewed") == "not reviewed" and metric(at, "Counts as") == "unknown"
+    assert metric(at, "Reviewed") == "not yet" and metric(at, "Counts as") == "unknown"
     assert any(j.rationale == t.value for t in at.text)
     assert table(at)["judged"].tolist() == [f"success {j.confidence:.2f}"]
     assert at.button(key=f"traj_judge_btn_{j.id}").label == f"Confirm judgement {j.id} (success)"
     at.text_input(key=f"traj_judge_note_{j.id}").set_value("the egg was heated").run()
     at.button(key=f"traj_judge_btn_{j.id}").click().run()
     assert not at.exception, at.exception
-    assert metric(at, "Reviewed") == "success" and metric(at, "Counts as") == "success"
+    assert metric(at, "Reviewed") == "confirmed" and metric(at, "Counts as") == "success"
     (ev,) = store.audit_events(object_type="judgement", object_id=j.id)
     assert ev.action == "judgement_confirmed" and ev.detail["note"] == "the egg was heated"
     assert ev.actor.startswith("human:")
@@ -105,8 +105,8 @@ def test_no_none_in_the_run_and_group_columns(store: Store) -> None:
     add(store, False)
     at = open_page()
     frame = table(at)
-    assert frame["run"].tolist() == ["—", str(run_id)]
-    assert frame["group"].tolist() == ["—", "2"]
+    assert frame["run"].tolist() == ["–", str(run_id)]
+    assert frame["group"].tolist() == ["–", "2"]
     shown = frame.astype(str).to_numpy().ravel().tolist()
     assert "None" not in shown and "nan" not in shown
 
