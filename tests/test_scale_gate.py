@@ -1,0 +1,155 @@
+"""The served path stays gated while it got cheaper: every query serves what the database says
+*now*, whoever changed it (another process, a raw UPDATE that touches neither a revision nor
+``updated_at``), on SQLite (the in-memory index) and on Postgres (search in the database)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from memp_core.bench import FixedEmbedder, populate, unit_rows
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Procedure, Status
+from memp_core.store import Store, sqlite_path
+
+N = 200
+
+
+@pytest.fixture(name="memory")
+def memory_fixture(any_url: str) -> Iterator[tuple[ProceduralMemory, np.ndarray]]:
+    """N approved procedures with random unit vectors, and a memory that has served once (so
+    the SQLite index is warm: a stale cache would show on the next query)."""
+    store = Store(any_url)
+    matrix = unit_rows(np.random.default_rng(7), N)
+    populate(store, matrix)
+    mem = ProceduralMemory(store, embedder=FixedEmbedder(), backend="heuristic")
+    ask(mem, matrix[0], k=5)
+    yield mem, matrix
+    store.dispose()
+
+
+def ask(mem: ProceduralMemory, vector: np.ndarray, *, k: int, **kw: object) -> list[int]:
+    embedder = mem.embedder
+    assert isinstance(embedder, FixedEmbedder)
+    embedder.next = np.asarray(vector, dtype=np.float32)
+    return [it.procedure.id or 0 for it in mem.retrieve("task", k=k, log=False, **kw)]  # type: ignore[arg-type]
+
+
+def exact(matrix: np.ndarray, vector: np.ndarray, allowed: set[int], k: int) -> list[int]:
+    """Brute force: the k most similar procedures (ids from 1) among ``allowed``."""
+    order = np.argsort(-(matrix @ vector), kind="stable") + 1
+    return [int(pid) for pid in order if int(pid) in allowed][:k]
+
+
+def in_another_process(url: str, action: str, pid: int) -> None:
+    """A reviewer's action through the real review API, in a process of its own."""
+    code = textwrap.dedent(f"""
+        from memp_core.review import Actor, approve, reject
+        from memp_core.store import Store
+        store = Store({url!r}, create=False)
+        who = Actor("rita", "reviewer")
+        if {action!r} == "reject":
+            reject(store, {pid}, actor=who, reason="wrong object")
+        else:
+            approve(store, {pid}, actor=who)
+        store.dispose()
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def set_status_behind_its_back(store: Store, pid: int, status: Status) -> None:
+    """A writer that changes nothing but the status column: no revision, no updated_at, no
+    audit event (a maintenance script, an old release). Nothing but the row tells."""
+    path = sqlite_path(store.url)
+    if path is None:  # Postgres: the same bare UPDATE through the store's engine
+        from sqlalchemy import update
+
+        with store.transaction() as s:
+            s.execute(update(Procedure).where(Procedure.id == pid).values(status=status.value))
+        return
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE procedure SET status = ? WHERE id = ?", (status.value, pid))
+
+
+def test_a_rejection_in_another_process_holds_from_the_next_query_and_an_approval_too(
+    memory: tuple[ProceduralMemory, np.ndarray], any_url: str
+) -> None:
+    mem, matrix = memory
+    q = matrix[3]
+    top = ask(mem, q, k=5)
+    assert top[0] == 4  # its own vector
+    in_another_process(any_url, "reject", 4)
+    assert 4 not in ask(mem, q, k=5)
+    assert ask(mem, q, k=5) == exact(matrix, q, set(range(1, N + 1)) - {4}, 5)
+    in_another_process(any_url, "approve", 4)
+    assert ask(mem, q, k=5) == top
+
+
+@pytest.mark.parametrize("status", [Status.rejected, Status.deprecated, Status.merged])
+def test_a_status_changed_without_a_revision_or_a_timestamp_is_obeyed_at_once(
+    memory: tuple[ProceduralMemory, np.ndarray], status: Status
+) -> None:
+    mem, matrix = memory
+    q = matrix[10]
+    assert ask(mem, q, k=1) == [11]
+    set_status_behind_its_back(mem.store, 11, status)
+    assert 11 not in ask(mem, q, k=5)
+    assert 11 in ask(mem, q, k=5, statuses=[status.value])  # still there for reviewers
+    set_status_behind_its_back(mem.store, 11, Status.approved)
+    assert ask(mem, q, k=1) == [11]
+
+
+def test_when_the_best_candidates_are_not_servable_the_next_servable_ones_come_in_order(
+    memory: tuple[ProceduralMemory, np.ndarray],
+) -> None:
+    mem, matrix = memory
+    q = matrix[20]
+    nearest = exact(matrix, q, set(range(1, N + 1)), N)
+    hidden = set(nearest[:60])  # more than the first window (4k) and its first widening
+    for pid in hidden:
+        set_status_behind_its_back(mem.store, pid, Status.pending_review)
+    approved = set(range(1, N + 1)) - hidden
+    assert ask(mem, q, k=5) == exact(matrix, q, approved, 5)
+    assert ask(mem, q, k=3, statuses=["pending_review"]) == nearest[:3]
+    assert ask(mem, q, k=7, all_statuses=True) == nearest[:7]
+
+
+def test_results_carry_the_rows_as_they_are_now(
+    memory: tuple[ProceduralMemory, np.ndarray],
+) -> None:
+    mem, matrix = memory
+    with mem.store.transaction() as s:
+        proc = s.get(Procedure, 31)
+        assert proc is not None
+        proc.use_count, proc.title = 9, "renamed a moment ago"
+    embedder = mem.embedder
+    assert isinstance(embedder, FixedEmbedder)
+    embedder.next = matrix[30]
+    (item,) = mem.retrieve("task", k=1, log=False).items
+    assert (item.procedure.id, item.procedure.use_count) == (31, 9)
+    assert item.procedure.title == "renamed a moment ago"
+    assert item.revision.id == item.procedure.current_revision_id == 31
+    assert item.revision.procedure_id == 31 and item.revision.facts == {}
+    assert item.procedure.created_at.tzinfo is not None  # decoded as a session would
+    vec = np.frombuffer(item.revision.embedding or b"", dtype="<f4")
+    assert item.score == pytest.approx(float(vec @ matrix[30]), abs=1e-5)
+
+
+def test_the_in_memory_sqlite_database_is_gated_the_same_way() -> None:
+    store = Store("sqlite://")
+    matrix = unit_rows(np.random.default_rng(3), 50)
+    populate(store, matrix)
+    mem = ProceduralMemory(store, embedder=FixedEmbedder(), backend="heuristic")
+    assert ask(mem, matrix[5], k=1) == [6]
+    with store.transaction() as s:
+        proc = s.get(Procedure, 6)
+        assert proc is not None
+        proc.status = Status.rejected.value
+    assert ask(mem, matrix[5], k=3) == exact(matrix, matrix[5], set(range(1, 51)) - {6}, 3)
+    store.dispose()
