@@ -7,6 +7,7 @@ heuristic reflector) fills a SQLite database; the Trajectories page is driven wi
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +24,13 @@ from memp_core.debug import (
     trajectory_detail,
 )
 from memp_core.embeddings import Embedder
+from memp_core.facts import extract_facts
 from memp_core.heuristic import HeuristicBackend
 from memp_core.llm import RunView
 from memp_core.loop import CachedEmbedder, LoopConfig, run_loop, start_run
 from memp_core.memory import ProceduralMemory
 from memp_core.models import ProcedureRevision, Step, Trajectory
-from memp_core.sim.agents import HeuristicAgent
+from memp_core.sim.agents import Episode, HeuristicAgent
 from memp_core.sim.ending import Ending
 from memp_core.sim.world import World
 from memp_core.store import Store
@@ -119,20 +121,33 @@ def test_a_failed_run_says_why_it_ended_not_that_it_may_have_hit_the_step_limit(
     assert "■ gave up" in end_row["flag"]
 
 
+def gives_up_searching() -> Episode:
+    """The first seeded task on which the strong agent, without memory, gives up searching
+    (the seed is found, not fixed: the agent's search may change, the test's point not)."""
+    for seed in range(200):
+        episode = HeuristicAgent("strong").run(World.from_seed(seed))
+        ended = episode.ended
+        if ended is not None and ended.reason == "gave_up" and "without finding" in ended.detail:
+            return episode
+    raise AssertionError("the strong agent never gave up searching in 200 seeded tasks")
+
+
 def test_the_heuristic_reflection_states_the_real_cause() -> None:
-    world = World.from_seed(0)  # the strong agent gives up on this apple without memory
-    episode = HeuristicAgent("strong").run(world)
-    assert episode.ended is not None and episode.ended.reason == "gave_up"
+    episode = gives_up_searching()
     run = RunView(episode.task, episode.task_type, False, episode.steps)
     analysis = HeuristicBackend().reflect(run, "").analysis
     assert "ran out of steps" not in analysis
-    assert f"after {len(episode.steps)} steps it searched 11 places for the apple" in analysis
+    obj = extract_facts(episode.task).object
+    said = re.search(rf"after {len(episode.steps)} steps it searched (\d+) places for the {obj}",
+                     analysis)  # fmt: skip
+    assert said is not None, analysis
 
 
 def test_a_run_without_a_recorded_ending_has_it_read_from_its_steps(
     store: Store, simulated: list[Trajectory]
 ) -> None:
-    t = next(t for t in simulated if t.success is False)
+    t = next(t for t in simulated if t.success is False
+             and "without finding" in t.facts["ended"]["detail"])  # fmt: skip
     old = trajectory_detail(store, t.id or 0)
     copy = Trajectory(**t.model_dump(exclude={"id", "facts"}),
                       facts={k: v for k, v in t.facts.items() if k != "ended"})  # fmt: skip
