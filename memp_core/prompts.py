@@ -228,8 +228,9 @@ the environment refused, e.g. "Nothing happens.", changed nothing).
 - success: the transcript shows the task's goal achieved (for a household task: the right \
 object, transformed as asked, ends in or on the asked place; two objects for "two").
 - failure: the run ended and the goal was never achieved.
-- unknown: the transcript cannot tell (e.g. a question answered with no way to check the \
-answer, or the transcript is cut before the end).
+- unknown: the transcript cannot tell (e.g. a question answered with no gold answer to \
+check it against, or the transcript is cut before the end).
+For a question with a gold answer: success when the agent's final answer means the same.
 
 Answer in exactly this form:
 <verdict>success, failure or unknown</verdict>
@@ -239,19 +240,26 @@ Answer in exactly this form:
 JUDGE_USER_TEMPLATE = """\
 Environment: {environment}
 Task: {task}
-{opening}Transcript ({n_steps} steps):
+{opening}{gold}Transcript ({n_steps} steps):
 {steps}
 
 Judge this run."""
 
 
 def judge_messages(
-    task: str, steps: Sequence[StepView], *, environment: str = "", opening: str = ""
+    task: str,
+    steps: Sequence[StepView],
+    *,
+    environment: str = "",
+    opening: str = "",
+    reference: str = "",
 ) -> list[Message]:
-    """Ask for a verdict on a run whose outcome is unknown (no outcome line is shown)."""
+    """Ask for a verdict on a run whose outcome is unknown (no outcome line is shown);
+    ``reference``: a question's gold answer."""
     first = f"Opening observation: {_shorten(opening, 600)}\n" if opening.strip() else ""
+    gold = f"Gold answer: {_shorten(reference)}\n" if reference.strip() else ""
     user = JUDGE_USER_TEMPLATE.format(
-        environment=environment or "(not recorded)", task=task.strip(), opening=first,
+        environment=environment or "(not recorded)", task=task.strip(), opening=first, gold=gold,
         n_steps=len(steps), steps=render_steps(steps) or "(no steps recorded)",
     )  # fmt: skip
     return [

@@ -15,7 +15,7 @@ from memp_core.facts import TASK_TYPES
 from memp_core.importers.alfworld import parse_lines
 from memp_core.importers.records import TrajectoryRecord
 from memp_core.judge import JudgeInput, get_judge
-from memp_core.judge.bench import reflexion_cases, run_judge_bench, strip_verdicts
+from memp_core.judge.bench import hotpotqa_cases, reflexion_cases, run_judge_bench, strip_verdicts
 from memp_core.judge.heuristic import HeuristicJudge
 from memp_core.judge.judgements import judge_input
 from memp_core.llm import StepView
@@ -215,3 +215,35 @@ def test_the_bench_on_a_lone_clone_judges_the_simulator_and_says_the_logs_are_ab
     assert report["runs"] == 24 + 12 and report["judged"] + report["abstained"] == 36
     assert report["agree"] == 1.0
     assert any("Reflexion ALFWorld logs not judged" in n for n in result.notes)
+    assert any("Reflexion HotpotQA log not judged" in n for n in result.notes)
+
+
+def qa(*actions: str, gold: str = "the Louvre") -> JudgeInput:
+    steps = [StepView(a, "") for a in actions]
+    return JudgeInput("Which is older, the Louvre or the Prado?", steps, "hotpotqa",
+                      reference_answer=gold)  # fmt: skip
+
+
+def test_a_question_with_a_gold_answer_is_judged_by_hotpotqas_exact_match() -> None:
+    right = JUDGE.judge(qa("Search[Louvre]", "Finish[Louvre.]"))
+    assert right.verdict == Verdict.success and "matches the gold answer" in right.rationale
+    wrong = JUDGE.judge(qa("Finish[the Prado]"))
+    assert wrong.verdict == Verdict.failure and "'the Louvre'" in wrong.rationale
+    halted = JUDGE.judge(qa("Search[Louvre]", "Search[Prado]"))
+    assert halted.verdict == Verdict.failure and "never answered" in halted.rationale
+    assert JUDGE.judge(qa("Finish[Louvre]", gold="")).verdict == Verdict.unknown
+
+
+def test_reflexion_hotpotqa_is_judged_without_the_environments_verdict(
+    shared_data: Path,
+) -> None:
+    cases = list(hotpotqa_cases(shared_data))
+    assert len(cases) > 400 and all(c.reference_answer for c in cases)
+    said = [o for c in cases for _, _, o in c.steps]
+    assert not any("answer is correct" in o.lower() or "incorrect" in o.lower() for o in said)
+    for c in cases[:150]:
+        steps = [StepView(a, o, t) for t, a, o in c.steps]
+        v = JUDGE.judge(
+            JudgeInput(c.task, steps, c.environment, reference_answer=c.reference_answer)
+        )
+        assert v.verdict == (Verdict.success if c.truth else Verdict.failure), (c.name, v)

@@ -106,3 +106,14 @@ def test_judge_messages_show_task_opening_and_steps_but_no_outcome() -> None:
 def test_judge_messages_of_a_run_without_steps_say_so() -> None:
     _, user = prompts.judge_messages("look at a pen under the desklamp", [])
     assert "(no steps recorded)" in user["content"] and "(not recorded)" in user["content"]
+    assert "Gold answer" not in user["content"]
+
+
+def test_judge_messages_of_a_question_show_its_gold_answer() -> None:
+    _, user = prompts.judge_messages(
+        "Who wrote Don Quixote?",
+        [StepView("Finish[Cervantes]")],
+        environment="hotpotqa",
+        reference="Miguel de Cervantes",
+    )
+    assert "Gold answer: Miguel de Cervantes" in user["content"]

@@ -1,7 +1,8 @@
 """Judges: read a run whose outcome nobody recorded and say success, failure or unknown.
 
 A judge sees a :class:`JudgeInput` and nothing else: the task sentence, the environment, the
-opening description and the steps (thought, action, observation). It is built from a stored
+opening description, a question's gold answer if the task has one, and the steps (thought,
+action, observation). It is built from a stored
 trajectory by :func:`memp_core.judge.judgements.judge_input`, which deliberately leaves out
 everything that carries a verdict: ``Trajectory.success`` and ``reward``, the recorded outcome
 and ending in ``facts``, the reflections written after a failure and the step flags.
@@ -38,6 +39,9 @@ class JudgeInput:
     environment: str = ""
     task_type: str = ""  # read from the task sentence at import (not from the outcome)
     initial_observation: str = ""  # the room description before the first action
+    # The task's gold answer (question answering), part of the task like its sentence: it
+    # says what is right, not whether the agent got it.
+    reference_answer: str = ""
     trajectory_id: int | None = None
 
 

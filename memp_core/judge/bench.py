@@ -8,13 +8,17 @@ Two kinds of runs whose true outcome is known:
   with their ``STATUS: FAIL`` line and the reflection written after it removed. Both are
   parsed by the ALFWorld importer's own parser. A lone clone without the shared data runs the
   simulator part only, and the report says so.
+- **Reflexion's HotpotQA log** (``../shared/data/reflexion-hotpotqa``, when present): 100
+  questions over 5 trials, each with its gold answer, the environment's ``Answer is
+  CORRECT`` / ``INCORRECT`` observations removed (the log's own sections are the truth).
 - **The simulator's own runs**: seeded tasks of every task type played by the strong and the
   weak heuristic agents, successes and failures as the world decided them; and the same
   tasks under a short step limit (``SHORT_LIMIT``), where runs cut short give failures of
   every task type (and the quick successes).
 
 Sources in the report: ``reflexion demos``, ``reflexion failures`` (STATUS removed),
-``simulator`` and ``simulator 10 steps`` (the short step limit).
+``reflexion hotpotqa`` (verdict observations removed), ``simulator`` and ``simulator 10
+steps`` (the short step limit).
 
 Each run is stored in a scratch SQLite database with ``success`` None and no outcome, ending
 or reflection in its facts, then judged by the same :func:`judge_unknown` as `memp judge`:
@@ -49,6 +53,8 @@ REFLEXION = "reflexion-alfworld"
 DEMOS = "react_prompts_alfworld.json"
 FAILED = "reflexion_few_shot_examples.txt"
 _STATUS = re.compile(r"^\s*STATUS\s*:", re.I)
+HOTPOTQA = "reflexion-hotpotqa/react_reflexion_100_questions_5_trials.txt"
+_QA_VERDICT = re.compile(r"answer is (correct|incorrect)", re.I)
 SHORT_LIMIT = 10  # steps: most runs are cut short, so every task type has failures
 
 
@@ -63,6 +69,7 @@ class Case:
     steps: list[tuple[str, str, str]]  # (thought, action, observation)
     environment: str
     initial_observation: str = ""
+    reference_answer: str = ""  # a question's gold answer (not its verdict)
 
 
 @dataclass
@@ -164,6 +171,22 @@ def reflexion_cases(data: Path) -> Iterator[Case]:
         yield _case("reflexion failures", f"{FAILED} transcript {n + 1}", truth, rec)
 
 
+def hotpotqa_cases(data: Path) -> Iterator[Case]:
+    """Reflexion's HotpotQA questions with their gold answers; the observations that say
+    whether an answer was right are blanked (the log's sections keep the truth)."""
+    from memp_core.importers.react import parse
+
+    for rec in parse(data / HOTPOTQA):
+        if not isinstance(rec, TrajectoryRecord) or rec.success is None:
+            continue
+        steps = [(s.thought or "", s.action or "",
+                  "" if _QA_VERDICT.search(s.observation or "") else s.observation or "")
+                 for s in rec.steps]  # fmt: skip
+        name = f"trial {rec.facts.get('trial')} {rec.where}"
+        yield Case("reflexion hotpotqa", name, rec.success, rec.task, steps, rec.environment,
+                   reference_answer=rec.reference_answer or "")  # fmt: skip
+
+
 def _case(source: str, name: str, truth: bool, rec: TrajectoryRecord) -> Case:
     steps = [(s.thought or "", s.action or "", s.observation or "") for s in rec.steps]
     opening = str(rec.facts.get("initial_observation") or "")
@@ -206,6 +229,11 @@ def run_judge_bench(
     else:
         where = "no data folder given" if data is None else f"{data / REFLEXION} is absent"
         result.notes.append(f"Reflexion ALFWorld logs not judged: {where}")
+    if data is not None and (data / HOTPOTQA).is_file():
+        cases += hotpotqa_cases(data)
+    else:
+        where = "no data folder given" if data is None else f"{data / HOTPOTQA} is absent"
+        result.notes.append(f"Reflexion HotpotQA log not judged: {where}")
     cases += simulator_cases(sim_tasks, seed)
     cases += simulator_cases(sim_tasks // 2, seed + 1, max_steps=SHORT_LIMIT)
     with tempfile.TemporaryDirectory(prefix="memp-judge-bench-") as tmp:
@@ -237,7 +265,8 @@ def _store_cases(store: Store, cases: list[Case]) -> list[int]:
             opening = case.initial_observation
             facts = {"initial_observation": opening} if opening else {}
             traj = Trajectory(task=case.task, environment=case.environment, success=None,
-                              source=f"bench:{case.source}", facts=facts)  # fmt: skip
+                              source=f"bench:{case.source}", facts=facts,
+                              reference_answer=case.reference_answer or None)  # fmt: skip
             steps = [
                 Step(trajectory_id=0, index=i, thought=t or None, action=a or None,
                      observation=o or None)

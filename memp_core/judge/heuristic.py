@@ -14,13 +14,18 @@ past "holding the object by a lit lamp", lamps count as on only until the agent 
 A success is the goal holding at the run's last confirmed action.
 
 It reads the task sentence (:func:`memp_core.facts.extract_facts`) and the steps, nothing
-else. It abstains ("unknown", saying why) where it cannot tell: a task sentence that is no
-household task (question answering, web shopping), a known non-household environment, a run
-with no steps or no observations, or one whose accepted actions it cannot follow.
+else. A question (HotpotQA) with a gold answer is judged by HotpotQA's exact match of the
+agent's ``Finish[...]`` answer against it (both normalised as HotpotQA's evaluation does).
+It abstains ("unknown", saying why) where it cannot tell: a question without a gold answer,
+a task sentence that is no household task (web shopping, free text), a known non-household
+environment, a run with no steps or no observations, or one whose answered actions it
+cannot follow.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field
 
 from memp_core.config import Settings
@@ -32,8 +37,13 @@ from memp_core.vocab import Verdict
 
 # Environments whose runs are household text worlds; "" is an import that did not say.
 HOUSEHOLD = frozenset({"alfworld", "household-sim", "household", "textworld", ""})
-# Environments the judge knows to be something else (it abstains on them, saying what).
+# Question answering: judged against a gold answer when the task has one, else abstained on.
 QUESTION_ANSWERING = frozenset({"hotpotqa", "fever", "qa", "chat"})
+FINISH = re.compile(r"^\s*finish\[(.*)\]\s*$", re.I | re.S)
+ANSWER_RIGHT = 0.9  # the answer matches the gold answer exactly (after normalising)
+ANSWER_WRONG = 0.85  # it does not (a paraphrase of the right answer reads as wrong)
+NO_ANSWER = 0.85  # the agent never answered
+PUNCTUATION = frozenset(string.punctuation)
 STATE_OF = {"heat": "hot", "cool": "cool", "clean": "clean"}
 SURE = 0.95  # the goal held at the last action, and the run ended there
 GOAL_THEN_MORE = 0.8  # ... though actions with no confirmed effect followed it
@@ -168,9 +178,11 @@ class HeuristicJudge(Judge):
     def judge(self, run: JudgeInput) -> JudgeVerdict:
         env = run.environment.strip().lower()
         if env in QUESTION_ANSWERING:
+            if run.reference_answer.strip():
+                return judge_answer(run)
             return abstain(
-                f"a {env} run (question answering or chat): no goal state to check and no "
-                "gold answer the judge reads"
+                f"a {env} run (question answering or chat) without a gold answer: no goal "
+                "state to check and no answer to compare with"
             )
         if env not in HOUSEHOLD:
             return abstain(f"unknown environment {run.environment!r}: no goal check for it")
@@ -227,6 +239,28 @@ class HeuristicJudge(Judge):
             why += f" ({lost} answered action(s) could not be followed)"
             return JudgeVerdict(Verdict.failure, UNFOLLOWED, why)
         return JudgeVerdict(Verdict.failure, FAILED, why)
+
+
+def normalise_answer(text: str) -> str:
+    """HotpotQA's answer normalisation: lower case, no punctuation, no articles, one space."""
+    text = "".join(ch for ch in text.lower() if ch not in PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def judge_answer(run: JudgeInput) -> JudgeVerdict:
+    """A question run: its last ``Finish[...]`` against the gold answer (exact match)."""
+    answers = [m.group(1) for st in run.steps if (m := FINISH.match(st.action or ""))]
+    gold = run.reference_answer.strip()
+    if not answers:
+        why = f"the agent never answered (no Finish[...] among {len(run.steps)} steps)"
+        return JudgeVerdict(Verdict.failure, NO_ANSWER, why)
+    said = answers[-1].strip()
+    if normalise_answer(said) == normalise_answer(gold):
+        why = f"the agent answered {said[:120]!r}, which matches the gold answer {gold[:120]!r}"
+        return JudgeVerdict(Verdict.success, ANSWER_RIGHT, why)
+    why = f"the agent answered {said[:120]!r}; the gold answer is {gold[:120]!r}"
+    return JudgeVerdict(Verdict.failure, ANSWER_WRONG, why)
 
 
 def _a(word: str) -> str:

@@ -57,6 +57,7 @@ def judge_input(traj: Trajectory, steps: Sequence[Step]) -> JudgeInput:
         environment=traj.environment,
         task_type=traj.task_type,
         initial_observation=str(facts.get("initial_observation") or ""),
+        reference_answer=traj.reference_answer or "",
         trajectory_id=traj.id,
     )
 

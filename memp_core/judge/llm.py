@@ -72,8 +72,9 @@ class OpenAIJudge(Judge):
 
     def judge(self, run: JudgeInput) -> JudgeVerdict:
         messages = prompts.judge_messages(
-            run.task, run.steps, environment=run.environment, opening=run.initial_observation
-        )
+            run.task, run.steps, environment=run.environment, opening=run.initial_observation,
+            reference=run.reference_answer,
+        )  # fmt: skip
         who = f"model {self.model!r} at {self._llm.base_url}"
         subject = f"trajectory {run.trajectory_id}" if run.trajectory_id else repr(run.task[:60])
         try:
