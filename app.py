@@ -7,12 +7,17 @@ import streamlit as st
 from memp_core.models import Status
 from memp_core.overview import overview
 from ui.common import errors_shown, link, page, pct
+from ui.picker import id_link, id_table, page_url, take_click
+
+PROCS = "pages/2_Procedures.py"
 
 ctx = page(
     "Memp Studio",
     caption="Procedural memory for LLM agents: build, retrieve, update, review.",
 )
 st.session_state.setdefault("overview_runs", 8)
+if (opened := take_click("ov_pending")) is not None:  # a pending row opens in the queue
+    st.switch_page(PROCS, query_params={"procedure": str(opened)})
 
 with errors_shown():
     ov = overview(ctx.store, ctx.settings, runs=st.session_state["overview_runs"])
@@ -58,24 +63,14 @@ with left:
 with right:
     st.subheader(f"Pending reviews ({ov.pending_total:,})")
     if ov.pending:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "id": p.id,
-                        "title": p.title,
-                        "task type": p.task_type,
-                        "uses": p.use_count,
-                        "updated": p.updated_at,
-                    }
-                    for p in ov.pending
-                ]
-            ),  # fmt: skip
-            hide_index=True,
-            width="stretch",
+        id_table(
+            pd.DataFrame([{"id": p.id, "title": p.title, "task type": p.task_type,
+                           "uses": p.use_count, "updated": p.updated_at} for p in ov.pending]),
+            [p.id for p in ov.pending], None, key="ov_pending",
             column_config={"updated": st.column_config.DatetimeColumn(format="distance")},
-        )
-        link("pages/2_Procedures.py", "Review them on the Procedures page", ":material/rule:")
+        )  # fmt: skip
+        st.caption("Click a row to review it.")
+        link(PROCS, "Review them on the Procedures page", ":material/rule:")
     else:
         st.caption("Nothing waits for review.")
 
@@ -122,7 +117,7 @@ if ov.procedure_alerts:
         pd.DataFrame(
             [
                 {
-                    "id": a.procedure.id,
+                    "id": page_url(PROCS, procedure=a.procedure.id),
                     "title": a.procedure.title,
                     "status": a.procedure.status,
                     "uses": a.procedure.use_count,
@@ -134,7 +129,10 @@ if ov.procedure_alerts:
         ),  # fmt: skip
         hide_index=True,
         width="stretch",
-        column_config={"success": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "id": id_link("procedure", width="small"),
+            "success": st.column_config.NumberColumn(format="percent"),
+        },
     )
 if ov.run_alerts:
     st.warning(f"{len(ov.run_alerts)} run(s) whose success is falling")

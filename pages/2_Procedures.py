@@ -32,6 +32,11 @@ TABLE = "procs_table"
 FEEDBACK = "procs_feedback"
 STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
                  "deprecated": "gray", "draft": "blue", "merged": "violet"}  # fmt: skip
+# The queue's columns and their widths in px ("title" takes what is left of FIT).
+WIDTHS = {"id": 44, "title": 0, "status": 104, "origin": 78, "author": 78, "evidence": 40,
+          "revisions": 40, "proposal": 64, "proposed by": 72, "uses": 44, "success": 72,
+          "updated": 92}  # fmt: skip
+FIT, MIN_TITLE = 780, 150
 TRAJ = "pages/1_Trajectories.py"
 RUNS = {"run": id_link("trajectory", width="small")}  # trajectory id columns link to the run
 
@@ -46,7 +51,7 @@ can_review = ctx.person.can_review
 # -- the queue: filters live in the URL (a link opens the same queue) -------------------------
 with errors_shown():
     types, kinds = store.distinct_values(Procedure.task_type), origins(store)
-cols = st.columns([1.2, 1, 1, 2])
+cols = st.columns([1.5, 1, 1, 1.7])
 drop = ("procedure", "page")  # a new filter opens its first match on its first page
 status = choice(
     cols[0],
@@ -92,35 +97,40 @@ table = pd.DataFrame(
     [{"id": r.procedure.id, "title": r.procedure.title, "status": r.procedure.status,
       "origin": r.origin, "author": r.author, "evidence": r.evidence, "revisions": r.revisions,
       "proposal": r.procedure.proposed_revision_id,
-      "proposed by": by_agent.get(r.procedure.id or 0, ""), "task type": r.procedure.task_type,
-      "uses": r.procedure.use_count,
+      "proposed by": by_agent.get(r.procedure.id or 0, ""), "uses": r.procedure.use_count,
       "success": (r.procedure.success_count / r.procedure.use_count
                   if r.procedure.use_count else None),
-      "pinned": r.procedure.pinned, "updated": r.procedure.updated_at} for r in rows],
-    columns=["id", "title", "status", "origin", "author", "evidence", "revisions", "proposal",
-             "proposed by", "task type", "uses", "success", "pinned", "updated"],
+      "updated": r.procedure.updated_at} for r in rows],
+    columns=[*WIDTHS],
 )  # fmt: skip
-num = st.column_config.NumberColumn
+# Fit the main area at 1280 px (~790 px beside the sidebar): leave out a column every row
+# holds the same value in (the status filtered on, no proposal), then "updated" if need be.
+hidden = {c for c, same in (("status", status != ALL), ("proposal", not table["proposal"].any()),
+                            ("proposed by", not by_agent)) if same}  # fmt: skip
+if FIT - sum(w for c, w in WIDTHS.items() if c not in hidden) < MIN_TITLE:
+    hidden.add("updated")
+num, txt = st.column_config.NumberColumn, st.column_config.TextColumn
 id_table(
     table, [p.id for p in shown], pid, key=TABLE, height=min(38 + 35 * max(len(table), 1), 360),
-    column_config={  # widths that fit 1280 px beside the sidebar (the title takes the rest)
-        "id": num(width=48), "title": st.column_config.TextColumn(width=230),
-        "status": st.column_config.TextColumn(width=108),
-        "origin": st.column_config.TextColumn(width=84, help="What wrote the revision under "
-                                              "review (the proposal, else the current one)"),
-        "author": st.column_config.TextColumn(width=84),
-        "evidence": num("runs", width=44, help="Runs cited as evidence by that revision"),
-        "revisions": num("revs", width=44, help="Revisions of the procedure, in all"),
-        "proposal": num(width=66, help="A revision waiting for review while the approved "
-                        "one is served"),
-        "proposed by": st.column_config.TextColumn("by agent", width=72, help="The agent (API "
-                                                   "key) whose proposal waits for review"),
-        "task type": st.column_config.TextColumn("type", width=60),
-        "uses": num(width=44),
+    column_order=[c for c in WIDTHS if c not in hidden], placeholder="–",
+    column_config={
+        "id": num(width=WIDTHS["id"]),
+        "title": txt(width=FIT - sum(w for c, w in WIDTHS.items() if c not in hidden)),
+        "status": txt(width=WIDTHS["status"]),
+        "origin": txt(width=WIDTHS["origin"], help="What wrote the revision under review (the "
+                      "proposal, else the current one)"),
+        "author": txt(width=WIDTHS["author"]),
+        "evidence": num("runs", width=WIDTHS["evidence"], help="Runs cited as evidence by the "
+                        "revision under review"),
+        "revisions": num("revs", width=WIDTHS["revisions"], help="Revisions of the procedure"),
+        "proposal": num(width=WIDTHS["proposal"], help="A revision waiting for review while the "
+                        "approved one is served"),
+        "proposed by": txt("by agent", width=WIDTHS["proposed by"], help="The agent (API key) "
+                           "whose proposal waits for review"),
+        "uses": num(width=WIDTHS["uses"]),
         "success": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1,
-                                                   width=76),
-        "pinned": st.column_config.CheckboxColumn(width=48),
-        "updated": st.column_config.DatetimeColumn(format="distance", width=96),
+                                                   width=WIDTHS["success"]),
+        "updated": st.column_config.DatetimeColumn(format="distance", width=WIDTHS["updated"]),
     },
 )  # fmt: skip
 
@@ -134,7 +144,7 @@ def next_after(target: int) -> int | None:
 
 
 st.divider()
-pid = id_input("Procedure id", pid, key="procs_open_id", param="procedure")
+pid = id_input("Procedure id", pid, key="procs_open_id", param="procedure", where=st.columns(4)[0])
 if not pid:
     st.info("No procedure to show. Pick a row above or type an id.")
     st.stop()
@@ -146,7 +156,7 @@ then = next_after(pid)
 
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
-b = st.columns([1, 1, 6])
+b = st.columns([2, 1, 5])
 b[0].badge(md_badge(proc.status), color=STATUS_COLORS.get(proc.status, "gray"))
 if proc.pinned:
     b[1].badge("pinned", icon=":material/push_pin:", color="violet")
@@ -283,7 +293,8 @@ def why_panel(rev: ProcedureRevision) -> None:
                             wrap_lines=True)  # fmt: skip
     with right:
         runs = d.under_review_evidence
-        st.caption(f"Evidence: {len(rev.evidence_trajectory_ids)} runs" + (
+        n = len(rev.evidence_trajectory_ids)
+        st.caption(f"Evidence: {n} run{'' if n == 1 else 's'}" + (
             " (click an id to open the run)" if runs else ""))  # fmt: skip
         if runs:
             st.dataframe(
@@ -319,27 +330,22 @@ def decide(rev: ProcedureRevision) -> None:
     p0, p1 = st.columns(2)
     p0.text_input("Comment (optional)", key=c_key)
     p1.text_input("Reason for rejecting" + (" the proposal" if is_prop else ""), key=r_key)
-    a0, a1, a2, a3 = st.columns([2, 2, 2, 2], vertical_alignment="center")
-    a0.button(f"Approve {what}", type="primary", disabled=not can_review, key=key.format("approve"),
-              shortcut="A", on_click=act, args=(said.format("Approved"), review.approve, pid,
-                                                {"revision_id": rev.id}, {"comment": c_key}),
-              kwargs={"then": then})  # fmt: skip
-    a1.button(f"Reject {what}", disabled=not can_review, key=key.format("reject"), shortcut="X",
-              on_click=act, args=(said.format("Rejected"), review.reject, pid,
-                                  {"revision_id": rev.id}, {"reason": r_key},
-                                  ("reason", "Give a reason for rejecting"
-                                   + (" the proposal." if is_prop else "."))),
-              kwargs={"then": then})  # fmt: skip
+    a0, a1, a2 = st.columns([3, 3, 2.4], vertical_alignment="center")
+    refuse = ("reason", "Give a reason for rejecting" + (" the proposal." if is_prop else "."))
+    a0.button(f"Approve {what}", key=key.format("approve"), type="primary", shortcut="A",
+              wrap=True, disabled=not can_review, on_click=act, kwargs={"then": then},
+              args=(said.format("Approved"), review.approve, pid, {"revision_id": rev.id},
+                    {"comment": c_key}))  # fmt: skip
+    a1.button(f"Reject {what}", key=key.format("reject"), shortcut="X", wrap=True,
+              disabled=not can_review, on_click=act, kwargs={"then": then},
+              args=(said.format("Rejected"), review.reject, pid, {"revision_id": rev.id},
+                    {"reason": r_key}, refuse))  # fmt: skip
     if then and a2.button(f"Skip to procedure {then}", key="procs_skip", shortcut="N"):
         set_param("procedure", then)
         st.rerun()
-    a3.checkbox(
-        "Then open the next",
-        value=True,
-        key="procs_next",
-        help="After approving or rejecting, open the next procedure of the queue",
-    )
-    st.caption("Keys (outside a text box): A approve · X reject · N skip.")
+    k0, k1 = st.columns([3, 5.4], vertical_alignment="center")
+    k0.checkbox("After a decision, open the next", value=True, key="procs_next")
+    k1.caption("Keys (outside a text box): A approve · X reject · N skip.")
 
 
 if feedback := st.session_state.pop(FEEDBACK, None):

@@ -6,8 +6,10 @@ import streamlit as st
 from memp_core.facts import extract_facts
 from memp_core.lineage import revision_text
 from ui.common import errors_shown, memory, page
+from ui.picker import id_link, page_url, url_flag, url_int, url_multi, url_text
 
 POLICIES = ["query", "facts", "random", "hybrid"]
+PROCS = "pages/2_Procedures.py"
 POLICY_HELP = {
     "query": "cosine similarity between the task's embedding and each procedure's",
     "facts": "key facts of the task (type, object, receptacle, tool) matched by key and value",
@@ -21,13 +23,15 @@ ctx = page(
     "What would an agent be given for this task? Nothing typed here is logged as a retrieval.",
 )
 
-st.session_state.setdefault("play_task", "heat some egg and put it in garbagecan")
-task = st.text_area("Task", key="play_task", height=80)
+# The task, policies, k and the status switch live in the URL: a link replays the question.
+task = url_text(st, "Task", key="play_task", param="task", area=True, height=80,
+                default="heat some egg and put it in garbagecan")  # fmt: skip
 c1, c2, c3 = st.columns([2, 1, 1])
-chosen = c1.multiselect("Policies", POLICIES, default=POLICIES, key="play_policies")
-k = c2.slider("k (procedures per policy)", 1, 10, 3, key="play_k")
-all_statuses = c3.checkbox(
-    "Include unapproved", value=False, key="play_all",
+chosen = url_multi(c1, "Policies", POLICIES, key="play_policies", param="policies",
+                   default=POLICIES)  # fmt: skip
+k = url_int(c2, "k (procedures per policy)", key="play_k", param="k", default=3, lo=1, hi=10)
+all_statuses = url_flag(
+    c3, "Include unapproved", key="play_all", param="all",
     help="Agents are served approved procedures only; tick to see pending and others too.",
 )  # fmt: skip
 
@@ -56,14 +60,16 @@ for policy, tab in zip(chosen, st.tabs(chosen), strict=True):
             continue
         st.dataframe(
             pd.DataFrame(
-                [{"rank": i + 1, "procedure": it.procedure.id, "title": it.procedure.title,
+                [{"rank": i + 1, "procedure": page_url(PROCS, procedure=it.procedure.id),
+                  "title": it.procedure.title,
                   "task type": it.procedure.task_type, "status": it.procedure.status,
                   "revision": it.revision.id, "author": it.revision.author, "score": it.score,
                   "matched": ", ".join(f"{a}={b}" for a, b in (it.matched or {}).items())}
                  for i, it in enumerate(result.items)]
             ),
             hide_index=True, width="stretch",
-            column_config={"score": st.column_config.NumberColumn(format="%.3f")},
+            column_config={"score": st.column_config.NumberColumn(format="%.3f"),
+                           "procedure": id_link("procedure", width="small")},
         )  # fmt: skip
         for it in result.items:
             with st.expander(f"#{it.procedure.id} · revision {it.revision.id}"):

@@ -11,6 +11,7 @@ from memp_core.importers.export import WHATS
 from memp_core.outcomes import outcome_of
 from memp_core.uploads import Preview, Upload, export_zip, import_uploads, preview_uploads
 from ui.common import changed, errors_shown, page
+from ui.picker import url_choice
 from ui.safe import md
 
 FORMAT_HELP = (
@@ -30,7 +31,9 @@ store = ctx.store
 
 st.subheader("Import")
 c1, c2 = st.columns([1, 2])
-fmt = c1.selectbox("Format", FORMATS, key="io_format", help=FORMAT_HELP)
+# auto reads the content and picks the format: a file need not be named or labelled right
+fmt = url_choice(c1, "Format", FORMATS, key="io_format", param="format", default="auto",
+                 help=FORMAT_HELP)  # fmt: skip
 skip_bad = c1.checkbox(
     "Skip unreadable records", key="io_skip_bad",
     help="Import the good records and list the bad ones, instead of refusing the whole file.",
@@ -119,7 +122,7 @@ st.caption(
     "procedures with their whole lineage and audit trail) plus the learning curves as CSV."
 )
 e1, e2, _ = st.columns([1, 1, 4])
-what = e1.selectbox("What", WHATS, index=WHATS.index("all"), key="io_what")
+what = url_choice(e1, "What", WHATS, key="io_what", param="export", default="all")
 if e2.button("Prepare export", key="io_export"):
     with st.spinner("Exporting…"), errors_shown():
         st.session_state["io_export_zip"] = (what, export_zip(store, what, actor=ctx.actor()))

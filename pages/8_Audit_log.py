@@ -8,9 +8,14 @@ import streamlit as st
 from memp_core.models import AuditEvent
 from memp_core.queue import list_audit
 from ui.common import errors_shown, page
+from ui.picker import id_link, page_url, url_choice, url_int
 
 PAGE_SIZE = 100
 ALL = "(all)"
+# An event's object id links to where that object is shown; other objects (runs, keys,
+# imports) link to this log filtered on them: their history.
+OPENS = {"procedure": ("pages/2_Procedures.py", "procedure"),
+         "trajectory": ("pages/1_Trajectories.py", "trajectory")}  # fmt: skip
 
 ctx = page(
     "Audit log",
@@ -24,10 +29,19 @@ with errors_shown():
     actions = store.distinct_values(AuditEvent.action)
     kinds = store.distinct_values(AuditEvent.object_type)
 c = st.columns([1, 1, 1, 1])
-actor = c[0].selectbox("Who", [ALL, *actors], key="audit_actor")
-action = c[1].selectbox("Action", [ALL, *actions], key="audit_action")
-kind = c[2].selectbox("Object type", [ALL, *kinds], key="audit_kind")
-obj = c[3].number_input("Object id (0: any)", min_value=0, step=1, key="audit_obj")
+new = {"default": ALL, "drop": ("page",)}  # a new filter starts on the first page
+actor = url_choice(c[0], "Who", [ALL, *actors], key="audit_actor", param="who", **new)
+action = url_choice(c[1], "Action", [ALL, *actions], key="audit_action", param="action", **new)
+kind = url_choice(c[2], "Object type", [ALL, *kinds], key="audit_kind", param="kind", **new)
+obj = url_int(c[3], "Object id (0: any)", key="audit_obj", param="object", default=0, lo=0,
+              drop=("page",))  # fmt: skip
+
+
+def opens(object_type: str, object_id: int | None) -> str | None:
+    path, param = OPENS.get(object_type, ("pages/8_Audit_log.py", "object"))
+    if param == "object":
+        return page_url(path, kind=object_type, object=object_id)
+    return page_url(path, **{param: object_id})
 
 
 def query(offset: int, limit: int):  # noqa: ANN202 (AuditPage)
@@ -41,7 +55,8 @@ def query(offset: int, limit: int):  # noqa: ANN202 (AuditPage)
 with errors_shown():
     total = query(0, 0).total
 pages = max(1, -(-total // PAGE_SIZE))
-page_no = st.columns(4)[0].number_input(f"Page (of {pages})", 1, pages, 1, key="audit_page")
+page_no = url_int(st.columns(4)[0], f"Page (of {pages})", key="audit_page", param="page",
+                  default=1, lo=1, hi=pages)  # fmt: skip
 with errors_shown():
     result = query((page_no - 1) * PAGE_SIZE, PAGE_SIZE)
 st.caption(f"{result.total:,} events match.")
@@ -51,12 +66,15 @@ if not result.rows:
 st.dataframe(
     pd.DataFrame(
         [{"when": e.created_at, "who": e.actor, "action": e.action, "object": e.object_type,
-          "id": e.object_id, "detail": json.dumps(e.detail, ensure_ascii=False, default=str)}
+          "id": opens(e.object_type, e.object_id),
+          "detail": json.dumps(e.detail, ensure_ascii=False, default=str)}
          for e in result.rows]
     ),
     hide_index=True, width="stretch",
     column_config={
         "when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         "detail": st.column_config.TextColumn(width="large"),
+        "id": id_link("(?:procedure|trajectory|object)", width="small",
+                      help="Opens the object (its page, or this log filtered on it)"),
     },
 )  # fmt: skip

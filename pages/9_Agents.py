@@ -14,6 +14,7 @@ from memp_core.errors import MempError
 from memp_core.models import SCOPES
 from memp_core.outcomes import outcome_of
 from ui.common import changed, errors_shown, page, pct
+from ui.picker import id_link, page_url, url_choice
 from ui.safe import md
 
 ctx = page(
@@ -24,6 +25,7 @@ ctx = page(
 )
 store = ctx.store
 is_admin = ctx.person.role == "admin"
+PROCS, TRAJ = "pages/2_Procedures.py", "pages/1_Trajectories.py"
 # Laid out top to bottom, filled in another order: key actions run first, so the tables
 # above them already show the key just created or revoked.
 summary, per_agent, keys_area, actions, one_agent = (st.container() for _ in range(5))
@@ -179,26 +181,31 @@ def agent_detail(agent: AgentActivity) -> None:
         else:
             st.dataframe(
                 pd.DataFrame(
-                    [{"id": t.id, "task": t.task, "task type": t.task_type,
+                    [{"id": page_url(TRAJ, trajectory=t.id), "task": t.task,
+                      "task type": t.task_type,
                       "outcome": outcome_of(t.success), "steps": t.step_count,
                       "model": t.agent_model, "when": t.created_at}
                      for t in reported]
                 ),
-                hide_index=True, width="stretch", column_config=when,
+                hide_index=True, width="stretch",
+                column_config={**when, "id": id_link("trajectory", width="small")},
             )  # fmt: skip
-            st.caption("Open one on the Trajectories page by its id.")
+            st.caption("Click an id to open the run on the Trajectories page.")
     with tab_feedback:
         if not rated:
             st.caption("No feedback given.")
         else:
             st.dataframe(
                 pd.DataFrame(
-                    [{"procedure": f.procedure_id, "revision": f.revision_id,
-                      "rating": f.rating, "reason": f.reason, "trajectory": f.trajectory_id,
+                    [{"procedure": page_url(PROCS, procedure=f.procedure_id),
+                      "revision": f.revision_id, "rating": f.rating, "reason": f.reason,
+                      "trajectory": page_url(TRAJ, trajectory=f.trajectory_id),
                       "when": f.created_at}
                      for f in rated]
                 ),
-                hide_index=True, width="stretch", column_config=when,
+                hide_index=True, width="stretch",
+                column_config={**when, "procedure": id_link("procedure", width="small"),
+                               "trajectory": id_link("trajectory", width="small")},
             )  # fmt: skip
 
 
@@ -214,5 +221,7 @@ if agents:
         # Opens on the most recently seen agent that reported runs (a key's use alone is
         # nothing to look at).
         first = next((i for i, a in enumerate(agents) if a.runs), 0)
-        chosen = st.selectbox("Agent", [a.agent for a in agents], first, key="agents_pick")
+        names = [a.agent for a in agents]
+        chosen = url_choice(st, "Agent", names, key="agents_pick", param="agent",
+                            default=names[first])  # fmt: skip
         agent_detail(next(a for a in agents if a.agent == chosen))

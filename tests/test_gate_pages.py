@@ -56,7 +56,7 @@ def add_queue(store: Store, embedder: Embedder) -> list[int]:
 
 
 def table_ids(at: AppTest) -> list[int]:
-    table = next(d for d in at.dataframe if "pinned" in d.value.columns)
+    table = next(d for d in at.dataframe if "revisions" in d.value.columns)
     return [int(x) for x in table.value["id"]]
 
 

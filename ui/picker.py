@@ -37,6 +37,16 @@ def clicked_id(key: str) -> int | None:
     return int(ids[rows[0]])
 
 
+def take_click(key: str) -> int | None:
+    """The id of the row just clicked in table ``key``, once: a table whose click leads to
+    another page forgets it, so coming back does not follow it again."""
+    picked = clicked_id(key)
+    if picked is not None:
+        st.session_state.pop(_shown_key(key), None)
+        st.session_state[key] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    return picked
+
+
 def open_id(key: str, param: str, fallback: int | None) -> int | None:
     """The id to open: a row just clicked in table ``key`` (it goes into the URL), else the
     URL's ``?param=N``, else ``fallback`` (the first row, not written to the URL)."""
@@ -70,10 +80,10 @@ def _to_url(key: str, param: str) -> None:
     _remember()
 
 
-def id_input(label: str, opened: int | None, *, key: str, param: str) -> int:
+def id_input(label: str, opened: int | None, *, key: str, param: str, where: Any = st) -> int:
     """A number input showing the open id; typing another id opens it (and puts it in the URL)."""
     st.session_state[key] = int(opened or 0)
-    value = st.number_input(label, min_value=0, step=1, key=key, on_change=_to_url,
+    value = where.number_input(label, min_value=0, step=1, key=key, on_change=_to_url,
                             args=(key, param))  # fmt: skip
     return int(value or 0)
 
