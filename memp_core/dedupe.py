@@ -12,10 +12,18 @@ current revisions are near-identical by **both** measures, each at least the thr
 
 Both, because each alone is fooled: the embedding of a short task hardly moves when a
 script's steps change, and scripts distilled from runs share their wording (``find
-<object>``, ``take <object>``) across tasks about different objects. 0.9 separates them on
-the simulator's procedures: the closest distinct procedures of one type (other objects or
-places) score about 0.93 cosine with 0.84 text, or 0.86 text with 0.80 cosine, while a
-re-imported copy scores 1.0 on both (see benchmarks/bench_dedupe.py).
+<object>``, ``take <object>``) across tasks about different objects.
+
+And never two procedures whose key facts conflict (one says the object is a bread, the
+other a bowl; or two places, or two tools): the build keeps one procedure per task type,
+object and place on purpose, and a merge would serve the bread's procedure for the bowl's
+task. Scripts distilled for two objects can be as alike as a copy: on the demo database
+"put a cool bread in countertop" and "put a cool bowl in countertop" score 0.93 cosine and
+0.90 text. Facts come from the revision (what the build extracted), else from its task text.
+
+With that rule, 0.9 keeps the simulator's distinct procedures apart and finds copies built
+separately from edited logs (0.95 to 0.99) and re-imported copies (1.0); see
+benchmarks/bench_dedupe.py for the figures.
 
 Clusters: the procedures are taken in keeping order (:func:`keep_order`: approved before
 pending before draft, then the most uses, then the oldest); each one not yet in a cluster
@@ -38,12 +46,14 @@ from memp_core.actor import Actor
 from memp_core.build import retrieval_text
 from memp_core.embeddings import Embedder, from_bytes, get_embedder
 from memp_core.errors import ConflictError, MempError
+from memp_core.facts import extract_facts
 from memp_core.lineage import revision_text
 from memp_core.merge import LIVE, Member, file_proposal, merge_records, require_proposer
 from memp_core.models import Procedure, ProcedureRevision, Status, aware
 from memp_core.store import Store
 
 DEFAULT_THRESHOLD = 0.9
+FACTS = ("object", "receptacle", "tool")  # the build's grouping facts besides the task type
 BLOCK = 1024  # rows of the cosine matrix computed at once (memory: BLOCK x n floats)
 _RANK = {Status.approved.value: 0, Status.pending_review.value: 1, Status.draft.value: 2}
 
@@ -58,6 +68,7 @@ class Candidate:
     revision_id: int
     text: str  # normalised task + content
     vector: np.ndarray | None  # unit vector of the current revision, None: not comparable
+    facts: dict[str, str] = field(default_factory=dict)  # object, receptacle, tool if known
 
 
 @dataclass(frozen=True)
@@ -133,9 +144,30 @@ def candidates(store: Store, embedder: Embedder | None = None) -> list[Candidate
         for i, vec in zip(todo, embedder.embed_array(texts), strict=True):
             vectors[i] = _unit(np.asarray(vec, dtype=np.float32).tobytes())
     return [
-        Candidate(p, int(rev.id or 0), normalise(f"{rev.task_text}\n{revision_text(rev)}"), v)
+        Candidate(
+            p,
+            int(rev.id or 0),
+            normalise(f"{rev.task_text}\n{revision_text(rev)}"),
+            v,
+            key_facts(rev),
+        )  # fmt: skip
         for (p, rev), v in zip(rows, vectors, strict=True)
     ]
+
+
+def key_facts(rev: ProcedureRevision) -> dict[str, str]:
+    """The revision's object, receptacle and tool: as the build stored them, else read from
+    its task text."""
+    stored = rev.facts if isinstance(rev.facts, dict) else {}
+    facts = {k: str(stored[k]) for k in FACTS if stored.get(k)}
+    if not facts and rev.task_text:
+        facts = {k: v for k, v in extract_facts(rev.task_text).as_dict().items() if k in FACTS}
+    return facts
+
+
+def conflict(a: dict[str, str], b: dict[str, str]) -> bool:
+    """True when both name a fact and name it differently (a bread against a bowl)."""
+    return any(k in b and b[k] != v for k, v in a.items())
 
 
 def find_clusters(
@@ -195,7 +227,7 @@ def _near_pairs(
             sims = m[start : start + BLOCK] @ m.T
             for a, b in zip(*np.nonzero(sims >= threshold), strict=True):
                 i, j = ids[start + int(a)], ids[int(b)]
-                if i >= j:
+                if i >= j or conflict(group[i].facts, group[j].facts):
                     continue
                 txt = fuzz.ratio(group[i].text, group[j].text, score_cutoff=threshold * 100) / 100
                 if txt >= threshold:

@@ -98,6 +98,20 @@ def test_procedures_of_one_type_with_the_same_template_are_not_near_duplicates(
     assert not any(procs["other"].id in c.procedure_ids for c in clusters)
 
 
+def test_procedures_about_different_objects_are_never_near_duplicates(
+    store: Store, embedder: Embedder
+) -> None:
+    """The demo database's case: one script distilled for a bread and for a bowl. Alike as
+    copies, yet a merge would serve the bread's procedure for the bowl's task."""
+    bread = add(store, embedder, "cool-bread-countertop", "put a cool bread in countertop", HEAT)
+    bowl = add(store, embedder, "cool-bowl-countertop", "put a cool bowl in countertop", HEAT)
+    loose, _ = find_clusters(store, threshold=0.5)
+    assert not any({bread.id, bowl.id} <= set(c.procedure_ids) for c in loose)
+    same = add(store, embedder, "cool-bread-countertop-2", "put some cool bread on countertop",
+               planted_copy(HEAT))  # fmt: skip
+    assert [c.procedure_ids for c in find_clusters(store)[0]] == [[bread.id, same.id]]
+
+
 def test_dedupe_files_a_proposal_and_merges_nothing(
     store: Store, procs: dict[str, Procedure]
 ) -> None:
