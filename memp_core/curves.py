@@ -1,7 +1,8 @@
 """Learning curves: success and steps per group of tasks, bands across seeds, memory markers.
 
-A curve point is one group of one run. Runs that differ only by seed form one *condition*;
-where a condition has several seeds the curve gets a band (min..max across seeds). Memory
+A curve point is one group of one run. Runs that differ only by seed form one *condition*:
+its curve is the mean over its seeds, with a band for their spread (min..max, or ± 1 s.d.)
+where two or more seeds have the group. Memory
 changes (a revision added, approved, rolled back, deprecated ...) are placed on the same group
 axis from their timestamps, so a drop in success can be traced to the change behind it.
 """
@@ -13,11 +14,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import case, func
 from sqlmodel import col, select
 
+from memp_core.errors import ConfigError
 from memp_core.importers.export import csv_cell
 from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Trajectory, aware
 from memp_core.store import Store
@@ -41,19 +44,6 @@ class CurvePoint:
 
 
 @dataclass(frozen=True)
-class BandPoint:
-    condition: str
-    group: int
-    seeds: int
-    success_mean: float
-    success_lo: float
-    success_hi: float
-    steps_mean: float | None
-    steps_lo: float | None
-    steps_hi: float | None
-
-
-@dataclass(frozen=True)
 class MemoryMarker:
     """Memory changes of one kind during one group of one run (aggregated for readability)."""
 
@@ -63,11 +53,18 @@ class MemoryMarker:
     count: int
     names: list[str] = field(default_factory=list)
     at: datetime | None = None
+    runs: int = 1  # runs (seeds of one condition) whose changes this marker adds up
 
     @property
     def label(self) -> str:
         more = f" (+{self.count - len(self.names)} more)" if self.count > len(self.names) else ""
-        return f"{self.count} × {self.kind}: " + "; ".join(self.names) + more
+        over = f" over {self.runs} runs" if self.runs > 1 else ""
+        return f"{self.count} × {self.kind}{over}: " + "; ".join(self.names) + more
+
+    def record(self) -> dict[str, object]:
+        """As a run's config keeps it (see :func:`memory_markers`)."""
+        return {"position": self.position, "kind": self.kind, "count": self.count,
+                "names": self.names, "at": self.at.isoformat() if self.at else None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,16 +86,35 @@ class GroupSpan:
 
 # LoopConfig fields that change what a run measures, with their defaults: a run that sets
 # one to another value is another condition (tests/test_charts.py checks these defaults).
-CONFIG_DEFAULTS: dict[str, object] = {"max_steps": 50, "author_model": None, "task_types": [],
-                                      "update_every": 1}  # fmt: skip
+CONFIG_DEFAULTS: dict[str, object] = {
+    "max_steps": 50, "author_model": None, "task_types": [], "update_every": 1,
+    "household": None, "priors": True, "patience": 0, "serve": None,
+}  # fmt: skip
+CONFIG_WORDS = {
+    "max_steps": "step limit {}", "author_model": "memory written by {}",
+    "task_types": "task types {}", "update_every": "memory updated every {} tasks",
+    "household": "household {}", "priors": "no common-sense priors",
+    "patience": "patience {} places", "serve": "memory served: {}",
+}  # fmt: skip
+
+
+def _config_words(key: str, value: object) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else value
+    return CONFIG_WORDS[key].format(text or "nothing")
 
 
 def condition_of(run: Run) -> str:
     """What a run measured, without its seed: runs sharing it are seeds of one condition and
     share one band. It names everything else they must share: the kind of run, the agent,
     the memory policies, the number and size of groups, review mode and isolated memory."""
+    return " · ".join(condition_parts(run))
+
+
+def condition_parts(run: Run) -> tuple[str, ...]:
+    """:func:`condition_of` in parts: the memory first (what a comparison varies), then the
+    setting every compared condition shares."""
     if run.kind == "import":
-        return run.name or run.source or f"import #{run.id}"
+        return (run.name or run.source or f"import #{run.id}",)
     cfg = run.config or {}
     agent = run.agent_model or run.agent or "?"
     if not run.retrieve_policy:
@@ -115,9 +131,12 @@ def condition_of(run: Run) -> str:
         parts.append("isolated memory")
     for key, default in CONFIG_DEFAULTS.items():
         value = cfg.get(key, default)
-        if value != default and not (value in (None, []) and default in (None, [])):
-            parts.append(f"{key} {value}")
-    return " · ".join(parts)
+        # "no task types" and "no author" are the default however they were written down;
+        # memory served with nothing of it (serve=[]) is not memory as written (None).
+        loose = key in ("task_types", "author_model") and not value and not default
+        if value != default and not loose:
+            parts.append(_config_words(key, value))
+    return tuple(parts)
 
 
 def run_label(run: Run) -> str:
@@ -207,32 +226,164 @@ def curve_points(store: Store, runs: Sequence[Run]) -> list[CurvePoint]:
     return points
 
 
-def bands(points: Sequence[CurvePoint]) -> list[BandPoint]:
-    """Min..max across runs of the same condition, where a condition has several runs."""
+def bands(points: Sequence[CurvePoint]) -> list[ConditionPoint]:
+    """Min..max across runs of the same condition, where two or more have the group."""
+    return [c for c in condition_curves(points) if c.seeds >= 2]
+
+
+# -- conditions: the seeds of one setup, averaged ------------------------------------------------
+
+POLICY_ORDER = ("none", "vanilla", "validation", "reflect")
+SPREADS = {"range": "min–max across seeds", "sd": "mean ± 1 standard deviation"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The runs that differ only by seed (see :func:`condition_of`)."""
+
+    name: str
+    parts: tuple[str, ...]  # the memory first, then the setting
+    policy: str
+    run_ids: tuple[int, ...]
+    seeds: tuple[int | None, ...]
+
+    @property
+    def setting(self) -> str:
+        return " · ".join(self.parts[1:])
+
+    @property
+    def label(self) -> str:
+        n = len(self.run_ids)
+        return f"{self.name} ({n} run{'s' if n != 1 else ''})"
+
+
+@dataclass(frozen=True)
+class ConditionPoint:
+    """One group of one condition: the mean over the seeds that have a success rate there,
+    and their spread (``lo``..``hi``: min..max, or mean ± 1 s.d.)."""
+
+    condition: str
+    group: int
+    seeds: int  # runs with a success rate in this group (the mean is over these)
+    tasks: int
+    unknown: int  # tasks with no recorded outcome, in every run of the condition
+    success_mean: float | None
+    success_lo: float | None
+    success_hi: float | None
+    steps_mean: float | None
+    steps_lo: float | None
+    steps_hi: float | None
+
+
+def conditions(runs: Sequence[Run]) -> list[Condition]:
+    """The conditions of ``runs``, in the order their first run appears."""
+    members: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        members[condition_of(run)].append(run)
+    return [
+        Condition(name, condition_parts(rs[0]), _policy(rs[0]),
+                  tuple(r.id or 0 for r in rs), tuple(r.seed for r in rs))
+        for name, rs in members.items()
+    ]  # fmt: skip
+
+
+def _policy(run: Run) -> str:
+    return run.update_policy or ("import" if run.kind == "import" else "none")
+
+
+def default_conditions(conds: Sequence[Condition]) -> list[Condition]:
+    """What the page opens on: the largest comparison, i.e. the setting shared by the most
+    conditions (then the most runs; ties go to the first listed), no memory first and then
+    the policies in the paper's order."""
+    if not conds:
+        return []
+    family: dict[str, list[Condition]] = defaultdict(list)
+    for c in conds:
+        family[c.setting].append(c)
+    best = max(family.values(), key=lambda cs: (len(cs), sum(len(c.run_ids) for c in cs)))
+    rank = {p: i for i, p in enumerate(POLICY_ORDER)}
+    return sorted(best, key=lambda c: (rank.get(c.policy, len(rank)), c.parts[0]))
+
+
+def short_names(conds: Sequence[Condition]) -> tuple[dict[str, str], str]:
+    """A legend name per condition (its memory, and what else tells it from the others) and
+    the setting they all share, said once."""
+    if not conds:
+        return {}, ""
+    common = set.intersection(*(set(c.parts[1:]) for c in conds))
+    names = {c.name: " · ".join([c.parts[0], *(p for p in c.parts[1:] if p not in common)])
+             for c in conds}  # fmt: skip
+    return names, " · ".join(p for p in conds[0].parts[1:] if p in common)
+
+
+def condition_curves(points: Sequence[CurvePoint], spread: str = "range") -> list[ConditionPoint]:
+    """Per condition and group: the mean over seeds (each seed weighs the same), and the
+    spread. A seed whose group has no recorded outcome at all is left out of the mean and its
+    tasks counted as unknown, never as successes; a seed that ran fewer groups simply stops
+    contributing, so the later groups' ``seeds`` says how many are left."""
+    if spread not in SPREADS:
+        raise ConfigError(f"unknown spread {spread!r}; valid: {sorted(SPREADS)}")
     cell: dict[tuple[str, int], list[CurvePoint]] = defaultdict(list)
+    order: dict[str, int] = {}
     for p in points:
-        if p.success_rate is not None:
-            cell[(p.condition, p.group)].append(p)
-    out: list[BandPoint] = []
-    for (cond, group), ps in sorted(cell.items()):
-        if len({p.run_id for p in ps}) < 2:
-            continue
-        rates = [p.success_rate for p in ps if p.success_rate is not None]
-        steps = [p.mean_steps for p in ps if p.mean_steps is not None]
-        out.append(
-            BandPoint(
-                condition=cond,
-                group=group,
-                seeds=len(ps),
-                success_mean=sum(rates) / len(rates),
-                success_lo=min(rates),
-                success_hi=max(rates),
-                steps_mean=sum(steps) / len(steps) if steps else None,
-                steps_lo=min(steps) if steps else None,
-                steps_hi=max(steps) if steps else None,
-            )
-        )
+        cell[(p.condition, p.group)].append(p)
+        order.setdefault(p.condition, len(order))
+    out = []
+    for (cond, group), ps in sorted(cell.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        rate = _spread([p.success_rate for p in ps], spread)
+        steps = _spread([p.mean_steps for p in ps], spread)
+        out.append(ConditionPoint(
+            cond, group, sum(p.success_rate is not None for p in ps), sum(p.tasks for p in ps),
+            sum(p.unknown for p in ps), *rate, *steps,
+        ))  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    condition: str
+    seeds: int  # the most seeds any of its groups has
+    groups: int
+    first: float | None  # mean success in its first group with an outcome
+    last: float | None
+    change: float | None  # last - first, in percentage points
+    steps_first: float | None
+    steps_last: float | None
+    unknown: int
+
+
+def condition_summaries(cpoints: Sequence[ConditionPoint]) -> list[ConditionSummary]:
+    by: dict[str, list[ConditionPoint]] = defaultdict(list)
+    for p in cpoints:
+        by[p.condition].append(p)
+    out = []
+    for cond, ps in by.items():
+        judged = [p for p in ps if p.success_mean is not None]
+        first, last = (judged[0], judged[-1]) if judged else (None, None)
+        a, b = (first.success_mean, last.success_mean) if first and last else (None, None)
+        out.append(ConditionSummary(
+            cond, max(p.seeds for p in ps), len(ps), a, b,
+            (b - a) * 100 if a is not None and b is not None else None,
+            ps[0].steps_mean, ps[-1].steps_mean, sum(p.unknown for p in ps),
+        ))  # fmt: skip
+    return out
+
+
+def summaries_frame(rows: Sequence[ConditionSummary]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [asdict(r) for r in rows], columns=list(ConditionSummary.__dataclass_fields__)
+    )
+
+
+def _spread(values: Sequence[float | None], spread: str) -> tuple[float | None, ...]:
+    xs = [v for v in values if v is not None]
+    if not xs:
+        return None, None, None
+    mean = sum(xs) / len(xs)
+    if spread == "range":
+        return mean, min(xs), max(xs)
+    sd = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+    return mean, mean - sd, mean + sd
 
 
 def position_of(at: datetime, spans: list[GroupSpan]) -> float:
@@ -264,10 +415,17 @@ def _audit_kind(action: str) -> str | None:
 def memory_markers(
     store: Store, runs: Sequence[Run], *, slack: timedelta = timedelta(seconds=1)
 ) -> list[MemoryMarker]:
-    """Memory changes during each run, aggregated per run, group position and kind."""
-    spans_by_run = group_spans(store, [r.id for r in runs if r.id is not None])
-    markers: list[MemoryMarker] = []
-    for run in runs:
+    """Memory changes during each run, aggregated per run, group position and kind.
+
+    A run that ran on a memory of its own and kept only its Run row (the demo's policy
+    comparison) has no trajectories or revisions here: the changes it made were placed on
+    its group axis in its own database and kept in its config (``memory_changes``).
+    """
+    kept = [r for r in runs if "memory_changes" in (r.config or {})]
+    markers = [_recorded(run.id or 0, m) for run in kept for m in run.config["memory_changes"]]
+    live = [r for r in runs if "memory_changes" not in (r.config or {})]
+    spans_by_run = group_spans(store, [r.id for r in live if r.id is not None])
+    for run in live:
         spans = spans_by_run.get(run.id or 0)
         if not spans:
             continue
@@ -282,6 +440,29 @@ def memory_markers(
             names = [n for _, n in items[:MAX_MARKER_NAMES]]
             markers.append(MemoryMarker(run.id or 0, pos, kind, len(items), names, items[0][0]))
     return markers
+
+
+def _recorded(run_id: int, m: dict[str, Any]) -> MemoryMarker:
+    at = m.get("at")
+    when = aware(datetime.fromisoformat(at)) if isinstance(at, str) else None
+    names = [str(n) for n in m.get("names") or []]
+    return MemoryMarker(run_id, float(m["position"]), str(m["kind"]), int(m["count"]), names,
+                        when)  # fmt: skip
+
+
+def condition_markers(store: Store, runs: Sequence[Run]) -> list[MemoryMarker]:
+    """The memory changes of a condition's runs, added up per group position and kind."""
+    cells: dict[tuple[float, str], list[MemoryMarker]] = defaultdict(list)
+    for m in memory_markers(store, runs):
+        cells[(m.position, m.kind)].append(m)
+    out = []
+    for (pos, kind), ms in sorted(cells.items()):
+        names = [n for m in ms for n in m.names][:MAX_MARKER_NAMES]
+        count = sum(m.count for m in ms)
+        at = min((m.at for m in ms if m.at), default=None)
+        out.append(MemoryMarker(ms[0].run_id, pos, kind, count, names, at,
+                                runs=len({m.run_id for m in ms})))  # fmt: skip
+    return out
 
 
 def _changes_between(

@@ -19,9 +19,16 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from memp_core.curves import BandPoint, CurvePoint, MemoryMarker, to_frame
+from memp_core.curves import (
+    Condition,
+    ConditionPoint,
+    CurvePoint,
+    MemoryMarker,
+    to_frame,
+)
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f"]  # fmt: skip
@@ -51,7 +58,7 @@ def _rgba(color: str, alpha: float) -> str:
 
 def figure(
     points: Sequence[CurvePoint],
-    band_points: Sequence[BandPoint] = (),
+    band_points: Sequence[ConditionPoint] = (),
     markers: Sequence[MemoryMarker] = (),
     *,
     color_by: str = "condition",
@@ -62,8 +69,7 @@ def figure(
     ``color_by`` is ``run``, ``condition``, ``policy`` or ``model``: runs sharing that value
     share a colour, so policies or models can be compared at a glance.
     """
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("success rate", "mean steps"))  # fmt: skip
+    fig = _subplots()
     frame = to_frame(points)
     keys = list(dict.fromkeys(frame[color_by])) if len(frame) else []
     colors = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(keys)}
@@ -86,6 +92,15 @@ def figure(
         shown.add(key)
     _add_bands(fig, band_points, {c: colors[k] for c, k in band_key.items()}, band_key)
     _add_markers(fig, markers)
+    return _laid_out(fig)
+
+
+def _subplots() -> go.Figure:
+    return make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                         subplot_titles=("success rate", "mean steps"))  # fmt: skip
+
+
+def _laid_out(fig: go.Figure) -> go.Figure:
     fig.update_yaxes(range=[-0.02, 1.1], tickformat=".0%", row=1, col=1)
     fig.update_xaxes(dtick=1)
     fig.update_xaxes(title_text="group of tasks", row=2, col=1)
@@ -95,14 +110,109 @@ def figure(
     return fig
 
 
+# A policy keeps its colour wherever it is shown; no memory is grey, the baseline.
+POLICY_COLORS = {"none": "#7f7f7f", "vanilla": "#1f77b4", "validation": "#2ca02c",
+                 "reflect": "#ff7f0e"}  # fmt: skip
+
+
+def condition_colors(conds: Sequence[Condition]) -> dict[str, str]:
+    """A colour per condition: its policy's, or (a second condition of one policy, an
+    import) the next palette colour no other line has."""
+    out: dict[str, str] = {}
+    for c in conds:
+        own = POLICY_COLORS.get(c.policy)
+        if own and own not in out.values():
+            out[c.name] = own
+    free = iter(p for p in PALETTE if p not in out.values() and p not in POLICY_COLORS.values())
+    spare = iter(PALETTE * 2)
+    for c in conds:
+        out.setdefault(c.name, next(free, None) or next(spare))
+    return out
+
+
+def condition_figure(
+    cpoints: Sequence[ConditionPoint],
+    markers: Sequence[MemoryMarker] = (),
+    *,
+    names: dict[str, str],
+    colors: dict[str, str],
+) -> go.Figure:
+    """One line per condition (the mean over its seeds) with its spread as a band in the
+    line's colour where two or more seeds have the group; memory changes as in
+    :func:`figure`. ``names`` are the legend names, ``colors`` the lines' colours."""
+    fig = _subplots()
+    by_cond: dict[str, list[ConditionPoint]] = defaultdict(list)
+    for p in cpoints:
+        by_cond[p.condition].append(p)
+    for cond, ps in by_cond.items():
+        name, color = _plain(names.get(cond, cond)), colors.get(cond, PALETTE[0])
+        seeds = max(p.seeds for p in ps)
+        legend = f"{name} ({seeds} seed{'s' if seeds != 1 else ''})"
+        for row, key, fmt in ((1, "success", ".0%"), (2, "steps", ".1f")):
+            for seg in _segments(
+                [p for p in ps if p.seeds >= 2 and _get(p, key, "lo") is not None]
+            ):
+                fig.add_trace(_band(seg, key, color, name), row=row, col=1)
+            shown = [p for p in ps if _get(p, key, "mean") is not None]
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.group for p in shown], y=[_get(p, key, "mean") for p in shown],
+                    mode="lines+markers", name=legend, legendgroup=name,
+                    showlegend=row == 1, line={"color": color, "width": 2.5},
+                    text=[_hover(name, p, key, fmt) for p in shown],
+                    hovertemplate="%{text}<extra></extra>",
+                ),
+                row=row, col=1,
+            )  # fmt: skip
+    _add_markers(fig, markers)
+    return _laid_out(fig)
+
+
+def _band(seg: Sequence[ConditionPoint], key: str, color: str, group: str) -> go.Scatter:
+    """The spread over seeds: hi along the groups and lo back, filled in the line's colour
+    and in its legend group (hiding the line hides its band)."""
+    xs = [p.group for p in seg]
+    ys = [_get(p, key, "hi") for p in seg] + [_get(p, key, "lo") for p in seg][::-1]
+    return go.Scatter(x=xs + xs[::-1], y=ys, fill="toself", mode="lines",
+                      line={"width": 0, "color": color}, fillcolor=_rgba(color, BAND_ALPHA),
+                      hoverinfo="skip", legendgroup=group, showlegend=False)  # fmt: skip
+
+
+def _get(p: ConditionPoint, key: str, which: str) -> float | None:
+    return getattr(p, f"{key}_{which}")  # type: ignore[no-any-return]
+
+
+def _segments(ps: Sequence[ConditionPoint]) -> list[list[ConditionPoint]]:
+    """Runs of consecutive groups: a band is not drawn across a group it lacks."""
+    out: list[list[ConditionPoint]] = []
+    for p in ps:
+        if out and p.group == out[-1][-1].group + 1:
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
+
+
+def _hover(name: str, p: ConditionPoint, key: str, fmt: str) -> str:
+    mean, lo, hi = (_get(p, key, w) for w in ("mean", "lo", "hi"))
+    text = f"{name}<br>group {p.group}: {mean:{fmt}}"
+    if p.seeds >= 2 and lo is not None and hi is not None:
+        text += f" (mean of {p.seeds} seeds; band {lo:{fmt}} to {hi:{fmt}})"
+    else:
+        text += f" ({p.seeds} seed)"
+    if p.unknown:
+        text += f"<br>{p.unknown} tasks with no recorded outcome (not counted)"
+    return text
+
+
 def _add_bands(
-    fig: go.Figure, band_points: Sequence[BandPoint], color: dict[str, str],
+    fig: go.Figure, band_points: Sequence[ConditionPoint], color: dict[str, str],
     group: dict[str, str],
 ) -> None:  # fmt: skip
     """Min..max across seeds, filled in the colour of the condition's line (and in its legend
     group, so hiding the line hides its band)."""
     band_frame = pd.DataFrame(
-        [asdict(b) for b in band_points], columns=list(BandPoint.__dataclass_fields__)
+        [asdict(b) for b in band_points], columns=list(ConditionPoint.__dataclass_fields__)
     )
     for cond, bf in band_frame.groupby("condition", sort=False):
         fill = _rgba(color.get(str(cond), "#888888"), BAND_ALPHA)
@@ -161,6 +271,11 @@ def figure_png(fig: go.Figure, *, width: int = EXPORT_WIDTH, engine: str = "auto
             if engine == "kaleido":
                 raise
     return PngExport(draw_with_matplotlib(fig, width=width, height=height), "matplotlib")
+
+
+def png_bytes(figure_json: str, *, engine: str = "auto") -> bytes:
+    """The PNG of a figure given as its JSON (what a deferred download calls on click)."""
+    return figure_png(pio.from_json(figure_json), engine=engine).data
 
 
 def _text(value: Any) -> str:

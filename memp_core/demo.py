@@ -41,6 +41,7 @@ from sqlmodel import col, select
 
 from memp_core.actor import Actor, system
 from memp_core.config import Settings, safe_url
+from memp_core.curves import MemoryMarker, memory_markers
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import MempError
 from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
@@ -75,27 +76,41 @@ class DemoReport:
     seconds: float = 0.0
 
 
+# The policy comparison: seeds per policy (no memory and reflect, the story's two lines, get
+# the most), and groups small enough that the first runs on empty memory.
+COMPARISON_SEEDS = {"none": (21, 22, 23, 24, 25), "reflect": (21, 22, 23, 24, 25),
+                    "validation": (21, 22, 23), "vanilla": (21, 22, 23)}  # fmt: skip
+COMPARISON_GROUPS, COMPARISON_PER_GROUP = 10, 10
+
+
 def demo_plan(scale: float = 1.0) -> list[DemoStep]:
-    """The runs of the demo, in order; ``scale`` multiplies every task count."""
+    """The runs of the demo, in order; ``scale`` multiplies every task count.
+
+    The comparison updates memory once per group (``update_every``): the first group of every
+    policy runs on empty memory, so all curves start from the same point and what memory
+    taught shows as the distance they then travel.
+    """
     n = scale
 
     def cfg(tasks: int, groups: int, **kw: object) -> LoopConfig:
         return LoopConfig(tasks=max(int(tasks * n), groups), groups=groups, k=5, **kw)  # type: ignore[arg-type]
 
     story = "demo"
+    per = max(int(COMPARISON_PER_GROUP * n), 1)
     return [
         *(
-            DemoStep(f"{policy}, seed {seed} (own empty memory)", cfg(120, 6, memory=policy,
-                     seed=seed, retrieve=None if policy == "none" else "query",
-                     kind="experiment", name=f"{story}: strong agent, {policy}, isolated memory"),
-                     isolated=True)
-            for policy in ("none", "vanilla", "validation", "reflect") for seed in (21, 22)
-        ),  # fmt: skip
+            DemoStep(f"{policy}, seed {seed} (own empty memory)", cfg(
+                COMPARISON_GROUPS * COMPARISON_PER_GROUP, COMPARISON_GROUPS, memory=policy,
+                seed=seed, retrieve=None if policy == "none" else "query", update_every=per,
+                kind="experiment", name=f"{story}: strong agent, {policy}, isolated memory"),
+                isolated=True)
+            for policy, seeds in COMPARISON_SEEDS.items() for seed in seeds
+        ),
         *(
-            DemoStep(f"strong agent, no memory, seed {seed}", cfg(60, 6, memory="none",
+            DemoStep(f"strong agent, no memory, seed {seed}", cfg(120, 6, memory="none",
                      retrieve=None, seed=seed, name=f"{story}: strong agent, no memory"))
             for seed in (1, 2)
-        ),  # fmt: skip
+        ),
         DemoStep("strong agent learning with reflect", cfg(
             120, 6, memory="reflect", seed=1, name=f"{story}: strong agent, reflect")),
         DemoStep("weak agent, no memory", cfg(
@@ -140,8 +155,10 @@ def build_demo(
     report = DemoReport(safe_url(store.url))
     cached = CachedEmbedder(embedder or get_embedder(settings))
     memory = ProceduralMemory(store, settings=settings, embedder=cached, backend="heuristic")
-    for step in demo_plan(scale):
-        result = _run_step(store, memory, settings, step, on_task)
+    plan = demo_plan(scale)
+    total = sum(step.config.tasks for step in plan)
+    for step in plan:
+        result = run_step(store, memory, settings, step, _overall(on_task, report.tasks, total))
         report.runs.append(result.run_id)
         report.tasks += step.config.tasks
     with tempfile.TemporaryDirectory(prefix=f"memp-{LABEL}-") as folder:
@@ -152,7 +169,14 @@ def build_demo(
     return report
 
 
-def _run_step(
+def _overall(on_task: OnTask | None, before: int, total: int) -> OnTask | None:
+    """A step's progress as progress through the whole demo (one bar, one estimate)."""
+    if on_task is None:
+        return None
+    return lambda title, done, _step_total: on_task(title, before + done, total)
+
+
+def run_step(
     store: Store, memory: ProceduralMemory, settings: Settings, step: DemoStep,
     on_task: OnTask | None,
 ) -> LoopResult:  # fmt: skip
@@ -168,19 +192,24 @@ def _run_step(
         own = ProceduralMemory(sandbox, settings=settings, embedder=memory.embedder,
                                backend="heuristic")  # fmt: skip
         result = run_loop(sandbox, step.config, memory=own, settings=settings, progress=progress)
-        result.run_id = copy_run(sandbox.get(Run, result.run_id), store)
+        run = sandbox.get(Run, result.run_id)
+        changes = memory_markers(sandbox, [run])
+        result.run_id = copy_run(run, store, changes)
     finally:
         sandbox.dispose()
     return result
 
 
-def copy_run(run: Run, store: Store) -> int:
-    """The Run row of an isolated run, into ``store`` (its trajectories stay behind)."""
+def copy_run(run: Run, store: Store, changes: list[MemoryMarker] | None = None) -> int:
+    """The Run row of an isolated run, into ``store`` (its trajectories stay behind), with
+    the memory changes it made, placed on its group axis while its database still existed."""
     data = run.model_dump(exclude={"id"})
     data["config"] = {
         **run.config, "isolated": True,
         "note": "ran in a throw-away database so this policy started from empty memory; "
-                "its per-group metrics are real, its trajectories were not kept",
+                "its per-group metrics and memory changes are real, its trajectories and "
+                "procedures were not kept",
+        "memory_changes": [m.record() for m in changes or []],
     }  # fmt: skip
     with store.transaction() as s:
         row = Run(**data)

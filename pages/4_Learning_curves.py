@@ -1,18 +1,24 @@
-"""Learning curves: success and steps per group of tasks, compared across runs."""
+"""Learning curves: success and steps per group of tasks, per condition (seeds averaged) or
+per run."""
+
+from functools import partial
 
 import pandas as pd
-import plotly.io as pio
+import plotly.graph_objects as go
 import streamlit as st
 
 from memp_core import curves, curves_chart
+from memp_core.models import Run
 from ui.common import errors_shown, page
+
+CONDITIONS, RUNS = "Conditions (mean over seeds)", "Single runs"
 
 ctx = page(
     "Learning curves",
     ":material/show_chart:",
-    "Success rate and mean steps per group of tasks, as memory grows. Black symbols and dotted "
-    "lines mark memory changes; hover them to see which. Runs that differ only by seed share "
-    "a band in their line's colour.",
+    "Success rate and mean steps per group of tasks, as memory grows. Runs that differ only "
+    "by seed form a condition: its line is their mean, its band their spread, in the line's "
+    "colour. Black symbols and dotted lines mark memory changes; hover them to see which.",
 )
 store = ctx.store
 
@@ -25,110 +31,206 @@ if not runs:
     )
     st.stop()
 
+view = st.radio("Show", [CONDITIONS, RUNS], horizontal=True, key="curves_view",
+                help="Conditions: one line per setup, averaged over its seeds. Single runs: "
+                "every run its own line.")  # fmt: skip
+by_id = {r.id: r for r in runs}
 labels = {curves.run_label(r): r for r in runs}
-st.session_state.setdefault("curves_runs", list(labels)[:6])
-st.session_state["curves_runs"] = [x for x in st.session_state["curves_runs"] if x in labels]
-chosen = st.multiselect("Runs", list(labels), key="curves_runs")
-c1, c2, c3 = st.columns([2, 1, 1])
-color_by = c1.radio(
-    "Colour by",
-    ["condition", "run", "policy", "model"],
-    horizontal=True,
-    key="curves_color",
-    help="condition: runs that differ only by seed share a colour and their band.",
-)
-show_bands = c2.checkbox("Bands across seeds", value=True, key="curves_bands")
-show_markers = c3.checkbox("Memory-change markers", value=True, key="curves_markers")
-if not chosen:
-    st.info("Pick one or more runs.")
-    st.stop()
-
-selected = [labels[x] for x in chosen]
-marked = []
-if show_markers:
-    # One run's changes at a time: several runs' markers on one axis would not say whose.
-    own = [x for x in chosen if labels[x].kind != "import"] or chosen
-    which = st.selectbox("Memory changes of", own, key="curves_marker_run")
-    marked = [labels[which]] if which in labels else []
-with errors_shown():
-    points = curves.curve_points(store, selected)
-    markers = curves.memory_markers(store, marked) if marked else []
-band_points = curves.bands(points) if show_bands else []
-if any(r.source == "simulator" or r.environment == "household-sim" for r in selected):
-    st.caption(
-        "Simulator runs: measured in Memp Studio's seeded household world (synthetic, "
-        "ALFWorld-compatible), not in ALFWorld itself."
-    )
-if not points:
-    st.warning("These runs have no per-group metrics and no trajectories yet.")
-    st.stop()
-
-fig = curves_chart.figure(points, band_points, markers, color_by=color_by)
-st.plotly_chart(
-    fig,
-    width="stretch",
-    config={"displaylogo": False,
-            "toImageButtonOptions": {"filename": "learning_curves", "scale": 2}},
-)  # fmt: skip
-frame = curves.to_frame(points)
-d1, d2 = st.columns(2)
-d1.download_button(
-    "Download CSV", curves.to_csv(points), file_name="learning_curves.csv", mime="text/csv",
-    key="curves_csv",
-)  # fmt: skip
 
 
-@st.cache_data(ttl=300, max_entries=8, show_spinner="Drawing the PNG…")
-def png(figure_json: str) -> curves_chart.PngExport:
-    """The PNG of exactly the figure above; keyed by the figure itself, never stale."""
-    return curves_chart.figure_png(pio.from_json(figure_json))
+def png_button(fig: go.Figure, where: st.delta_generator.DeltaGenerator) -> None:
+    """The PNG is drawn when someone asks for it (kaleido starts a browser: seconds), and is
+    exactly the figure on screen."""
+    where.download_button(
+        "Download PNG (this chart)", partial(curves_chart.png_bytes, fig.to_json()),
+        file_name="learning_curves.png", mime="image/png", key="curves_png",
+        help="The chart above as shown: colours, bands, markers and legend (plotly's own "
+        "export; redrawn with matplotlib where no browser is available to it)",
+    )  # fmt: skip
 
 
-export = png(fig.to_json())
-d2.download_button(
-    "Download PNG (this chart)", export.data, file_name="learning_curves.png",
-    mime="image/png", key="curves_png",
-    help="The chart above as shown: colours, bands, markers and legend"
-    + ("" if export.engine == "kaleido" else " (drawn with matplotlib: kaleido is missing)"),
-)  # fmt: skip
+def show(fig: go.Figure) -> None:
+    st.plotly_chart(
+        fig, width="stretch",
+        config={"displaylogo": False,
+                "toImageButtonOptions": {"filename": "learning_curves", "scale": 2}},
+    )  # fmt: skip
 
-summary = (
-    frame.groupby(["run", "condition"], sort=False)
-    .agg(groups=("group", "count"), first=("success_rate", "first"),
-         last=("success_rate", "last"), steps_first=("mean_steps", "first"),
-         steps_last=("mean_steps", "last"), unknown=("unknown", "sum"))
-    .reset_index()
-)  # fmt: skip
-st.subheader("Per run")
-if int(frame["unknown"].sum()):
-    st.caption(
-        f"{int(frame['unknown'].sum()):,} runs have no recorded outcome (unknown): each "
-        "group's success rate is over the runs with one, and the unknown are counted apart."
-    )
-st.dataframe(
-    summary, hide_index=True, width="stretch",
-    column_config={
-        "first": st.column_config.NumberColumn("success, first group", format="percent"),
-        "last": st.column_config.NumberColumn("success, last group", format="percent"),
-        "steps_first": st.column_config.NumberColumn("steps, first group", format="%.1f"),
-        "steps_last": st.column_config.NumberColumn("steps, last group", format="%.1f"),
-        "unknown": st.column_config.NumberColumn("unknown outcomes"),
-    },
-)  # fmt: skip
 
-if markers:
-    st.subheader(f"Memory changes during run #{markers[0].run_id}")
+def simulator_note(selected: list[Run]) -> None:
+    if any(r.source == "simulator" or r.environment == "household-sim" for r in selected):
+        st.caption(
+            "Simulator runs: measured in Memp Studio's seeded household world (synthetic, "
+            "ALFWorld-compatible), not in ALFWorld itself."
+        )
+
+
+def per_run_table(frame: pd.DataFrame) -> None:
+    summary = (
+        frame.groupby(["run", "condition"], sort=False)
+        .agg(groups=("group", "count"), first=("success_rate", "first"),
+             last=("success_rate", "last"), steps_first=("mean_steps", "first"),
+             steps_last=("mean_steps", "last"), unknown=("unknown", "sum"))
+        .reset_index()
+    )  # fmt: skip
+    st.subheader("Per run")
+    if int(frame["unknown"].sum()):
+        st.caption(
+            f"{int(frame['unknown'].sum()):,} tasks have no recorded outcome (unknown): each "
+            "group's success rate is over the tasks with one, and the unknown are counted apart."
+        )
+    st.dataframe(
+        summary, hide_index=True, width="stretch",
+        column_config={
+            "first": st.column_config.NumberColumn("success, first group", format="percent"),
+            "last": st.column_config.NumberColumn("success, last group", format="percent"),
+            "steps_first": st.column_config.NumberColumn("steps, first group", format="%.1f"),
+            "steps_last": st.column_config.NumberColumn("steps, last group", format="%.1f"),
+            "unknown": st.column_config.NumberColumn("unknown outcomes"),
+        },
+    )  # fmt: skip
+
+
+def marker_table(markers: list[curves.MemoryMarker], whose: str) -> None:
+    if not markers:
+        return
+    st.subheader(f"Memory changes of {whose}")
     st.dataframe(
         pd.DataFrame(
-            [{"run": m.run_id, "at group": m.position, "change": m.kind, "count": m.count,
-              "what": "; ".join(m.names), "when": m.at} for m in markers]
+            [{"at group": m.position, "change": m.kind, "count": m.count, "runs": m.runs,
+              "what (first few)": "; ".join(m.names), "first at": m.at} for m in markers]
         ),
         hide_index=True, width="stretch",
-        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+        column_config={"first at": st.column_config.DatetimeColumn(
+            format="YYYY-MM-DD HH:mm:ss")},
     )  # fmt: skip
 
-with st.expander("All points"):
-    st.dataframe(
-        frame, hide_index=True, width="stretch",
-        column_config={"success_rate": st.column_config.NumberColumn(format="percent")},
+
+def all_points(frame: pd.DataFrame) -> None:
+    with st.expander("All points (one row per run and group)"):
+        st.dataframe(
+            frame, hide_index=True, width="stretch",
+            column_config={"success_rate": st.column_config.NumberColumn(format="percent")},
+        )  # fmt: skip
+
+
+def condition_view() -> None:
+    conds = curves.conditions(runs)
+    named = {c.label: c for c in conds}
+    default = [c.label for c in curves.default_conditions(conds)]
+    st.session_state.setdefault("curves_conditions", default)
+    st.session_state["curves_conditions"] = [
+        x for x in st.session_state["curves_conditions"] if x in named
+    ]
+    chosen = st.multiselect("Conditions", list(named), key="curves_conditions",
+                            help="Opens on the largest comparison: the setup shared by the "
+                            "most conditions.")  # fmt: skip
+    if not chosen:
+        st.info("Pick one or more conditions.")
+        st.stop()
+    picked = [named[x] for x in chosen]
+    c1, c2, c3 = st.columns([2, 1, 2])
+    spread = c1.radio("Band", list(curves.SPREADS), format_func=curves.SPREADS.__getitem__,
+                      horizontal=True, key="curves_spread")  # fmt: skip
+    show_markers = c2.checkbox("Memory-change markers", value=True, key="curves_markers")
+    selected = [by_id[i] for c in picked for i in c.run_ids]
+    with errors_shown():
+        points = curves.curve_points(store, selected)
+    markers: list[curves.MemoryMarker] = []
+    writing = [c for c in picked if c.policy in curves.POLICY_ORDER[1:]] or picked
+    whose = ""
+    if show_markers:
+        # One condition's changes at a time: markers of several on one axis would not say whose.
+        names = [c.label for c in writing]
+        best = next((c.label for c in writing if c.policy == "reflect"), names[0])
+        st.session_state.setdefault("curves_marker_condition", best)
+        if st.session_state["curves_marker_condition"] not in names:
+            st.session_state["curves_marker_condition"] = best
+        whose = c3.selectbox("Memory changes of", names, key="curves_marker_condition")
+        with errors_shown():
+            markers = curves.condition_markers(store, [by_id[i] for i in named[whose].run_ids])
+    simulator_note(selected)
+    if not points:
+        st.warning("These runs have no per-group metrics and no trajectories yet.")
+        st.stop()
+    legend, shared = curves.short_names(picked)
+    if shared:
+        st.caption(f"Every line: {shared}")
+    cpoints = curves.condition_curves(points, spread)
+    fig = curves_chart.condition_figure(cpoints, markers, names=legend,
+                                        colors=curves_chart.condition_colors(picked))  # fmt: skip
+    show(fig)
+    d1, d2 = st.columns(2)
+    d1.download_button(
+        "Download CSV (one row per run and group)", curves.to_csv(points),
+        file_name="learning_curves.csv", mime="text/csv", key="curves_csv",
     )  # fmt: skip
+    png_button(fig, d2)
+    st.subheader("Per condition")
+    st.dataframe(
+        curves.summaries_frame(curves.condition_summaries(cpoints)),
+        hide_index=True, width="stretch",
+        column_config={
+            "first": st.column_config.NumberColumn("success, first group", format="percent"),
+            "last": st.column_config.NumberColumn("success, last group", format="percent"),
+            "change": st.column_config.NumberColumn("change (points)", format="%+.1f"),
+            "steps_first": st.column_config.NumberColumn("steps, first group", format="%.1f"),
+            "steps_last": st.column_config.NumberColumn("steps, last group", format="%.1f"),
+            "unknown": st.column_config.NumberColumn("unknown outcomes"),
+        },
+    )  # fmt: skip
+    frame = curves.to_frame(points)
+    per_run_table(frame)
+    marker_table(markers, whose)
+    all_points(frame)
+
+
+def run_view() -> None:
+    st.session_state.setdefault("curves_runs", list(labels)[:6])
+    st.session_state["curves_runs"] = [x for x in st.session_state["curves_runs"] if x in labels]
+    chosen = st.multiselect("Runs", list(labels), key="curves_runs")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    color_by = c1.radio(
+        "Colour by", ["condition", "run", "policy", "model"], horizontal=True,
+        key="curves_color",
+        help="condition: runs that differ only by seed share a colour and their band.",
+    )  # fmt: skip
+    show_bands = c2.checkbox("Bands across seeds", value=True, key="curves_bands")
+    show_markers = c3.checkbox("Memory-change markers", value=True, key="curves_run_markers")
+    if not chosen:
+        st.info("Pick one or more runs.")
+        st.stop()
+    selected = [labels[x] for x in chosen]
+    marked = []
+    which = ""
+    if show_markers:
+        # One run's changes at a time: several runs' markers on one axis would not say whose.
+        own = [x for x in chosen if labels[x].kind != "import"] or chosen
+        which = st.selectbox("Memory changes of", own, key="curves_marker_run")
+        marked = [labels[which]] if which in labels else []
+    with errors_shown():
+        points = curves.curve_points(store, selected)
+        markers = curves.memory_markers(store, marked) if marked else []
+    band_points = curves.bands(points) if show_bands else []
+    simulator_note(selected)
+    if not points:
+        st.warning("These runs have no per-group metrics and no trajectories yet.")
+        st.stop()
+    fig = curves_chart.figure(points, band_points, markers, color_by=color_by)
+    show(fig)
+    d1, d2 = st.columns(2)
+    d1.download_button(
+        "Download CSV", curves.to_csv(points), file_name="learning_curves.csv",
+        mime="text/csv", key="curves_csv",
+    )  # fmt: skip
+    png_button(fig, d2)
+    frame = curves.to_frame(points)
+    per_run_table(frame)
+    marker_table(markers, f"run {which}")
+    all_points(frame)
+
+
+if view == CONDITIONS:
+    condition_view()
+else:
+    run_view()

@@ -63,19 +63,18 @@ def demo(
         return
     ensure_empty(store)  # refuse before loading models
     single_thread_torch()
-    bars: dict[str, Any] = {}
+    bars: list[Any] = []
 
     def on_task(title: str, done: int, total: int) -> None:
-        bar = bars.get(title)
-        if bar is None:
-            for old in bars.values():
-                old.close()
-            bar = bars[title] = tqdm(total=total, desc=title[:48], unit="task", file=sys.stderr,
-                                     disable=not sys.stderr.isatty())  # fmt: skip
-        bar.update(done - bar.n)
+        """One bar for the whole demo (its estimate is the demo's), naming the current run."""
+        if not bars:
+            bars.append(tqdm(total=total, unit="task", file=sys.stderr, dynamic_ncols=True,
+                             disable=not sys.stderr.isatty()))  # fmt: skip
+        bars[0].set_description(title[:44], refresh=False)
+        bars[0].update(done - bars[0].n)
 
     report = build_demo(store, settings, scale=0.5 if quick else 1.0, on_task=on_task)
-    for bar in bars.values():
+    for bar in bars:
         bar.close()
     if json_:
         print_json(report)
