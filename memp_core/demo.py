@@ -6,11 +6,12 @@ procedure was built or reflected by the offline heuristic backend from those run
 imported run is a simulator run written out as a log and read back by the real importers.
 
 What it writes into one (empty) database:
-- **Policy comparison**: none, vanilla, validation and reflect, two seeds each (a band),
-  each learning from an empty memory. Runs that share a database would share memory, so
-  each of these runs in its own throw-away database and only its Run row (configuration
-  and per-group metrics) is copied here, marked ``isolated`` in its config; their
-  trajectories are not kept.
+- **Policy comparison** (what the Learning curves page opens on): none and reflect with five
+  seeds each, vanilla and validation with three, each learning from an empty memory in ten
+  groups of ten tasks, memory updated after each group. Runs that share a database would
+  share memory, so each of these runs in its own throw-away database and only its Run row
+  (configuration, per-group metrics and the memory changes it made, placed on its group
+  axis) is copied here, marked ``isolated`` in its config; trajectories are not kept.
 - **The story in this database**: the strong agent without memory (two seeds, a band); the
   strong agent learning with ``reflect`` from empty memory (trajectories, retrievals,
   lineage from reflections); the weak agent without memory and reading the strong agent's

@@ -167,13 +167,16 @@ def condition_view() -> None:
     )  # fmt: skip
     png_button(fig, d2)
     st.subheader("Per condition")
+    table = curves.summaries_frame(curves.condition_summaries(cpoints))
+    table["condition"] = table["condition"].map(legend)  # the names in the legend
+    table[["first", "last"]] *= 100  # shown as whole percents, the change in points
     st.dataframe(
-        curves.summaries_frame(curves.condition_summaries(cpoints)),
-        hide_index=True, width="stretch",
+        table, hide_index=True, width="stretch",
         column_config={
-            "first": st.column_config.NumberColumn("success, first group", format="percent"),
-            "last": st.column_config.NumberColumn("success, last group", format="percent"),
-            "change": st.column_config.NumberColumn("change (points)", format="%+.1f"),
+            "seeds": st.column_config.NumberColumn("seeds"),
+            "first": st.column_config.NumberColumn("success, first group", format="%.0f%%"),
+            "last": st.column_config.NumberColumn("success, last group", format="%.0f%%"),
+            "change": st.column_config.NumberColumn("change (points)", format="%+.0f"),
             "steps_first": st.column_config.NumberColumn("steps, first group", format="%.1f"),
             "steps_last": st.column_config.NumberColumn("steps, last group", format="%.1f"),
             "unknown": st.column_config.NumberColumn("unknown outcomes"),
@@ -181,7 +184,7 @@ def condition_view() -> None:
     )  # fmt: skip
     frame = curves.to_frame(points)
     per_run_table(frame)
-    marker_table(markers, whose)
+    marker_table(markers, legend.get(named[whose].name, whose) if whose else "")
     all_points(frame)
 
 

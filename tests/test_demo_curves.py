@@ -1,0 +1,68 @@
+"""`memp demo` fills the Learning curves page with a comparison worth opening on: enough seeds
+per policy to average, groups small enough that the first runs on empty memory, and the
+memory changes of runs whose own database was thrown away."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlmodel import select
+
+from memp_core import curves
+from memp_core.config import Settings
+from memp_core.demo import COMPARISON_GROUPS, DemoStep, demo_plan, run_step
+from memp_core.embeddings import Embedder
+from memp_core.loop import CachedEmbedder, LoopConfig
+from memp_core.memory import ProceduralMemory
+from memp_core.models import Procedure, Trajectory
+from memp_core.store import Store
+
+
+def test_the_demo_compares_policies_over_seeds_with_memory_updated_between_groups() -> None:
+    plan = demo_plan()
+    comparison = [s.config for s in plan if s.isolated]
+    seeds = Counter(c.memory for c in comparison)
+    assert seeds["none"] >= 5 and seeds["reflect"] >= 5
+    assert {"vanilla", "validation"} <= set(seeds)
+    for c in comparison:  # one setting: the seeds of a policy are one condition
+        assert (c.groups, c.tasks, c.k, c.strength) == (COMPARISON_GROUPS, 100, 5, "strong")
+        # memory changes only between groups: group 0 of every policy runs on empty memory
+        assert c.update_every == c.tasks // c.groups
+        assert len({x.seed for x in comparison if x.memory == c.memory}) == seeds[c.memory]
+    # The story's runs without memory match its reflect run, so they compare too.
+    story = {s.config.name: s.config for s in plan if not s.isolated}
+    alone = story["demo: strong agent, no memory"]
+    assert (alone.tasks, alone.groups) == (story["demo: strong agent, reflect"].tasks, 6)
+
+
+def test_quick_demo_keeps_ten_groups_of_fewer_tasks() -> None:
+    comparison = [s.config for s in demo_plan(0.5) if s.isolated]
+    assert {(c.tasks, c.groups, c.update_every) for c in comparison} == {(50, 10, 5)}
+
+
+def test_an_isolated_run_keeps_the_memory_changes_it_made(store: Store, embedder: Embedder) -> None:
+    settings = Settings(database_url=store.url)
+    memory = ProceduralMemory(store, settings=settings, embedder=CachedEmbedder(embedder),
+                              backend="heuristic")  # fmt: skip
+    steps = [
+        DemoStep(f"{policy}, isolated", LoopConfig(
+            tasks=6, groups=3, update_every=2, k=5, memory=policy, seed=21, kind="experiment",
+            retrieve=None if policy == "none" else "query", name=f"demo: {policy}",
+        ), isolated=True)
+        for policy in ("reflect", "none")
+    ]  # fmt: skip
+    reflect, none = (run_step(store, memory, settings, step, None).run_id for step in steps)
+    runs = {r.id: r for r in store.runs()}
+    assert runs[reflect].config["isolated"] and runs[reflect].metrics
+    with store.session() as s:  # its trajectories and procedures stayed behind
+        assert s.exec(select(Trajectory)).all() == []
+        assert s.exec(select(Procedure)).all() == []
+    marks = curves.memory_markers(store, [runs[reflect]])
+    added = [m for m in marks if m.kind == "revision added"]
+    # updated after each group of two tasks: between groups (x.5), never inside one
+    assert added and {m.position for m in added} <= {0.5, 1.5, 2.5}
+    assert all(m.run_id == reflect and m.count >= 1 and m.names for m in added)
+    assert curves.memory_markers(store, [runs[none]]) == []
+    # A condition's seeds add up, as the page shows them.
+    (total,) = [m for m in curves.condition_markers(store, [runs[reflect]]) if m.position == 0.5]
+    assert total.count == next(m.count for m in added if m.position == 0.5)
