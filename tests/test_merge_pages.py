@@ -43,7 +43,8 @@ def test_the_merge_panel_shows_both_scripts_and_their_stats(db_url: str, pair: P
     at = AppTest.from_function(_panel, args=(db_url, pair.proposal), default_timeout=60).run()
     assert not at.exception, at.exception
     codes = [c.value for c in at.code]
-    assert codes == [HEAT, HEAT.replace("1. ", "1.  ", 1)]  # both, as stored (minus the newline)
+    assert codes[:2] == [HEAT, HEAT.replace("1. ", "1.  ", 1)]  # both as stored, less the "\n"
+    assert "-1. find" in codes[2] and "+1.  find" in codes[2]  # and what differs
     metrics = [(m.label, m.value) for m in at.metric]
     assert metrics == [("Uses", "4"), ("Successes", "2 (50%)"), ("Evidence runs", "1"),
                        ("Uses", "2"), ("Successes", "1 (50%)"), ("Evidence runs", "2")]  # fmt: skip

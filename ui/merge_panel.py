@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from memp_core.lineage import revision_text
+from memp_core.lineage import revision_text, unified_diff
 from memp_core.merge import MergeSide, MergeView, merge_view
 from memp_core.store import Store
 from ui.common import link, pct
@@ -46,6 +46,12 @@ def merge_panel(store: Store, revision_id: int, *, lineage_link: bool = True) ->
         for col, side in zip(st.columns(min(PER_ROW, len(view.sides))), row, strict=False):
             with col, st.container(border=True):
                 _side(side)
+    with st.expander("What differs, line by line"):
+        for side in view.sides[1:]:
+            diff = unified_diff(revision_text(kept.revision), revision_text(side.revision),
+                                old_label=f"procedure {kept.procedure.id} (kept)",
+                                new_label=f"procedure {side.procedure.id}")  # fmt: skip
+            st.code(diff or "(the same text)", language="diff", wrap_lines=True)
     if lineage_link:
         link("pages/3_Lineage.py", "Both lineages, with the merge edge",
              ":material/account_tree:", procedure=str(kept.procedure.id))  # fmt: skip
