@@ -2,14 +2,17 @@
 per run."""
 
 from functools import partial
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from memp_core import curves, curves_chart
 from memp_core.models import Run
 from ui.common import errors_shown, page
+from ui.picker import set_param, url_multi
 
 CONDITIONS, RUNS = "Conditions (mean over seeds)", "Single runs"
 
@@ -31,14 +34,30 @@ if not runs:
     )
     st.stop()
 
-view = st.radio("Show", [CONDITIONS, RUNS], horizontal=True, key="curves_view",
-                help="Conditions: one line per setup, averaged over its seeds. Single runs: "
-                "every run its own line.")  # fmt: skip
 by_id = {r.id: r for r in runs}
-labels = {curves.run_label(r): r for r in runs}
 
 
-def png_button(fig: go.Figure, where: st.delta_generator.DeltaGenerator) -> None:
+def radio_in_url(where: DeltaGenerator, label: str, options: dict[str, str], *, key: str,
+                 param: str, **kw: Any) -> str:  # fmt: skip
+    """A radio whose choice is ``?param=`` (the first option stays out of the URL)."""
+    first = next(iter(options))
+    raw = st.query_params.get(param)
+    st.session_state[key] = raw if raw in options else first
+
+    def to_url() -> None:
+        value = st.session_state[key]
+        set_param(param, None if value == first else value)
+
+    return str(where.radio(label, list(options), format_func=options.__getitem__, key=key,
+                           on_change=to_url, horizontal=True, **kw))  # fmt: skip
+
+
+view = radio_in_url(st, "Show", {"conditions": CONDITIONS, "runs": RUNS}, key="curves_view",
+                    param="view", help="Conditions: one line per setup, averaged over its "
+                    "seeds. Single runs: every run its own line.")  # fmt: skip
+
+
+def png_button(fig: go.Figure, where: DeltaGenerator) -> None:
     """The PNG is drawn when someone asks for it (kaleido starts a browser: seconds), and is
     exactly the figure on screen."""
     where.download_button(
@@ -116,22 +135,27 @@ def all_points(frame: pd.DataFrame) -> None:
 
 def condition_view() -> None:
     conds = curves.conditions(runs)
-    named = {c.label: c for c in conds}
-    default = [c.label for c in curves.default_conditions(conds)]
-    st.session_state.setdefault("curves_conditions", default)
-    st.session_state["curves_conditions"] = [
-        x for x in st.session_state["curves_conditions"] if x in named
-    ]
-    chosen = st.multiselect("Conditions", list(named), key="curves_conditions",
-                            help="Opens on the largest comparison: the setup shared by the "
-                            "most conditions.")  # fmt: skip
+    # In the URL a condition is the id of one of its runs (its newest): short, and a link
+    # naming any of its runs still opens it when newer seeds have joined.
+    named = {str(c.run_ids[0]): c for c in conds}
+    of_run = {str(i): key for key, c in named.items() for i in c.run_ids}
+    raw = st.query_params.get("conditions")
+    if raw:
+        st.query_params["conditions"] = ",".join(
+            dict.fromkeys(of_run[x] for x in raw.split(",") if x in of_run)
+        )
+    default = [str(c.run_ids[0]) for c in curves.default_conditions(conds)]
+    chosen = url_multi(st, "Conditions", list(named), key="curves_conditions",
+                       param="conditions", default=default,
+                       format_func=lambda key: named[key].label,
+                       help="Opens on the largest comparison: the setup shared by the most "
+                       "conditions.")  # fmt: skip
     if not chosen:
         st.info("Pick one or more conditions.")
         st.stop()
     picked = [named[x] for x in chosen]
     c1, c2, c3 = st.columns([2, 1, 2])
-    spread = c1.radio("Band", list(curves.SPREADS), format_func=curves.SPREADS.__getitem__,
-                      horizontal=True, key="curves_spread")  # fmt: skip
+    spread = radio_in_url(c1, "Band", curves.SPREADS, key="curves_spread", param="band")
     show_markers = c2.checkbox("Memory-change markers", value=True, key="curves_markers")
     selected = [by_id[i] for c in picked for i in c.run_ids]
     with errors_shown():
@@ -141,12 +165,12 @@ def condition_view() -> None:
     whose = ""
     if show_markers:
         # One condition's changes at a time: markers of several on one axis would not say whose.
-        names = [c.label for c in writing]
-        best = next((c.label for c in writing if c.policy == "reflect"), names[0])
-        st.session_state.setdefault("curves_marker_condition", best)
-        if st.session_state["curves_marker_condition"] not in names:
+        keys = [str(c.run_ids[0]) for c in writing]
+        best = next((str(c.run_ids[0]) for c in writing if c.policy == "reflect"), keys[0])
+        if st.session_state.get("curves_marker_condition") not in keys:
             st.session_state["curves_marker_condition"] = best
-        whose = c3.selectbox("Memory changes of", names, key="curves_marker_condition")
+        whose = c3.selectbox("Memory changes of", keys, key="curves_marker_condition",
+                             format_func=lambda key: named[key].label)  # fmt: skip
         with errors_shown():
             markers = curves.condition_markers(store, [by_id[i] for i in named[whose].run_ids])
     simulator_note(selected)
@@ -184,14 +208,14 @@ def condition_view() -> None:
     )  # fmt: skip
     frame = curves.to_frame(points)
     per_run_table(frame)
-    marker_table(markers, legend.get(named[whose].name, whose) if whose else "")
+    marker_table(markers, legend.get(named[whose].name, "") if whose else "")
     all_points(frame)
 
 
 def run_view() -> None:
-    st.session_state.setdefault("curves_runs", list(labels)[:6])
-    st.session_state["curves_runs"] = [x for x in st.session_state["curves_runs"] if x in labels]
-    chosen = st.multiselect("Runs", list(labels), key="curves_runs")
+    labels = {str(r.id): curves.run_label(r) for r in runs}
+    chosen = url_multi(st, "Runs", list(labels), key="curves_runs", param="runs",
+                       default=list(labels)[:6], format_func=labels.__getitem__)  # fmt: skip
     c1, c2, c3 = st.columns([2, 1, 1])
     color_by = c1.radio(
         "Colour by", ["condition", "run", "policy", "model"], horizontal=True,
@@ -203,14 +227,15 @@ def run_view() -> None:
     if not chosen:
         st.info("Pick one or more runs.")
         st.stop()
-    selected = [labels[x] for x in chosen]
+    selected = [by_id[int(x)] for x in chosen]
     marked = []
     which = ""
     if show_markers:
         # One run's changes at a time: several runs' markers on one axis would not say whose.
-        own = [x for x in chosen if labels[x].kind != "import"] or chosen
-        which = st.selectbox("Memory changes of", own, key="curves_marker_run")
-        marked = [labels[which]] if which in labels else []
+        own = [x for x in chosen if by_id[int(x)].kind != "import"] or chosen
+        which = st.selectbox("Memory changes of", own, key="curves_marker_run",
+                             format_func=labels.__getitem__)  # fmt: skip
+        marked = [by_id[int(which)]] if which in labels else []
     with errors_shown():
         points = curves.curve_points(store, selected)
         markers = curves.memory_markers(store, marked) if marked else []
@@ -229,11 +254,11 @@ def run_view() -> None:
     png_button(fig, d2)
     frame = curves.to_frame(points)
     per_run_table(frame)
-    marker_table(markers, f"run {which}")
+    marker_table(markers, f"run {labels.get(which, '')}")
     all_points(frame)
 
 
-if view == CONDITIONS:
+if view == "conditions":
     condition_view()
 else:
     run_view()

@@ -62,8 +62,9 @@ def test_a_run_has_one_label_on_experiments_charts_and_overview(store: Store) ->
     assert not at.exception, at.exception
     assert list(at.dataframe[0].value["run"]) == [label]
     at = run_page("pages/4_Learning_curves.py")
-    at.radio(key="curves_view").set_value("Single runs").run()
-    assert at.multiselect(key="curves_runs").value == [label]
+    at.radio(key="curves_view").set_value("runs").run()
+    runs = at.multiselect(key="curves_runs")
+    assert runs.value == [str(run.id)] and runs.options == [label]
 
 
 def test_a_name_that_states_its_seed_is_not_told_it_twice(store: Store) -> None:
@@ -203,7 +204,7 @@ def test_learning_curves_page_draws_bands_in_colour_and_offers_the_png(store: St
     add(store, sim_run("a", 1), sim_run("b", 2, rates=[0.3, 0.4, 0.9, 1.0]))
     at = run_page("pages/4_Learning_curves.py")
     assert not at.exception, at.exception
-    for view in ("Conditions (mean over seeds)", "Single runs"):  # both views, same rules
+    for view in ("conditions", "runs"):  # both views, same rules
         at.radio(key="curves_view").set_value(view).run()
         assert not at.exception, at.exception
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)

@@ -17,7 +17,7 @@ from memp_core.errors import ConfigError
 from memp_core.models import Run, Trajectory
 from memp_core.store import Store
 
-CONDITIONS, RUNS = "Conditions (mean over seeds)", "Single runs"
+CONDITIONS, RUNS = "conditions", "runs"  # the page's views, as its URL names them
 
 
 def comparison(policy: str, seed: int, rates: list[float], **kw: object) -> Run:
@@ -203,16 +203,31 @@ def test_the_page_shows_conditions_averaged_with_bands_not_runs_one_by_one(
     assert at.radio(key="curves_color").value == "condition"
 
 
-def test_the_band_choice_and_the_conditions_are_filters(store: Store) -> None:
+def test_the_filters_live_in_the_url_and_a_shared_link_opens_the_same_view(
+    store: Store,
+) -> None:
     demo_like(store)
+    conds = curves.conditions(list(reversed(store.runs())))
+    key = {c.policy: str(c.run_ids[0]) for c in conds if "isolated memory" in c.name}
     at = run_page("pages/4_Learning_curves.py")
-    conds = at.multiselect(key="curves_conditions")
-    conds.set_value([x for x in conds.value if not x.startswith("vanilla")]).run()
+    picker = at.multiselect(key="curves_conditions")
+    assert picker.value == [key["none"], key["vanilla"], key["reflect"]]
+    picker.set_value([key["none"], key["reflect"]]).run()
     at.radio(key="curves_spread").set_value("sd").run()
     assert not at.exception, at.exception
+    assert at.query_params["conditions"] == f"{key['none']},{key['reflect']}"
+    assert at.query_params["band"] == "sd"
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    lines = [t for t in spec["data"] if t.get("mode") == "lines+markers"]
-    assert len(lines) == 2 * 2
+    assert len([t for t in spec["data"] if t.get("mode") == "lines+markers"]) == 2 * 2
+    # A link naming an older seed of a condition still opens that condition.
+    vanilla = next(c for c in conds if c.policy == "vanilla" and "isolated memory" in c.name)
+    link = run_page("app.py")
+    link.switch_page("pages/4_Learning_curves.py")
+    link.query_params.update({"conditions": str(vanilla.run_ids[-1]), "band": "sd"})
+    link.run()
+    assert not link.exception, link.exception
+    assert link.multiselect(key="curves_conditions").value == [key["vanilla"]]
+    assert link.radio(key="curves_spread").value == "sd"
 
 
 def test_the_page_does_not_draw_the_png_until_it_is_asked_for(
