@@ -218,7 +218,7 @@ def act(
 def save_edit(target: int, keys: tuple[str, str, str]) -> None:
     text_key, base_key, comment_key = keys
     try:
-        review.edit(
+        rev = review.edit(
             store, target, actor=ctx.actor(), script=st.session_state[text_key],
             comment=st.session_state.get(comment_key, ""),
             base_revision_id=st.session_state[base_key], embedder=memory(ctx).embedder,
@@ -233,7 +233,11 @@ def save_edit(target: int, keys: tuple[str, str, str]) -> None:
     else:
         for k in keys:
             st.session_state.pop(k, None)
-        done(target, f"Saved a new revision of procedure {target}.")
+        after = store.get(Procedure, target)  # say where the edit landed, as the core put it
+        where = (f" It is waiting for review; revision {after.current_revision_id} stays served."
+                 if after.proposed_revision_id == rev.id else
+                 " It is served now." if after.status == Status.approved else "")  # fmt: skip
+        done(target, f"Saved a new revision of procedure {target}: revision {rev.id}.{where}")
 
 
 def show_replay(res) -> None:  # noqa: ANN001 (memp_core.sim.replay.ReplayResult)
@@ -384,10 +388,12 @@ with tab_edit:
         st.session_state[base_key] = start.id
     base = st.session_state.get(base_key)
     of_prop = prop is not None and base == prop.id
-    st.caption(f"Editing from revision {base}. " + (
-        "Saving replaces the proposal with your edit and serves it: review.edit makes an edit "
-        "of a proposal the current revision." if of_prop
-        else "Saving adds a new revision with your comment."))  # fmt: skip
+    if of_prop and cur is not None:
+        st.warning(f"Saving serves your edit in place of revision {cur.id}: the core's edit of "
+                   "a proposal approves it (a reviewer's edit counts as reviewed).")  # fmt: skip
+    waits = f"; proposed revision {prop.id} keeps waiting" if prop and not of_prop else ""
+    st.caption(f"Editing from revision {base}. Saving adds a new revision with your comment"
+               f"{waits}.")  # fmt: skip
     st.text_area("Script", key=text_key, height=220)
     st.text_input("Comment", key=comment_key)
     was = bases.get(base)
@@ -397,8 +403,8 @@ with tab_edit:
                                  old_label=f"revision {was.id}", new_label="your edit"),
                     language="diff", wrap_lines=True)  # fmt: skip
     e1, e2 = st.columns([2, 2])
-    e1.button(f"Save as a new revision of procedure {pid} (from revision {base})"
-              + (", served" if of_prop else ""),
+    e1.button(f"Save and serve your edit of proposed revision {base} (procedure {pid})" if of_prop
+              else f"Save as a new revision of procedure {pid} (from revision {base})",
               disabled=not can_review or base is None, key="procs_save", on_click=save_edit,
               args=(pid, keys))  # fmt: skip
     if e2.button("Discard and reload the current revision", key="procs_reload"):

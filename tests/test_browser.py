@@ -258,7 +258,7 @@ def test_clicked_row_saved_then_approved_approves_the_clicked_procedure(
     save = page.get_by_role("button", name=f"Save as a new revision of procedure {picked} ")
     save.wait_for(timeout=30_000)
     save.click()
-    page.get_by_text(f"Saved a new revision of procedure {picked}.").wait_for(timeout=30_000)
+    page.get_by_text(f"Saved a new revision of procedure {picked}:").wait_for(timeout=30_000)
     settle(page, "Procedures")
     # The queue re-sorted (the saved procedure is now the most recent): still the same one.
     assert open_heading(page) == f"Procedure {picked}"

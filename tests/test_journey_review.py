@@ -246,3 +246,54 @@ def test_overview_pending_row_opens_it_in_the_review_queue(store: Store, queue: 
     assert open_procedure_shown(at) == int(pending["id"][row])
     at.switch_page("app.py").run()  # back on Overview: it stays there
     assert at.title[0].value == "Memp Studio"
+
+
+# -- the Edit tab on a procedure with a proposal ------------------------------------------------
+
+
+def open_in_all(pid: int) -> AppTest:
+    at = run_page(PROCS)
+    at.selectbox(key="procs_status").set_value(ALL).run()
+    at.session_state["procs_open_id"] = pid
+    at.query_params["procedure"] = str(pid)
+    return at.run()
+
+
+def test_an_edit_of_the_served_revision_leaves_the_proposal_waiting(
+    store: Store, origins: dict[str, int]
+) -> None:
+    pid = origins["reflection"]
+    before = store.get(Procedure, pid)
+    at = open_in_all(pid)
+    assert open_procedure_shown(at) == pid
+    at.text_area(key=f"procs_edit_text_{pid}").set_value("1. Find it.\n2. Put it away.").run()
+    at.button(key="procs_save").click().run()
+    assert not at.exception, at.exception
+    after = store.get(Procedure, pid)
+    assert after.proposed_revision_id == before.proposed_revision_id  # still waiting
+    assert after.current_revision_id != before.current_revision_id
+    assert any(md("It is served now.") in s for s in successes(at))
+
+
+def test_the_proposal_can_be_edited_and_the_page_says_it_will_be_served(
+    store: Store, origins: dict[str, int]
+) -> None:
+    pid = origins["reflection"]
+    proposal = store.get(Procedure, pid).proposed_revision_id
+    at = open_in_all(pid)
+    at.radio(key=f"procs_edit_from_{pid}").set_value(proposal).run()
+    text = at.text_area(key=f"procs_edit_text_{pid}")
+    assert text.value == "1. Find the reflection.\n2. Open the drawer."  # the proposal's text
+    text.set_value("1. Find the reflection.\n2. Open the drawer.\n3. Close it.").run()
+    save = at.button(key="procs_save")
+    assert (
+        save.label == f"Save and serve your edit of proposed revision {proposal} (procedure {pid})"
+    )
+    assert any("Saving serves your edit" in w.value for w in at.warning)
+    save.click().run()
+    assert not at.exception, at.exception
+    after = store.get(Procedure, pid)
+    # what the label said: the edit, a child of the proposal, is served and nothing waits
+    assert after.proposed_revision_id is None
+    served = store.get(ProcedureRevision, after.current_revision_id or 0)
+    assert served.parent_revision_id == proposal and served.script.endswith("3. Close it.")
