@@ -188,3 +188,20 @@ def test_accepting_after_the_merged_procedure_moved_on_is_refused(
         pair.accept()
     kept = pair.get(pair.kept)
     assert (kept.current_revision_id, kept.use_count) == (pair.kept.current_revision_id, 4)
+
+
+def test_merge_unmerge_and_a_new_proposal_on_sqlite_and_postgres(
+    any_store: Store, embedder: Embedder
+) -> None:
+    pair = Pair(any_store, embedder)
+    pair.accept()
+    assert pair.get(pair.dup).status == "merged"
+    kept_id = int(pair.kept.id or 0)
+    rollback(any_store, kept_id, actor=RITA, to_revision_id=int(pair.kept.current_revision_id or 0))
+    assert (pair.get(pair.dup).status, pair.get(pair.dup).merged_into_id) == (
+        "pending_review",
+        None,
+    )
+    # the kept procedure moved on (a rollback revision): the pair may be proposed anew
+    (again,) = dedupe(any_store, actor=RITA).filings
+    assert again.state == "filed" and again.revision_id != pair.proposal
