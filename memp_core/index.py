@@ -31,6 +31,7 @@ from memp_core.store import Store, sqlite_path, translate
 log = logging.getLogger(__name__)
 WARN_ROWS = 20  # rows named one by one per sync; more are summed up in one line
 NEWEST = "SELECT max(id) FROM procedurerevision"
+ELIGIBLE = "SELECT id FROM procedure WHERE current_revision_id IS NOT NULL"
 STATUS_INDEX = "ix_procedure_status"  # models.Procedure.status, index=True (migration 0001)
 
 
@@ -292,8 +293,20 @@ class Reader:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")  # a read: this ends the snapshot, nothing to keep
 
+    def eligible(self, statuses: Sequence[str] | None) -> list[int]:
+        """Ids of the procedures with a revision (and one of ``statuses``), ascending."""
+        if statuses is None:
+            return [pid for (pid,) in self.rows(ELIGIBLE + " ORDER BY id")]
+        sql = ELIGIBLE + " AND status IN (SELECT value FROM json_each(?)) ORDER BY id"
+        return [pid for (pid,) in self.rows(sql, (json.dumps(list(statuses)),))]
+
     def servable(
-        self, candidates: Sequence[tuple[int, int]], statuses: Sequence[str] | None, limit: int
+        self,
+        candidates: Sequence[tuple[int, int]],
+        statuses: Sequence[str] | None,
+        limit: int,
+        *,
+        widen: bool = True,
     ) -> list[tuple[Procedure, ProcedureRevision]]:
         """The first ``limit`` candidates (procedure id, revision id; best first) whose
         procedure has one of ``statuses`` *now*, each with that revision. The answer comes
@@ -301,14 +314,14 @@ class Reader:
 
         Usually the best ``limit`` candidates are all servable: one statement reads just
         their rows and checks the status on them. Only when some are not does a second
-        statement search the whole window."""
+        statement search the whole window (unless not ``widen``: the first ``limit`` only)."""
         if not candidates or limit <= 0:
             return []
         wanted = json.dumps(list(statuses)) if statuses is not None else None
         first = candidates[:limit]
         sql = self._statements.get(statuses is not None) or self._sql(statuses)
         raw = self.rows(sql.first, (json.dumps([rev for _, rev in first]), wanted))
-        if len(raw) < len(first) < len(candidates):
+        if widen and len(raw) < len(first) < len(candidates):
             raw = self.rows(sql.window, (json.dumps(candidates), wanted, limit))
         n = len(self.procedure)
         rank = {rev: i for i, (_, rev) in enumerate(candidates)}

@@ -112,6 +112,9 @@ class PgSearch:
         rows = self.s.execute(stmt.order_by(col(Procedure.id))).all()
         return [Scored(int(pid), 0.0, {}, rid) for pid, rid in rows]
 
+    def load(self, picked: list[Scored], f: Filter) -> list[Scored]:
+        return picked  # the retrieval's session loads them, in the snapshot that chose them
+
     # -- statements ------------------------------------------------------------------------
 
     def _filtered(self, stmt: Select[Any], f: Filter) -> Select[Any]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlmodel import Session, col, select
 
-from memp_core.errors import NotFoundError
+from memp_core.errors import NotFoundError, StoreError
 from memp_core.facts import extract_facts
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status
 from memp_core.registry import resolve
@@ -109,7 +109,7 @@ def by_facts(q: Query) -> list[Scored]:
 
 def by_random(q: Query) -> list[Scored]:
     pool = q.search.eligible(q.filter)
-    return random.Random(q.seed).sample(pool, min(q.filter.k, len(pool)))
+    return q.search.load(random.Random(q.seed).sample(pool, min(q.filter.k, len(pool))), q.filter)
 
 
 def by_hybrid(q: Query) -> list[Scored]:
@@ -128,14 +128,17 @@ def resolve_statuses(all_statuses: bool, statuses: Sequence[str] | None) -> list
     return None if all_statuses else list(SERVED_TO_AGENTS)
 
 
-def load_items(s: Session, scored: Sequence[Scored]) -> list[RetrievedProcedure]:
+def load_items(s: Session | None, scored: Sequence[Scored]) -> list[RetrievedProcedure]:
     """Procedures (as they are now) and the revisions they were scored on, in score order,
-    in one statement (each revision joined to its own procedure)."""
+    in one statement (each revision joined to its own procedure). Rows the search already
+    read with the status check (SQLite) need no session."""
     if not scored:
         return []
     read = [(sc, sc.loaded) for sc in scored if sc.loaded is not None]
-    if len(read) == len(scored):  # the search read them with the status check (SQLite)
+    if len(read) == len(scored):
         return [RetrievedProcedure(proc, rev, sc.score, sc.matched) for sc, (proc, rev) in read]
+    if s is None:
+        raise StoreError("retrieval: rows the search did not read need a read session")
     wanted = {sc.procedure_id: sc.revision_id for sc in scored}
     missing = [pid for pid, rid in wanted.items() if rid is None]
     if missing:  # scored without a revision: the procedure's current one

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from memp_core.index import ProcedureIndex, top_rows
 from memp_core.models import Procedure, ProcedureRevision
@@ -60,6 +60,11 @@ class Search(Protocol):
         """Every servable procedure (score 0), by id: the random policy's pool."""
         ...
 
+    def load(self, picked: list[Scored], f: Filter) -> list[Scored]:
+        """``picked`` (from :meth:`eligible`) with their rows where the search reads them
+        itself, still servable; as they are where the retrieval's session loads them."""
+        ...
+
 
 def facts_weight(facts: dict[str, str]) -> float:
     return sum(FACT_WEIGHTS.get(k, 0.0) for k in facts)
@@ -68,10 +73,11 @@ def facts_weight(facts: dict[str, str]) -> float:
 class MemorySearch:
     """Search over a :class:`ProcedureIndex` (numpy). The best candidates' statuses are
     checked in the database, by the statement that also loads their rows (one snapshot), in a
-    window that widens until ``k`` pass."""
+    window that widens until ``k`` pass. Every read goes through the index's own connection
+    (:class:`~memp_core.index.Reader`): a retrieval on SQLite needs no session."""
 
-    def __init__(self, s: Session, index: ProcedureIndex) -> None:
-        self.s = s  # the retrieval's read session: the random policy's pool and its loading
+    def __init__(self, s: Session | None, index: ProcedureIndex) -> None:
+        self.s = s  # unused: kept for callers that pass the retrieval's session
         self.index = index
 
     def nearest(self, vector: np.ndarray, f: Filter) -> list[Scored]:
@@ -100,12 +106,17 @@ class MemorySearch:
             return self._take(keys, mixed, matched, f)
 
     def eligible(self, f: Filter) -> list[Scored]:
-        stmt = select(Procedure.id).where(col(Procedure.current_revision_id).is_not(None))
-        if f.statuses is not None:
-            stmt = stmt.where(col(Procedure.status).in_(f.statuses))
-        ids = sorted(int(i) for i in self.s.exec(stmt).all() if i is not None)
         with self.index.lock:
+            ids = self.index.reader.eligible(f.statuses)
             return [self._scored(pid, 0.0, {}) for pid in self._by_author(ids, f)]
+
+    def load(self, picked: list[Scored], f: Filter) -> list[Scored]:
+        """Rows of the random picks, statuses checked again in the statement that reads
+        them: one rejected since :meth:`eligible` is left out, never served."""
+        wanted = [(sc.procedure_id, sc.revision_id) for sc in picked if sc.revision_id]
+        with self.index.lock:
+            rows = self.index.reader.servable(wanted, f.statuses, len(wanted), widen=False)
+        return [Scored(rev.procedure_id, 0.0, {}, rev.id, (proc, rev)) for proc, rev in rows]
 
     # -- helpers (called with the index lock held) ------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from sqlmodel import col
 
 from memp_core.bench import FixedEmbedder, populate, unit_rows
 from memp_core.memory import ProceduralMemory
@@ -63,18 +64,23 @@ def in_another_process(url: str, action: str, pid: int) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def set_status_behind_its_back(store: Store, pid: int, status: Status) -> None:
+def set_status_behind_its_back(store: Store, pid: int | list[int], status: Status) -> None:
     """A writer that changes nothing but the status column: no revision, no updated_at, no
     audit event (a maintenance script, an old release). Nothing but the row tells."""
+    pids = [pid] if isinstance(pid, int) else pid
     path = sqlite_path(store.url)
     if path is None:  # Postgres: the same bare UPDATE through the store's engine
         from sqlalchemy import update
 
         with store.transaction() as s:
-            s.execute(update(Procedure).where(Procedure.id == pid).values(status=status.value))
+            s.execute(
+                update(Procedure).where(col(Procedure.id).in_(pids)).values(status=status.value)
+            )
         return
     with sqlite3.connect(path) as other:
-        other.execute("UPDATE procedure SET status = ? WHERE id = ?", (status.value, pid))
+        other.executemany(
+            "UPDATE procedure SET status = ? WHERE id = ?", [(status.value, p) for p in pids]
+        )
 
 
 def test_a_rejection_in_another_process_holds_from_the_next_query_and_an_approval_too(
@@ -112,12 +118,25 @@ def test_when_the_best_candidates_are_not_servable_the_next_servable_ones_come_i
     q = matrix[20]
     nearest = exact(matrix, q, set(range(1, N + 1)), N)
     hidden = set(nearest[:60])  # more than the first window (4k) and its first widening
-    for pid in hidden:
-        set_status_behind_its_back(mem.store, pid, Status.pending_review)
+    set_status_behind_its_back(mem.store, sorted(hidden), Status.pending_review)
     approved = set(range(1, N + 1)) - hidden
     assert ask(mem, q, k=5) == exact(matrix, q, approved, 5)
     assert ask(mem, q, k=3, statuses=["pending_review"]) == nearest[:3]
     assert ask(mem, q, k=7, all_statuses=True) == nearest[:7]
+
+
+def test_the_random_policy_draws_only_from_what_is_servable_now(
+    memory: tuple[ProceduralMemory, np.ndarray],
+) -> None:
+    mem, _ = memory
+    set_status_behind_its_back(mem.store, list(range(1, N + 1, 2)), Status.rejected)
+    picks = [
+        it.procedure.id or 0
+        for seed in range(3)
+        for it in mem.retrieve("task", policy="random", k=20, seed=seed, log=False)
+    ]
+    assert len(picks) == 60 and all(pid % 2 == 0 for pid in picks)
+    assert all(it.score == 0 for it in mem.retrieve("x", policy="random", k=3, log=False))
 
 
 def test_results_carry_the_rows_as_they_are_now(
