@@ -264,7 +264,6 @@ def test_clicked_row_saved_then_approved_approves_the_clicked_procedure(
     assert open_heading(page) == f"Procedure {picked}"
     shoot(page, "Procedures_2_saved")
     revision = store.get(Procedure, picked).current_revision_id
-    page.get_by_role("tab", name="Review").click()
     page.get_by_role("button", name=f"Approve procedure {picked} · revision {revision}").click()
     page.get_by_text(f"Approved procedure {picked}.").wait_for(timeout=30_000)
     settle(page, "Procedures")
@@ -274,6 +273,81 @@ def test_clicked_row_saved_then_approved_approves_the_clicked_procedure(
     assert approved == [picked]
     assert store.get(Procedure, picked).status == "approved"
     store.dispose()
+
+
+def decisions(store: Store, seen: set[int]) -> list[tuple[str, int | None]]:
+    return [(e.action, e.object_id) for e in store.audit_events(limit=1000) if e.id not in seen
+            and e.action in ("approve", "reject")]  # fmt: skip
+
+
+def test_a_typed_a_is_text_and_a_pressed_a_approves_then_opens_the_next(
+    server: Server, browser: object
+) -> None:
+    """The review shortcuts (A approve, X reject, N skip) act only outside text boxes."""
+    store = Store(server.url)
+    seen = {e.id for e in store.audit_events(limit=1000)}
+    pid, following = server.queue[5], server.queue[6]
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})  # type: ignore[attr-defined]
+    page.goto(f"{server.base}/Procedures?procedure={pid}")
+    settle(page, "Procedures")
+    assert open_heading(page) == f"Procedure {pid}"
+    comment = page.get_by_label("Comment (optional)")
+    comment.click()
+    page.keyboard.type("a and x and n")  # type: ignore[attr-defined]
+    page.wait_for_timeout(1500)  # type: ignore[attr-defined]  # time for a wrong rerun to start
+    settle(page, "Procedures")
+    assert decisions(store, seen) == [] and open_heading(page) == f"Procedure {pid}"
+    assert comment.input_value() == "a and x and n"
+    page.get_by_role("heading", name=f"Procedure {pid}", exact=True).click()  # leave the box
+    page.keyboard.press("a")  # type: ignore[attr-defined]
+    page.get_by_role("heading", name=f"Procedure {following}", exact=True).wait_for(timeout=30_000)
+    settle(page, "Procedures")
+    assert decisions(store, seen) == [("approve", pid)]
+    assert page.url.endswith(f"procedure={following}")
+    shoot(page, "Procedures_4_approved_by_key")
+    event = next(e for e in store.audit_events(limit=1000) if e.id not in seen)
+    assert event.detail.get("comment") == "a and x and n"
+    store.dispose()
+
+
+def test_a_pending_row_on_the_overview_opens_it_in_the_queue(
+    server: Server, browser: object
+) -> None:
+    from memp_core.overview import pending_reviews
+
+    store = Store(server.url)
+    wanted = [p.id for p in pending_reviews(store, 10)][1]
+    store.dispose()
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})  # type: ignore[attr-defined]
+    page.goto(server.base)
+    settle(page, "Memp Studio")
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.locator("canvas").first.wait_for(timeout=30_000)
+    box = table.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + ROW_PX * 2 + ROW_PX // 2)  # type: ignore[attr-defined]
+    page.get_by_role("heading", name=f"Procedure {wanted}", exact=True).wait_for(timeout=30_000)
+    assert page.url.endswith(f"/Procedures?procedure={wanted}")
+    settle(page, "Procedures")
+    shoot(page, "Overview_pending_clicked")
+
+
+def test_a_filtered_queue_and_a_clicked_row_are_one_shareable_url(
+    server: Server, browser: object
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})  # type: ignore[attr-defined]
+    page.goto(f"{server.base}/Procedures?status=%28all%29&q=thing")
+    settle(page, "Procedures")
+    click_row(page, 1)
+    page.wait_for_function("() => location.search.includes('procedure=')", timeout=30_000)  # type: ignore[attr-defined]
+    settle(page, "Procedures")
+    shared = page.url
+    assert "status=%28all%29" in shared and "q=thing" in shared
+    opened = open_heading(page)
+    other = browser.new_page(viewport={"width": 1280, "height": 1600})  # type: ignore[attr-defined]
+    other.goto(shared)  # another person opens the link: the same queue, the same procedure
+    settle(other, "Procedures")
+    assert open_heading(other) == opened
+    assert other.get_by_label("Title contains").input_value() == "thing"
 
 
 # -- hostile data fetches nothing and links nowhere (issue 11 item 8) --------------------------
