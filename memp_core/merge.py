@@ -7,6 +7,9 @@ procedure's content, with the evidence of every procedure of the cluster. The au
 of the proposal (``merge_propose``) records the revisions it joins: the kept procedure's
 current revision is the proposal's parent, and each other procedure's current revision is
 an *evidence parent* of it; the lineage reads both from here (:func:`merge_records`).
+Audit details name revisions only (``revision_id``, ``merged_revision_id``...), never
+procedure ids: exports and restores map revision ids to the new rows (a revision knows its
+procedure), so a restored backup keeps its merges, edges and unmerges right.
 
 Accepting (:func:`accept`, reached through ``review.approve(..., revision_id=<proposal>)``)
 makes the proposal the kept procedure's current revision, adds the others' use and success
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlmodel import Session, col, select
 
@@ -151,8 +154,7 @@ def file_proposal(
         s.add(proc)
         store.audit(s, actor.author, PROPOSE, "procedure", kept_id, revision_id=rev.id,
                     parent_revision_id=base.id,
-                    members=[{"procedure_id": m.procedure_id, "revision_id": m.revision_id}
-                             for m in members],
+                    merged_revision_id=[m.revision_id for m in members],
                     similarity=round(similarity, 4), cosine=round(cosine, 4),
                     text_similarity=round(text_similarity, 4))  # fmt: skip
     return rev
@@ -183,13 +185,15 @@ def accept(
         before = kept.current_revision_id
         kept.current_revision_id = revision_id  # the embedding mirror follows it
         kept.proposed_revision_id = None
-        kept.use_count += sum(f["use_count"] for f in folded)
-        kept.success_count += sum(f["success_count"] for f in folded)
+        kept.use_count += sum(f.use_count for f in folded)
+        kept.success_count += sum(f.success_count for f in folded)
         kept.updated_at = utcnow()
         s.add(kept)
         store.audit(s, actor.author, ACCEPT, "procedure", procedure_id, revision_id=revision_id,
                     previous_revision_id=before, comment=comment, status=kept.status,
-                    merged=folded)  # fmt: skip
+                    merged_revision_id=[m.revision_id for m in record.members],
+                    use_count_added=sum(f.use_count for f in folded),
+                    success_count_added=sum(f.success_count for f in folded))  # fmt: skip
         return kept
 
 
@@ -201,7 +205,8 @@ def _fold(
     kept: Procedure,
     actor: Actor,
     revision_id: int,
-) -> dict[str, Any]:
+) -> Procedure:
+    """Mark ``proc`` merged; its audit event keeps what an unmerge gives back."""
     _check_member(proc, m)
     before, dropped = proc.status, proc.proposed_revision_id
     proc.status = Status.merged.value
@@ -209,11 +214,10 @@ def _fold(
     proc.proposed_revision_id = None  # a merged procedure is not served: nothing to propose
     proc.updated_at = utcnow()
     s.add(proc)
-    store.audit(s, actor.author, MERGED_INTO, "procedure", proc.id, into=kept.id,
-                revision_id=revision_id, before=before, dropped_proposal=dropped)  # fmt: skip
-    return {"procedure_id": proc.id, "revision_id": m.revision_id, "before": before,
-            "use_count": proc.use_count, "success_count": proc.success_count,
-            "dropped_proposal": dropped}  # fmt: skip
+    store.audit(s, actor.author, MERGED_INTO, "procedure", proc.id, revision_id=revision_id,
+                before=before, use_count=proc.use_count, success_count=proc.success_count,
+                dropped_proposal_revision_id=dropped)  # fmt: skip
+    return proc
 
 
 def undo_merges(
@@ -229,30 +233,40 @@ def undo_merges(
         if merge_rev in restored or _undone(s, procedure_id, merge_rev):
             continue
         kept = _locked(s, procedure_id)
-        back: list[dict[str, Any]] = []
-        for f in ev.detail.get("merged") or []:
-            proc = _locked(s, int(f["procedure_id"]))
+        # Each merged procedure's own event says what it was before (ids in audit details
+        # are revision ids only: exports and restores map those, not procedure ids).
+        for folded in _events(s, MERGED_INTO):
+            if int(folded.detail.get("revision_id") or 0) != merge_rev:
+                continue
+            proc = _locked(s, int(folded.object_id or 0))
             if proc.status != Status.merged.value or proc.merged_into_id != procedure_id:
                 continue  # moved on since (merged elsewhere by a later decision): left alone
-            proc.status, proc.merged_into_id = str(f["before"]), None
+            proc.status, proc.merged_into_id = str(folded.detail["before"]), None
             proc.updated_at = utcnow()
             s.add(proc)
-            kept.use_count = max(0, kept.use_count - int(f.get("use_count") or 0))
-            kept.success_count = max(0, kept.success_count - int(f.get("success_count") or 0))
-            store.audit(s, actor.author, UNMERGE, "procedure", proc.id, from_procedure=procedure_id,
-                        revision_id=merge_rev, status=proc.status)  # fmt: skip
-            back.append({"procedure_id": proc.id, "status": proc.status})
+            d = folded.detail
+            kept.use_count = max(0, kept.use_count - int(d.get("use_count") or 0))
+            kept.success_count = max(0, kept.success_count - int(d.get("success_count") or 0))
+            store.audit(s, actor.author, UNMERGE, "procedure", proc.id, revision_id=merge_rev,
+                        status=proc.status)  # fmt: skip
             given_back.append(int(proc.id or 0))
         s.add(kept)
         store.audit(s, actor.author, UNMERGE, "procedure", procedure_id, revision_id=merge_rev,
-                    to_revision_id=to_revision_id, restored=back)  # fmt: skip
+                    to_revision_id=to_revision_id, given_back=len(given_back))  # fmt: skip
     return given_back
 
 
 def merge_records(store: Store, procedure_ids: set[int] | None = None) -> list[MergeRecord]:
     """Every merge proposal (oldest first), or those touching ``procedure_ids``."""
     with store.session() as s:
-        records = [_record(ev) for ev in _events(s, PROPOSE)]
+        proposed = _events(s, PROPOSE)
+        wanted = {int(r) for ev in proposed for r in ev.detail.get("merged_revision_id") or []}
+        owner: dict[int | None, int] = {}
+        if wanted:
+            rows = s.exec(select(ProcedureRevision.id, ProcedureRevision.procedure_id)
+                          .where(col(ProcedureRevision.id).in_(wanted))).all()  # fmt: skip
+            owner = dict(rows)
+        records = [_record(ev, owner) for ev in proposed]
         accepted = {int(ev.detail.get("revision_id") or 0): ev.actor for ev in _events(s, ACCEPT)}
         undone = {int(ev.detail.get("revision_id") or 0) for ev in _events(s, UNMERGE)}
     out = [
@@ -317,13 +331,14 @@ def merge_view(store: Store, revision_id: int) -> MergeView | None:
     return MergeView(record, sides, state)
 
 
-def _record(ev: AuditEvent) -> MergeRecord:
+def _record(ev: AuditEvent, owner: dict[int | None, int]) -> MergeRecord:
+    """A proposal's event; ``owner``: revision id -> its procedure id."""
     d = ev.detail
     return MergeRecord(
         revision_id=int(d["revision_id"]), kept_id=int(ev.object_id or 0),
         kept_revision_id=int(d["parent_revision_id"]),
-        members=tuple(Member(int(m["procedure_id"]), int(m["revision_id"]))
-                      for m in d.get("members") or []),
+        members=tuple(Member(owner.get(int(r), 0), int(r))
+                      for r in d.get("merged_revision_id") or []),
         similarity=float(d.get("similarity") or 0), cosine=float(d.get("cosine") or 0),
         text_similarity=float(d.get("text_similarity") or 0), proposed_by=ev.actor,
         proposed_at=aware(ev.created_at),

@@ -3,11 +3,15 @@ rejecting changes nothing, and a rollback to before the merge restores both proc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_build import add_run
 from test_dedupe import EGG, HEAT, add, planted_copy
+from typer.testing import CliRunner
 
 from memp_core.actor import Actor, system
+from memp_core.cli import app
 from memp_core.dedupe import dedupe
 from memp_core.embeddings import Embedder
 from memp_core.errors import ConflictError, PermissionDeniedError
@@ -205,3 +209,31 @@ def test_merge_unmerge_and_a_new_proposal_on_sqlite_and_postgres(
     # the kept procedure moved on (a rollback revision): the pair may be proposed anew
     (again,) = dedupe(any_store, actor=RITA).filings
     assert again.state == "filed" and again.revision_id != pair.proposal
+
+
+def test_a_restored_backup_keeps_the_merge_edges_and_can_unmerge(
+    pair: Pair, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Audit details name revisions only, which export and restore map to the new rows."""
+    pair.accept()
+    cli = CliRunner()
+    out = cli.invoke(app, ["export", str(tmp_path / "exp"), "--what", "procedures",
+                           "--db", pair.store.url])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    for i in range(3):  # rows already there: every id differs after the restore
+        add(other, embedder, f"put-thing-{i}", f"put some thing{i} on shelf", HEAT,
+            task_type="put")  # fmt: skip
+    out = cli.invoke(app, ["import", str(tmp_path / "exp" / "procedures.jsonl"), "--format",
+                           "jsonl", "--restore", "--db", other.url])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    by_key = {p.key: p for p in other.procedures()}
+    kept, dup = by_key["heat-egg"], by_key["heat-egg-copy"]
+    assert (dup.status, dup.merged_into_id) == ("merged", kept.id)
+    g = procedure_graph(other, int(kept.id or 0))
+    assert merge_parents(g, int(kept.current_revision_id or 0)) == [dup.current_revision_id]
+    first = other.revisions_of(int(kept.id or 0))[0]
+    rollback(other, int(kept.id or 0), actor=RITA, to_revision_id=int(first.id or 0))
+    dup = other.get(Procedure, int(dup.id or 0))
+    assert (dup.status, dup.merged_into_id) == ("pending_review", None)
+    assert [p.status for p in other.procedures(task_type="put")] == ["pending_review"] * 3
