@@ -26,7 +26,7 @@ separately from edited logs (0.95 to 0.99) and re-imported copies (1.0); see
 benchmarks/bench_dedupe.py for the figures.
 
 Clusters: the procedures are taken in keeping order (:func:`keep_order`: approved before
-pending before draft, then the most uses, then the oldest); each one not yet in a cluster
+pending before draft, then the most uses, then the first stored); each one not yet in a cluster
 keeps every later one that is a near-duplicate of it. Every member of a cluster is thus
 near-identical to the procedure it would be merged into, and a cluster's ``similarity`` is
 its weakest member's (the lower of its two measures). Filing is :mod:`memp_core.merge`'s.
@@ -49,7 +49,7 @@ from memp_core.errors import ConflictError, MempError
 from memp_core.facts import extract_facts
 from memp_core.lineage import revision_text
 from memp_core.merge import LIVE, Member, file_proposal, merge_records, require_proposer
-from memp_core.models import Procedure, ProcedureRevision, Status, aware
+from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.store import Store
 
 DEFAULT_THRESHOLD = 0.9
@@ -114,10 +114,11 @@ class DedupeReport:
         return sum(f.state == "filed" for f in self.filings)
 
 
-def keep_order(p: Procedure) -> tuple[int, int, float, int]:
+def keep_order(p: Procedure) -> tuple[int, int, int]:
     """Which procedure of a cluster is kept: approved over pending over draft, then the most
-    uses, then the oldest."""
-    return (_RANK.get(p.status, 3), -p.use_count, aware(p.created_at).timestamp(), int(p.id or 0))
+    uses, then the one stored first (the lowest id: an imported file's creation date is only
+    its claim)."""
+    return (_RANK.get(p.status, 3), -p.use_count, int(p.id or 0))
 
 
 def normalise(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -148,20 +149,32 @@ def test_running_dedupe_again_does_not_file_the_same_proposal_twice(
     assert len(store.revisions_of(kept)) == 2  # the original and the one proposal
 
 
-def test_the_kept_procedure_is_approved_then_most_used_then_oldest(
+def test_the_kept_procedure_is_approved_then_most_used_then_first_stored(
     store: Store, embedder: Embedder
 ) -> None:
     task = "heat some egg and put it in garbagecan"
     old = add(store, embedder, "a", task, HEAT)
     used = add(store, embedder, "b", task, planted_copy(HEAT), uses=4)
-    assert find_clusters(store)[0][0].kept_id == used.id  # most uses wins over oldest
+    assert find_clusters(store)[0][0].kept_id == used.id  # most uses wins over first stored
     served = add(store, embedder, "c", task, HEAT + "\n", status=Status.approved)
     (c,) = find_clusters(store)[0]
     assert c.kept_id == served.id and {m.procedure_id for m in c.members} == {old.id, used.id}
     fresh = add(store, embedder, "d", task, HEAT, status=Status.approved)
     (c,) = find_clusters(store)[0]
-    assert c.kept_id == served.id  # both approved and unused: the oldest
+    assert c.kept_id == served.id  # both approved and unused: the first stored
     assert fresh.id in {m.procedure_id for m in c.members}
+
+
+def test_an_imported_copy_claiming_an_older_date_is_not_kept_for_it(
+    store: Store, procs: dict[str, Procedure]
+) -> None:
+    """A file's creation date is its claim; the procedure stored first here is kept."""
+    with store.transaction() as s:
+        copy = s.get(Procedure, procs["copy"].id)
+        assert copy is not None
+        copy.created_at = datetime(2001, 1, 1, tzinfo=UTC)
+        s.add(copy)
+    assert find_clusters(store)[0][0].kept_id == procs["orig"].id
 
 
 def test_a_dry_run_files_nothing(store: Store, procs: dict[str, Procedure]) -> None:

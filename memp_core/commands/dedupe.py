@@ -32,7 +32,7 @@ def dedupe_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Find near-duplicate live procedures of one task type and file each cluster as a merge
-    proposal on the procedure kept (approved before pending, then most used, then oldest).
+    proposal on the procedure kept (approved before pending, then most used, then first stored).
 
     Nothing is merged until a person approves the proposal; the same proposal is never
     filed twice.
