@@ -17,10 +17,12 @@ Policies (``RETRIEVE_POLICIES``; the score each returns):
   follows objects ("lettuce") more than the task's verb, hence the facts term.
 
 Candidates come from a :class:`~memp_core.search.Search`: on SQLite the in-memory index
-(numpy; statuses checked in the database for an over-fetched window that widens until ``k``
-servable procedures are found), on Postgres the database itself (pgvector HNSW for
-``query``, SQL scoring for ``facts`` and ``hybrid``; see :mod:`memp_core.pgsearch`). Agents
-get approved procedures only unless they ask otherwise.
+(numpy scores; then one statement reads the best candidates' rows and checks their statuses
+on them, in the database, on every query; a window that widens until ``k`` servable ones are
+found when some are not), on Postgres the database itself (pgvector HNSW for ``query``, SQL
+scoring for ``facts`` and ``hybrid``; see :mod:`memp_core.pgsearch`). Agents get approved
+procedures only unless they ask otherwise; statuses are never cached, so a procedure
+rejected a moment ago, in any process, is not served by the next query.
 """
 
 from __future__ import annotations
