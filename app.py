@@ -26,7 +26,7 @@ c = ov.counts
 cols = st.columns(6)
 cols[0].metric("Trajectories", f"{c.trajectories:,}", border=True)
 cols[1].metric(
-    "Success rate",
+    "Success",
     pct(c.success_rate),
     f"{c.unknown:,} unknown" if c.unknown else None,
     delta_color="off",
@@ -67,7 +67,12 @@ with right:
             pd.DataFrame([{"id": p.id, "title": p.title, "task type": p.task_type,
                            "uses": p.use_count, "updated": p.updated_at} for p in ov.pending]),
             [p.id for p in ov.pending], None, key="ov_pending",
-            column_config={"updated": st.column_config.DatetimeColumn(format="distance")},
+            column_config={"id": st.column_config.NumberColumn(width=44),
+                           "title": st.column_config.TextColumn(width=220),
+                           "task type": st.column_config.TextColumn(width=70),
+                           "uses": st.column_config.NumberColumn(width=44),
+                           "updated": st.column_config.DatetimeColumn(format="distance",
+                                                                      width=104)},
         )  # fmt: skip
         st.caption("Click a row to review it.")
         link(PROCS, "Review them on the Procedures page", ":material/rule:")
@@ -82,7 +87,7 @@ if ov.latest_runs:
                 {
                     "run": card.label,
                     "groups": len(card.success),
-                    "last success": card.last_success,
+                    "last success": None if card.last_success is None else card.last_success * 100,
                     "success per group": card.success,
                     "steps per group": card.steps,
                     "status": card.run.status,
@@ -93,15 +98,15 @@ if ov.latest_runs:
         ),
         hide_index=True,
         width="stretch",
-        column_config={
-            "run": st.column_config.TextColumn(width="medium"),
-            "groups": st.column_config.NumberColumn(width="small"),
-            "last success": st.column_config.ProgressColumn(format="percent", min_value=0,
-                                                            max_value=1, width="small"),
-            "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1),
-            "steps per group": st.column_config.LineChartColumn(y_min=0),
-            "status": st.column_config.TextColumn(width="small"),
-            "source": st.column_config.TextColumn(width="small"),
+        column_config={  # widths that fit 1280 px beside the sidebar
+            "run": st.column_config.TextColumn(width=250),
+            "groups": st.column_config.NumberColumn(width=56),
+            "last success": st.column_config.ProgressColumn(format="%.0f%%", min_value=0,
+                                                            max_value=100, width=84),
+            "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1, width=108),
+            "steps per group": st.column_config.LineChartColumn(y_min=0, width=108),
+            "status": st.column_config.TextColumn(width=56),
+            "source": st.column_config.TextColumn(width=116),
         },
     )  # fmt: skip
     link("pages/4_Learning_curves.py", "Compare them in Learning curves", ":material/show_chart:")

@@ -389,8 +389,8 @@ with tab_edit:
     base = st.session_state.get(base_key)
     of_prop = prop is not None and base == prop.id
     if of_prop and cur is not None:
-        st.warning(f"Saving serves your edit in place of revision {cur.id}: the core's edit of "
-                   "a proposal approves it (a reviewer's edit counts as reviewed).")  # fmt: skip
+        st.warning(f"Saving serves your edit at once, in place of revision {cur.id}: a "
+                   "reviewer's edit of a proposal counts as reviewed.")  # fmt: skip
     waits = f"; proposed revision {prop.id} keeps waiting" if prop and not of_prop else ""
     st.caption(f"Editing from revision {base}. Saving adds a new revision with your comment"
                f"{waits}.")  # fmt: skip
