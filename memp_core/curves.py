@@ -246,6 +246,7 @@ class Condition:
     policy: str
     run_ids: tuple[int, ...]
     seeds: tuple[int | None, ...]
+    model: str = ""
 
     @property
     def setting(self) -> str:
@@ -281,8 +282,8 @@ def conditions(runs: Sequence[Run]) -> list[Condition]:
     for run in runs:
         members[condition_of(run)].append(run)
     return [
-        Condition(name, condition_parts(rs[0]), _policy(rs[0]),
-                  tuple(r.id or 0 for r in rs), tuple(r.seed for r in rs))
+        Condition(name, condition_parts(rs[0]), _policy(rs[0]), tuple(r.id or 0 for r in rs),
+                  tuple(r.seed for r in rs), rs[0].agent_model or rs[0].agent)
         for name, rs in members.items()
     ]  # fmt: skip
 

@@ -115,9 +115,19 @@ POLICY_COLORS = {"none": "#7f7f7f", "vanilla": "#1f77b4", "validation": "#2ca02c
                  "reflect": "#ff7f0e"}  # fmt: skip
 
 
-def condition_colors(conds: Sequence[Condition]) -> dict[str, str]:
-    """A colour per condition: its policy's, or (a second condition of one policy, an
-    import) the next palette colour no other line has."""
+def condition_colors(conds: Sequence[Condition], by: str = "condition") -> dict[str, str]:
+    """A colour per condition. ``by="condition"``: its policy's colour, or (a second
+    condition of one policy, an import) the next palette colour no other line has.
+    ``policy`` or ``model``: conditions sharing that value share a colour (policies keep
+    theirs), so strong and weak agents, say, can be told apart at a glance."""
+    if by in ("policy", "model"):
+        keys = {c.name: c.policy if by == "policy" else c.model for c in conds}
+        fixed = POLICY_COLORS if by == "policy" else {}
+        rest = iter(p for p in PALETTE if p not in fixed.values())
+        colour: dict[str, str] = {}
+        for key in dict.fromkeys(keys.values()):
+            colour[key] = fixed.get(key) or next(rest, PALETTE[len(colour) % len(PALETTE)])
+        return {name: colour[key] for name, key in keys.items()}
     out: dict[str, str] = {}
     for c in conds:
         own = POLICY_COLORS.get(c.policy)

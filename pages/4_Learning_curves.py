@@ -13,8 +13,10 @@ from memp_core import curves, curves_chart
 from memp_core.models import Run
 from ui.common import errors_shown, page
 from ui.picker import set_param, url_multi
+from ui.safe import md
 
 CONDITIONS, RUNS = "Conditions (mean over seeds)", "Single runs"
+COLOURS = ["condition", "policy", "model"]  # the conditions view's; runs add "run"
 
 ctx = page(
     "Learning curves",
@@ -113,7 +115,7 @@ def per_run_table(frame: pd.DataFrame) -> None:
 def marker_table(markers: list[curves.MemoryMarker], whose: str) -> None:
     if not markers:
         return
-    st.subheader(f"Memory changes of {whose}")
+    st.subheader(f"Memory changes of {md(whose)}")  # names from the data: text
     st.dataframe(
         pd.DataFrame(
             [{"at group": m.position, "change": m.kind, "count": m.count, "runs": m.runs,
@@ -154,7 +156,12 @@ def condition_view() -> None:
         st.info("Pick one or more conditions.")
         st.stop()
     picked = [named[x] for x in chosen]
-    c1, c2, c3 = st.columns([2, 1, 2])
+    c0, c1, c2, c3 = st.columns([2, 2, 1, 2])
+    if st.session_state.get("curves_color") not in COLOURS:  # "run": the other view's
+        st.session_state["curves_color"] = "condition"
+    color_by = c0.radio("Colour by", COLOURS, horizontal=True, key="curves_color",
+                        help="condition: each its own colour (a policy keeps its colour); "
+                        "policy or model: conditions sharing it share a colour.")  # fmt: skip
     spread = radio_in_url(c1, "Band", curves.SPREADS, key="curves_spread", param="band")
     show_markers = c2.checkbox("Memory-change markers", value=True, key="curves_markers")
     selected = [by_id[i] for c in picked for i in c.run_ids]
@@ -179,10 +186,10 @@ def condition_view() -> None:
         st.stop()
     legend, shared = curves.short_names(picked)
     if shared:
-        st.caption(f"Every line: {shared}")
+        st.caption(f"Every line: {md(shared)}")  # agent and run names come from the data
     cpoints = curves.condition_curves(points, spread)
-    fig = curves_chart.condition_figure(cpoints, markers, names=legend,
-                                        colors=curves_chart.condition_colors(picked))  # fmt: skip
+    colors = curves_chart.condition_colors(picked, color_by)
+    fig = curves_chart.condition_figure(cpoints, markers, names=legend, colors=colors)
     show(fig)
     d1, d2 = st.columns(2)
     d1.download_button(

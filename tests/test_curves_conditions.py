@@ -5,10 +5,12 @@ outcomes stay unknown, and the page opens on the largest comparison, not on runs
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
 from test_charts import add, sim_run
+from test_gate_pages import ACTIVE_MARKUP, hostile_db_fixture, markdown_shown, plot_strings
 from test_pages import T0, run_page
 
 from memp_core import curves, curves_chart
@@ -18,6 +20,7 @@ from memp_core.models import Run, Trajectory
 from memp_core.store import Store
 
 CONDITIONS, RUNS = "conditions", "runs"  # the page's views, as its URL names them
+_ = hostile_db_fixture  # the hostile database (names with markup), as the gate tests use it
 
 
 def comparison(policy: str, seed: int, rates: list[float], **kw: object) -> Run:
@@ -248,3 +251,17 @@ def test_the_page_does_not_draw_the_png_until_it_is_asked_for(
     monkeypatch.setattr(curves_chart, "figure_png", real)
     spec = at.get("plotly_chart")[0].proto.spec
     assert curves_chart.png_bytes(spec, engine="matplotlib")[:4] == b"\x89PNG"
+
+
+# -- names from the data stay text -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("view", [CONDITIONS, RUNS])
+def test_names_from_the_data_stay_text_in_both_views(view: str, hostile_db: dict[str, int]) -> None:
+    at = run_page("pages/4_Learning_curves.py")
+    at.radio(key="curves_view").set_value(view).run()
+    at.radio(key="curves_color").set_value("model").run()
+    assert not at.exception, at.exception
+    texts = markdown_shown(at)
+    assert not [t for t in texts if ACTIVE_MARKUP.search(t)]
+    assert not [p for p in plot_strings(at) if re.search(r"<\s*(img|a)\b", p, re.IGNORECASE)]
