@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -239,7 +240,8 @@ class Reader:
     connection of the store's engine (its pragmas: WAL, busy timeout) and runs its few fixed
     statements on it directly, never writing through it. On a file each statement, or each
     :meth:`snapshot`, reads one snapshot. An in-memory database has a single connection that
-    everyone shares (StaticPool): there each read borrows it like a session would.
+    everyone shares (StaticPool): there each read borrows it like a session would. Callers
+    hold the index's lock: one connection, one statement at a time.
     """
 
     def __init__(self, store: Store) -> None:
@@ -250,6 +252,7 @@ class Reader:
         self.revision = Rows(ProcedureRevision, dialect, "r")
         self._held: Any = None  # the pool's connection wrapper, kept for the index's life
         self._conn: sqlite3.Connection | None = None  # its DBAPI connection (files only)
+        self._pid = 0  # the process that opened it
         self._statements: dict[bool, Statements] = {}  # by "filters statuses"
 
     @contextmanager
@@ -261,8 +264,9 @@ class Reader:
                 with self.store.engine.connect() as shared:
                     yield shared.connection.driver_connection
                 return
-            if self._held is None:
-                self._held = self.store.engine.raw_connection()
+            if self._held is None or self._pid != os.getpid():
+                # (a forked child opens its own: SQLite connections do not survive a fork)
+                self._held, self._pid = self.store.engine.raw_connection(), os.getpid()
                 self._conn = self._held.driver_connection
             yield self._conn
         except (sqlite3.Error, SQLAlchemyError) as exc:
@@ -271,7 +275,7 @@ class Reader:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """One statement's rows, read in one snapshot; errors come out as StoreError. (The
         retrieval's hot path: no context manager once the connection is held.)"""
-        if self._conn is None:
+        if self._conn is None or self._pid != os.getpid():
             with self.connection() as conn:
                 return conn.execute(sql, params).fetchall()
         try:
