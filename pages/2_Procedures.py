@@ -336,8 +336,10 @@ def decide(rev: ProcedureRevision) -> None:
     p1.text_input("Reason for rejecting" + (" the proposal" if is_prop else ""), key=r_key)
     a0, a1, a2 = st.columns([3, 3, 2.4], vertical_alignment="center")
     refuse = ("reason", "Give a reason for rejecting" + (" the proposal." if is_prop else "."))
+    served = not is_prop and proc.status == Status.approved  # nothing waits: nothing to approve
     a0.button(f"Approve {what}", key=key.format("approve"), type="primary", shortcut="A",
-              wrap=True, disabled=not can_review, on_click=act, kwargs={"then": then},
+              wrap=True, disabled=not can_review or served, on_click=act, kwargs={"then": then},
+              help="Approved already: agents are served this revision" if served else None,
               args=(said.format("Approved"), review.approve, pid, {"revision_id": rev.id},
                     {"comment": c_key}))  # fmt: skip
     a1.button(f"Reject {what}", key=key.format("reject"), shortcut="X", wrap=True,

@@ -26,7 +26,7 @@ ctx = page(
 # The task, policies, k and the status switch live in the URL: a link replays the question.
 task = url_text(st, "Task", key="play_task", param="task", area=True, height=80,
                 default="heat some egg and put it in garbagecan")  # fmt: skip
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
 chosen = url_multi(c1, "Policies", POLICIES, key="play_policies", param="policies",
                    default=POLICIES)  # fmt: skip
 k = url_int(c2, "k (procedures per policy)", key="play_k", param="k", default=3, lo=1, hi=10)

@@ -93,12 +93,15 @@ else:
              for r in runs]
         ),
         hide_index=True, width="stretch",
-        column_config={
-            "run": st.column_config.TextColumn(width="large"),
+        column_config={  # widths that fit 1280 px beside the sidebar
+            "run": st.column_config.TextColumn(width=270),
             "condition": st.column_config.TextColumn(
+                width=230,
                 help="What the run measured, without its seed: runs with the same condition "
                 "are seeds of one experiment and share a band in Learning curves."),
-            "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1),
+            "status": st.column_config.TextColumn(width=56),
+            "source": st.column_config.TextColumn(width=100),
+            "success per group": st.column_config.LineChartColumn(y_min=0, y_max=1, width=116),
         },
     )  # fmt: skip
     link("pages/4_Learning_curves.py", "Open Learning curves", ":material/show_chart:")

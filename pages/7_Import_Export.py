@@ -121,7 +121,7 @@ st.caption(
     "JSONL that `memp import --format jsonl` reads back (runs, trajectories with steps, "
     "procedures with their whole lineage and audit trail) plus the learning curves as CSV."
 )
-e1, e2, _ = st.columns([1, 1, 4])
+e1, e2, _ = st.columns([1, 1, 4], vertical_alignment="bottom")
 what = url_choice(e1, "What", WHATS, key="io_what", param="export", default="all")
 if e2.button("Prepare export", key="io_export"):
     with st.spinner("Exporting…"), errors_shown():
