@@ -7,6 +7,7 @@ from memp_core.curves import condition_of, run_label
 from memp_core.loop import start_run
 from memp_core.overview import latest_runs
 from ui.common import changed, errors_shown, link, page
+from ui.picker import id_link, page_url
 from ui.safe import md
 
 ctx = page(
@@ -87,14 +88,16 @@ if not runs:
 else:
     st.dataframe(
         pd.DataFrame(
-            [{"run": run_label(r), "condition": condition_of(r), "status": r.status,
+            [{"id": page_url("pages/1_Trajectories.py", run=r.id), "run": run_label(r),
+              "condition": condition_of(r), "status": r.status,
               "source": r.source,
               "success per group": [g.get("success_rate") or 0.0 for g in r.metrics]}
              for r in runs]
         ),
         hide_index=True, width="stretch",
         column_config={  # widths that fit 1280 px beside the sidebar
-            "run": st.column_config.TextColumn(width=270),
+            "id": id_link("run", width=44, help="Opens the run's trajectories"),
+            "run": st.column_config.TextColumn(width=226),
             "condition": st.column_config.TextColumn(
                 width=230,
                 help="What the run measured, without its seed: runs with the same condition "

@@ -100,3 +100,9 @@ def test_evidence_runs_link_to_the_trajectories_page(filled: dict[str, int]) -> 
     at = open_with(PROCS, status="(all)", procedure=str(filled["approved"]))
     runs = table_with(at, "outcome")
     assert list(runs["run"]) == ["Trajectories?trajectory=1"]  # the reflection's evidence
+
+
+def test_a_run_links_to_its_trajectories(filled: dict[str, int]) -> None:
+    at = open_with("pages/6_Experiments.py")
+    runs = table_with(at, "condition")
+    assert list(runs["id"]) == [f"Trajectories?run={n}" for n in (3, 2, 1)]  # newest first
