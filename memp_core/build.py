@@ -9,8 +9,11 @@ tasks ("put a hot apple in fridge", "heat some apple and put it in fridge") shar
 procedure; sentences the fact parser does not know group by their normalised text. A group
 whose procedure already exists gets a ``merge`` revision (the new runs join its evidence);
 the script is re-distilled only while the procedure's content has come from runs alone (no
-reflection, edit or rollback in its history), so a reflection's or a reviewer's wording is
-never overwritten by a merge; after that, merges only add evidence.
+reflection, edit or rollback in its history). Once a reflection shaped it, a merge keeps
+the reflection and *absorbs* the new successful runs into it (the backend's ``absorb``: the
+heuristic adds their counts, the appliance that worked, what had to be opened), so a
+corrected procedure keeps learning; a backend without ``absorb`` keeps the content and the
+runs only join the evidence. A reviewer's edit or a rollback is never rewritten by a merge.
 
 A write that must wait for review and lands on an **approved** procedure does not take it out
 of service: :func:`land_revision` appends it as that procedure's pending proposal
@@ -230,10 +233,21 @@ def _plan_merge(
     old = load_evidence(store, _existing_ids(store, known[-MAX_RUNS_PER_SCRIPT:]))
     ranked = best_first([*runs, *old])
     evidence = list(dict.fromkeys([*current.evidence_trajectory_ids, *(e.id for e in runs)]))
-    if content_from_runs(store, int(proc.id or 0)):
+    shaped = shaping_origins(store, int(proc.id or 0))
+    absorb = getattr(backend, "absorb", None)
+    good = [e.run_view() for e in runs if e.trajectory.success is True]
+    if not shaped:
         script, rationale, tokens = _distil(backend, kind, proc.task_type, ranked)
         rev = _revision(backend, kind, ranked, script, rationale, evidence)
-    else:  # keep the reflected or reviewed wording; the runs only join the evidence
+    elif shaped == {Origin.reflection.value} and absorb is not None and good:
+        # a reflection shaped it: keep the correction, and learn from the new successes too
+        draft = absorb(current.script, good)
+        tokens = draft.tokens
+        rev = _copy_content(current, evidence)
+        rev.script, rev.author, rev.model = draft.script, backend.author, backend.model
+        rev.embedding = None if draft.script != current.script else current.embedding
+        rev.rationale = f"{draft.rationale} Reflection kept from revision {current.id}."
+    else:  # keep the reviewed (or reflected) wording; the runs only join the evidence
         tokens = 0
         rev = _copy_content(current, evidence)
         rev.rationale = (
@@ -263,20 +277,25 @@ def head_revision(store: Store, proc: Procedure) -> ProcedureRevision:
 
 
 def content_from_runs(store: Store, procedure_id: int) -> bool:
-    """True while no reflection, edit or rollback ever shaped this procedure's content.
+    """True while no reflection, edit or rollback ever shaped this procedure's content."""
+    return not shaping_origins(store, procedure_id)
+
+
+def shaping_origins(store: Store, procedure_id: int) -> set[str]:
+    """The origins (reflection, human edit, rollback) that ever shaped this procedure.
 
     Merges that keep content also have origin ``merge``, so the current revision's origin
-    alone cannot tell; any such revision in the history means merges only add evidence.
+    alone cannot tell; the history is read.
     """
     shaped = (Origin.reflection.value, Origin.human_edit.value, Origin.rollback.value)
     with store.session() as s:
         found = s.exec(
-            select(ProcedureRevision.id)
+            select(ProcedureRevision.origin)
             .where(ProcedureRevision.procedure_id == procedure_id)
             .where(col(ProcedureRevision.origin).in_(shaped))
-            .limit(1)
-        ).first()
-    return found is None
+            .distinct()
+        ).all()
+    return {str(o) for o in found}
 
 
 def _distil(

@@ -6,15 +6,19 @@ ALFWorld transcripts alike; ``think:`` steps are thoughts, never actions.
 
 Script lines it writes (one action per line, hints after a colon)::
 
-    1. find <object>: check fridge, countertop, diningtable
-    2. take <object>
-    3. go to microwave
-    4. heat <object> with microwave
-    5. go to <receptacle>
-    6. put <object> in/on <receptacle>
+    1. do not open drawer: it stays shut here
+    2. find <object>: check fridge (3/4), countertop (1/1); rarely in cabinet (0/2)
+    3. take <object>
+    4. go to stoveburner
+    5. heat <object> with stoveburner; not microwave (it does nothing here)
+    6. go to <receptacle>
+    7. put <object> in/on <receptacle>
 
 ``<object>`` and ``<receptacle>`` are the task's object and target; appliances, lamps and the
-places in search hints stay concrete, because they are the reusable knowledge.
+places in search hints stay concrete, because they are the reusable knowledge: where things
+were, which appliance worked and which did nothing, what had to be opened first (``open
+fridge`` before ``cool``), kinds whose places never opened, the order of the steps. Lines
+are worded as :mod:`memp_core.sim.lesson` writes and reads them.
 """
 
 from __future__ import annotations
@@ -27,11 +31,10 @@ from memp_core.errors import MempError
 from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
 from memp_core.sim.ending import search_detail
 from memp_core.sim.grammar import TRANSFORMS
+from memp_core.sim.lesson import NO_REPEAT, OBJ, REC, locked_line, read_lesson, tool_lines
 from memp_core.sim.script import FindLine, parse_search
 from memp_core.sim.transcript import RunFacts, analyse
 
-OBJ, REC = "<object>", "<receptacle>"
-NO_REPEAT = "if it does nothing, do not repeat it"
 _NUM = re.compile(r"^\s*\d+[.)]\s*")
 
 
@@ -73,6 +76,7 @@ class HeuristicBackend(Backend):
         lines = _repair_target(lines, rf, notes)
         lines = _repair_loop(lines, rf, notes)
         lines = _repair_lamp(lines, rf, notes)
+        lines = _repair_locked(lines, rf, notes)
         where = rf.first_problem
         head = "The run failed"
         if where is not None:
@@ -90,6 +94,22 @@ class HeuristicBackend(Backend):
         if not notes:
             notes.append("No single step explains it; the script is kept and re-checked.")
         return Reflection(number(lines), head + ". " + " ".join(notes), where)
+
+    def absorb(self, script: str, runs: list[RunView]) -> ScriptDraft:
+        """Successful runs merged into a script a reflection shaped: the reflection's lines
+        stay, the runs add their evidence (where the object was and was not, the appliance
+        that worked and whether it had to be opened, the lamp's place, locked kinds)."""
+        lines = unnumber(script)
+        notes: list[str] = []
+        for run in runs:
+            rf = analyse(run)
+            lines = _repair_hints(lines, rf, notes)
+            lines = _repair_tool(lines, rf, notes)
+            lines = _repair_target(lines, rf, notes)
+            lines = _repair_lamp(lines, rf, notes)
+            lines = _repair_locked(lines, rf, notes)
+        head = f"Merged {len(runs)} successful run(s) into the reflected script"
+        return ScriptDraft(number(lines), head + (": " + " ".join(notes) if notes else "."))
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -140,7 +160,10 @@ def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str
         second.stats = {k: list(v) for k, v in first.stats.items()}
     lamp = best.lamp or "desklamp"
     lamp_line = _lamp_search(lamp, runs)
-    lines: list[str] = []
+    bad = {v: {k for f in runs for k in f.tools_bad.get(v, [])} for v in TRANSFORMS}
+    opened = {k for f in runs for k in f.opened_tools}
+    locked = {k for f in runs for k in f.locked}
+    lines: list[str] = [locked_line(locked)] if locked else []
     takes = 0
     holding = False
     for ev in best.events:
@@ -152,7 +175,7 @@ def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str
             takes += 1
             holding = True
         elif act.verb in TRANSFORMS and holding:
-            lines += [f"go to {act.place}", f"{act.verb} {OBJ} with {act.place}"]
+            lines += tool_lines(act.verb, act.place, bad[act.verb], act.place in opened)
         elif act.verb == "put" and act.place == best.target and holding:
             lines.append(f"go to {REC}")
             if best.target_closed:
@@ -161,12 +184,13 @@ def generalise(best: RunFacts, task_type: str, runs: list[RunFacts]) -> list[str
             holding = False
         elif act.verb == "use" and holding:
             lines += [lamp_line.render(), f"use {lamp}"]
-    return _complete(lines, task_type, first, second, lamp_line)
+    return _complete(lines, task_type, first, second, lamp_line, bad)
 
 
 def _complete(
-    lines: list[str], task_type: str, first: FindLine, second: FindLine, lamp_line: FindLine
-) -> list[str]:
+    lines: list[str], task_type: str, first: FindLine, second: FindLine, lamp_line: FindLine,
+    bad: dict[str, set[str]],
+) -> list[str]:  # fmt: skip
     """Add the parts a run never reached, without knowledge it did not show."""
     lamp = lamp_line.what
     if not any(ln.startswith("take") for ln in lines):
@@ -174,6 +198,10 @@ def _complete(
     if task_type in TRANSFORMS and not any(ln.startswith(task_type) for ln in lines):
         at = next((i + 1 for i, ln in enumerate(lines) if ln.startswith("take")), len(lines))
         lines.insert(at, f"{task_type} {OBJ}: try the appliances one by one")
+    if task_type in TRANSFORMS and bad.get(task_type):
+        at = next(i for i, ln in enumerate(lines) if ln.startswith(task_type))
+        if " with " not in lines[at] and "not" not in lines[at]:
+            lines[at] = tool_lines(task_type, "", bad[task_type], False)[0]
     if task_type == "examine" and not any(ln.startswith("use") for ln in lines):
         lines += [lamp_line.render(), f"use {lamp}"]
     if task_type != "examine" and not any(ln.startswith("put") for ln in lines):
@@ -197,13 +225,28 @@ def _repair_tool(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
         return lines
     at = _index(lines, re.compile(rf"^{verb}\b"))
     good, bad = rf.tools_ok.get(verb), rf.tools_bad.get(verb, [])
+    known = read_lesson(number(lines), task_type=verb)
+    avoid = set(bad) | known.avoid.get(verb, set())
     if good:
-        new = [f"go to {good}", f"{verb} {OBJ} with {good}"]
-        if at is not None and lines[at] == new[1]:
+        avoid.discard(good)
+        opened = good in rf.opened_tools or good in known.open_tools
+        new = tool_lines(verb, good, avoid, opened)
+        if (
+            at is not None
+            and lines[at].startswith(new[-1])
+            and (not opened or f"open {good}" in lines)
+        ):
             return lines
-        notes.append(f"The {verb} step needs the {good}; the script now goes there.")
+        if bad:
+            notes.append(f"The {', '.join(bad)} does not {verb} here: use the {good}.")
+        else:
+            notes.append(f"The {verb} step needs the {good}; the script now goes there.")
+        if good in rf.opened_tools and good not in known.open_tools:
+            notes.append(f"The {good} worked once opened; the script opens it first.")
     elif bad:
-        new = [f"{verb} {OBJ}: try the appliances one by one, not {', '.join(bad)}"]
+        new = tool_lines(verb, "", avoid, False)
+        if at is not None and lines[at] == new[0]:
+            return lines
         notes.append(f"{', '.join(bad)} did not {verb} the {rf.obj or 'object'}; excluded.")
     else:
         return lines
@@ -211,7 +254,11 @@ def _repair_tool(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
         take = _index(lines, re.compile(r"^take\b"))
         at = len(lines) if take is None else take + 1
         return lines[:at] + new + lines[at:]
-    start = at - 1 if at > 0 and lines[at - 1].startswith("go to") else at
+    if NO_REPEAT in lines[at] and NO_REPEAT not in new[-1]:  # a reflection's warning stays
+        new[-1] += ("; " if ":" in new[-1] else ": ") + NO_REPEAT
+    start = at
+    while start > 0 and re.match(r"^(go to|open) (?!<)", lines[start - 1]):
+        start -= 1  # the go/open lines of the old appliance go with it
     return lines[:start] + new + lines[at + 1 :]
 
 
@@ -309,3 +356,14 @@ def _repair_lamp(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
         obj = rf.obj or "object"
         notes.append(f"The {lamp} was used before holding the {obj}: take the {obj} first.")
     return lines
+
+
+def _repair_locked(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]:
+    """Kinds whose closed places would not open: a warning line, so they are not tried."""
+    known = read_lesson(number(lines)).locked
+    new = set(rf.locked) - known
+    if not new:
+        return lines
+    notes.append(f"The {', '.join(sorted(new))} would not open; the script says not to try.")
+    kept = [ln for ln in lines if not ln.startswith("do not open ")]
+    return [locked_line(known | new), *kept]

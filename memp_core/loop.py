@@ -36,7 +36,8 @@ from memp_core.memory import ProceduralMemory
 from memp_core.models import Retrieval, Run, Step, Trajectory, utcnow
 from memp_core.retrieve import RetrievedProcedure
 from memp_core.sim.agents import STRENGTHS, Episode, HeuristicAgent
-from memp_core.sim.guide import Guide, Recall
+from memp_core.sim.guide import Guide, Recall, served
+from memp_core.sim.priors import FAIR, NO_PRIORS
 from memp_core.sim.replay import ReplayResult, ReplayScore, replay
 from memp_core.sim.tasks import make_scene, task_seeds
 from memp_core.sim.transcript import step_flags
@@ -73,6 +74,10 @@ class LoopConfig:
     author_model: str | None = None  # only serve revisions written by this model
     task_types: tuple[str, ...] = ()  # empty: all six
     update_every: int = 1  # tasks per memory update (a batch embeds in one pass)
+    household: int | None = None  # the home the tasks happen in (None: the seed's)
+    priors: bool = True  # heuristic agents: common sense (False: the blind agent)
+    patience: int = 0  # heuristic agents: places searched for one thing (0: the strength's)
+    serve: tuple[str, ...] | None = None  # lesson parts memory serves (None: as written)
     name: str = ""
     kind: str = "online"
     started_by: str = ""  # the author of the person who started it (recorded in its config)
@@ -160,7 +165,8 @@ class CachedEmbedder(Embedder):
 
 def make_agent(config: LoopConfig, settings: Settings) -> Any:
     if config.agent == "heuristic":
-        return HeuristicAgent(config.strength)
+        priors = FAIR if config.priors else NO_PRIORS
+        return HeuristicAgent(config.strength, priors, config.patience)
     from memp_core.llm_openai import OpenAIBackend
     from memp_core.sim.react import ReactAgent
 
@@ -260,7 +266,8 @@ def run_task(
     group: int, seed: int, task_type: str,
 ) -> tuple[int, Episode]:  # fmt: skip
     """One task: retrieve, act, store (trajectory, steps, retrieval link)."""
-    world = World(make_scene(seed, task_type), config.max_steps)
+    home = config.seed if config.household is None else config.household
+    world = World(make_scene(seed, task_type, home), config.max_steps)
     retrieval_id, recalls = None, []
     if config.retrieve:
         found = memory.retrieve(
@@ -268,6 +275,8 @@ def run_task(
             agent_model=agent.model, author_model=config.author_model, seed=seed,
         )  # fmt: skip
         retrieval_id, recalls = found.retrieval_id, recalls_of(found.items)
+        if config.serve is not None:  # an ablation: memory served with parts of it removed
+            recalls = [served(r, frozenset(config.serve)) for r in recalls]
     episode = agent.run(world, recalls)
     followed = episode.guide.followed
     flags = step_flags(episode.steps)

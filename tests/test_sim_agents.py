@@ -9,12 +9,14 @@ import pytest
 from memp_core.config import Settings
 from memp_core.sim.agents import HeuristicAgent
 from memp_core.sim.guide import Recall, read_guide
+from memp_core.sim.priors import NO_PRIORS
 from memp_core.sim.tasks import Scene, Task
 from memp_core.sim.world import World
 
 
-# A big kitchen: the uninformed search goes kind by kind in the listed order and runs out of
-# patience in the fourteen cabinets long before it reaches the fridge where the egg is.
+# A big kitchen: the blind search (no common sense) goes kind by kind in the listed order and
+# runs out of patience in the fourteen cabinets long before it reaches the fridge where the
+# egg is; common sense looks in the fridge among the first places.
 def kitchen(egg_at: str = "fridge 1", *, drawer_closed: bool = False, cabinets: int = 14) -> World:
     contents: dict[str, list[str]] = {
         **{f"cabinet {i}": [] for i in range(1, cabinets + 1)},
@@ -46,10 +48,14 @@ GOOD = Recall(
 
 
 def test_without_memory_the_agent_searches_and_runs_out_of_patience() -> None:
-    ep = HeuristicAgent("strong").run(kitchen())
+    ep = HeuristicAgent("strong", NO_PRIORS).run(kitchen())
     assert not ep.success and ep.gave_up
     visited = [s.action for s in ep.steps if s.action.startswith("go to")]
     assert visited[0] == "go to cabinet 1"  # the listed order: nothing tells it otherwise
+    assert ep.ended is not None and "11 fruitless tries: it gave up" in ep.ended.detail
+    fair = HeuristicAgent("strong").run(kitchen())  # common sense: an egg may be in the fridge
+    assert fair.success
+    assert "go to fridge 1" in [s.action for s in fair.steps][:8]
 
 
 def test_a_correct_procedure_solves_the_task_it_fails_without_one() -> None:
@@ -78,8 +84,8 @@ def test_a_wrong_procedure_is_recovered_from_by_search() -> None:
 
 def test_the_agent_never_peeks_at_hidden_contents() -> None:
     """Two rooms that look the same from the middle act the same until an observation differs."""
-    a = HeuristicAgent("strong").run(kitchen("cabinet 9"))
-    b = HeuristicAgent("strong").run(kitchen("drawer 2"))
+    a = HeuristicAgent("strong", NO_PRIORS).run(kitchen("cabinet 9"))
+    b = HeuristicAgent("strong", NO_PRIORS).run(kitchen("drawer 2"))
     first_diff = next(
         i for i, (x, y) in enumerate(zip(a.steps, b.steps, strict=False))
         if x.observation != y.observation
@@ -87,6 +93,11 @@ def test_the_agent_never_peeks_at_hidden_contents() -> None:
     same = [s.action for s in a.steps[: first_diff + 1]]
     assert same == [s.action for s in b.steps[: first_diff + 1]]
     assert first_diff == 17  # eight empty cabinets (go, open) in both rooms, then the ninth
+    c = HeuristicAgent("strong").run(kitchen("garbagecan 1"))
+    d = HeuristicAgent("strong").run(kitchen("sinkbasin 1"))
+    diff = next(i for i, (x, y) in enumerate(zip(c.steps, d.steps, strict=False))
+                if x.observation != y.observation)  # fmt: skip
+    assert [s.action for s in c.steps[: diff + 1]] == [s.action for s in d.steps[: diff + 1]]
 
 
 def test_weak_agent_opens_closed_places_only_when_memory_points_there() -> None:

@@ -14,6 +14,7 @@ from memp_core.errors import ConfigError, ConflictError
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status, Step
 from memp_core.review import Actor, edit, set_pinned
+from memp_core.sim.lesson import NO_REPEAT, read_lesson
 from memp_core.store import Store
 
 HEAT = "heat some egg and put it in diningtable"
@@ -72,20 +73,31 @@ def test_reflect_on_failure_adds_a_child_revision_and_never_changes_its_parent(
     assert event.action == "reflect" and event.detail["failed_trajectory_id"] == failed
 
 
-def test_later_successes_merge_as_evidence_and_keep_the_reflected_script(
+def test_later_successes_merge_into_the_reflected_script_with_their_evidence(
     mem: ProceduralMemory,
 ) -> None:
+    """A success merged into a reflected script keeps the reflection (its warning stays) and
+    adds what the run showed (its counts grow), instead of only joining the evidence list."""
     (proc,) = mem.store.procedures()
     reflected = mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect")
     child = mem.store.get(ProcedureRevision, reflected.reflected[0])
+    assert NO_REPEAT in child.script
     steps = mem.store.steps_of(5)  # react_heat_0: the same task, solved
+    scripts = [child.script]
     for _ in range(2):
         ok = add_run(mem.store, HEAT, steps, task_type="heat")
         (merged,) = (
             mem.store.get(ProcedureRevision, i) for i in mem.update([ok], policy="reflect").built
         )
-        assert merged.origin == "merge" and merged.script == child.script
-        assert merged.evidence_trajectory_ids[-1] == ok
+        assert merged.origin == "merge" and merged.evidence_trajectory_ids[-1] == ok
+        assert NO_REPEAT in merged.script  # the reflection's lesson is kept
+        assert "Reflection kept from revision" in merged.rationale
+        before = read_lesson(scripts[-1]).where
+        after = read_lesson(merged.script).where
+        assert before is not None and after is not None
+        assert sum(n for _, n in after.stats.values()) > sum(n for _, n in before.stats.values())
+        scripts.append(merged.script)
+    assert read_lesson(scripts[-1]).tools == {"heat": "microwave"}  # what the successes used
     assert len(mem.store.procedures()) == 1
 
 

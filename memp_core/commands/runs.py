@@ -176,20 +176,45 @@ def bench_learning(
     quick: Annotated[bool, typer.Option("--quick", help="Smaller task sets (under a minute)")] = (
         False
     ),
-    seed: Annotated[int, typer.Option(help="Seed of the task sets")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the task sets (and the household)")] = 0,
+    ablate: Annotated[
+        bool,
+        typer.Option(
+            "--ablate",
+            help="Also none-no-priors, reflect-locations-only, reflect-without-locations",
+        ),
+    ] = False,
+    patience: Annotated[
+        int, typer.Option(help="Places the agents search for one thing (0: their own, 11)")
+    ] = 0,
     out: Annotated[Path, typer.Option(help="Where to write the PNG of the curves")] = Path(
         "bench_out/learning.png"
     ),
     json_: JsonOpt = False,
 ) -> None:
-    """Memory policies on one seeded task set: none, vanilla, validation, reflect, random
-    retrieval, and transfer (a weak agent reading a strong agent's memory)."""
+    """Memory policies on one seeded task set in one household: none (common sense), vanilla,
+    validation, reflect, random retrieval, and transfer (a weak agent reading a strong
+    agent's memory); --ablate adds the blind agent and reflect's memory served in parts."""
     from tqdm import tqdm
 
-    from memp_core.sim.bench import BenchConfig, run_learning_bench, write_png
+    from memp_core.sim.bench import (
+        ABLATIONS,
+        CONDITIONS,
+        BenchConfig,
+        run_learning_bench,
+        write_png,
+    )
 
     single_thread_torch()
-    config = BenchConfig.quick(seed) if quick else BenchConfig(seed=seed)
+    if patience < 0:
+        raise typer.BadParameter("--patience must be 0 (default) or more")
+    names = CONDITIONS + ABLATIONS if ablate else CONDITIONS
+    order = ("none", "none-no-priors", "vanilla", "validation", "reflect",
+             "reflect-locations-only", "reflect-without-locations", "random", "weak",
+             "transfer")  # fmt: skip
+    conditions = tuple(n for n in order if n in names)
+    kw = {"conditions": conditions, "patience": patience}
+    config = BenchConfig.quick(seed, **kw) if quick else BenchConfig(seed=seed, **kw)
     bars: dict[str, Any] = {}
 
     def on_task(name: str, done: int, total: int) -> None:

@@ -6,9 +6,18 @@ works through a *training* stream of tasks in groups while the update policy wri
 (the same for every condition) with memory read-only. A condition's ``success_rate`` and
 ``mean_steps`` are those test figures (failures count at the step limit).
 
+All tasks of one bench happen in one household (:mod:`memp_core.sim.household`; the bench
+seed is the household): training and test rooms differ but share the home's conventions.
+
 Conditions:
-- ``none``: no memory. ``vanilla``, ``validation``, ``reflect``: query retrieval (k) and that
-  update policy. ``random``: reflect updates but random retrieval (the ablation).
+- ``none``: no memory; the agent brings common sense (:mod:`memp_core.sim.priors`).
+  ``none-no-priors``: the blind agent without common sense, for comparison.
+- ``vanilla``, ``validation``, ``reflect``: query retrieval (k) and that update policy.
+  ``random``: reflect updates but random retrieval (the ablation).
+- ``reflect-locations-only``, ``reflect-without-locations`` (``--ablate``): the memory
+  ``reflect`` built, read-only, served with parts of each procedure removed (only where
+  things were found; everything but that), rewritten by the one lesson reader/writer
+  (:func:`memp_core.sim.guide.served`); the agent is the same.
 - ``weak``: the weak agent without memory; ``transfer``: the weak agent reading the memory
   the strong agent built under ``reflect`` (retrieval only).
 """
@@ -24,11 +33,42 @@ from memp_core.config import Settings, get_settings
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
 from memp_core.memory import ProceduralMemory
+from memp_core.sim.household import household
+from memp_core.sim.lesson import PARTS
 from memp_core.sim.tasks import make_scene, task_seeds
 from memp_core.store import Store
 
 CONDITIONS = ("none", "vanilla", "validation", "reflect", "random", "weak", "transfer")
+ABLATIONS = ("none-no-priors", "reflect-locations-only", "reflect-without-locations")
 TEST_SEED_OFFSET = 10_007  # test tasks come from another seed stream than training tasks
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a condition runs: agent, memory policies, what memory serves, whose memory."""
+
+    strength: str = "strong"
+    memory: str = "none"  # update policy while training
+    retrieve: str | None = None
+    priors: bool = True
+    serve: tuple[str, ...] | None = None  # lesson parts served (None: as written)
+    reads: str | None = None  # test only, on the memory this condition trained
+
+
+PLANS: dict[str, Plan] = {
+    "none": Plan(),
+    "none-no-priors": Plan(priors=False),
+    "vanilla": Plan(memory="vanilla", retrieve="query"),
+    "validation": Plan(memory="validation", retrieve="query"),
+    "reflect": Plan(memory="reflect", retrieve="query"),
+    "reflect-locations-only": Plan(retrieve="query", serve=("locations",), reads="reflect"),
+    "reflect-without-locations": Plan(
+        retrieve="query", serve=tuple(p for p in PARTS if p != "locations"), reads="reflect"
+    ),
+    "random": Plan(memory="reflect", retrieve="random"),
+    "weak": Plan("weak"),
+    "transfer": Plan("weak", retrieve="query", reads="reflect"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,10 +80,15 @@ class BenchConfig:
     k: int = 5
     update_every: int = 1
     conditions: tuple[str, ...] = CONDITIONS
+    patience: int = 0  # places searched for one thing (0: the agents' own, 11)
 
     @classmethod
-    def quick(cls, seed: int = 0) -> BenchConfig:
-        return cls(train=180, test=120, groups=3, seed=seed)
+    def quick(cls, seed: int = 0, **kw: Any) -> BenchConfig:
+        return cls(train=180, test=120, groups=3, seed=seed, **kw)
+
+    @property
+    def household(self) -> int:
+        return self.seed
 
 
 @dataclass
@@ -73,21 +118,10 @@ class BenchResult:
             "protocol": "train online, then test on held-out tasks with memory read-only",
             "train_tasks": self.config.train, "test_tasks": self.config.test,
             "groups": self.config.groups, "seed": self.config.seed, "k": self.config.k,
+            "household": household(self.config.household).describe(),
+            "patience": self.config.patience or "default",
             "conditions": {n: c.as_dict() for n, c in self.conditions.items()},
         }  # fmt: skip
-
-
-def _plan(name: str) -> tuple[str, str, str | None]:
-    """(strength, update policy, retrieve policy) of a condition's training run."""
-    return {
-        "none": ("strong", "none", None),
-        "vanilla": ("strong", "vanilla", "query"),
-        "validation": ("strong", "validation", "query"),
-        "reflect": ("strong", "reflect", "query"),
-        "random": ("strong", "reflect", "random"),
-        "weak": ("weak", "none", None),
-        "transfer": ("weak", "none", "query"),
-    }[name]
 
 
 def run_learning_bench(
@@ -104,14 +138,16 @@ def run_learning_bench(
     stores: dict[str, Store] = {}
     results: dict[str, ConditionResult] = {}
     for name in config.conditions:
-        strength, policy, retrieve = _plan(name)
+        plan = PLANS[name]
         base = LoopConfig(
-            agent="heuristic", strength=strength, memory=policy, retrieve=retrieve,
-            k=config.k, groups=config.groups, seed=config.seed, kind="experiment",
-            update_every=config.update_every,
+            agent="heuristic", strength=plan.strength, memory=plan.memory,
+            retrieve=plan.retrieve, k=config.k, groups=config.groups, seed=config.seed,
+            kind="experiment", update_every=config.update_every, household=config.household,
+            priors=plan.priors, patience=config.patience, serve=plan.serve,
         )  # fmt: skip
-        if name == "transfer":
-            store = stores.get("reflect") or _train_reflect(config, embedder, settings, stores)
+        if plan.reads is not None:
+            store = stores.get(plan.reads) or _train(config, embedder, settings, stores,
+                                                     plan.reads)  # fmt: skip
             train = None
         else:
             store = Store("sqlite://")
@@ -124,9 +160,11 @@ def run_learning_bench(
         )  # fmt: skip
         test = _run(store, embedder, settings, test_cfg, name, on_task)
         src = train or test
+        agent = f"heuristic-{plan.strength}" + ("" if plan.priors else "-no-priors")
+        memory = f"{plan.reads} (read-only)" if plan.reads else plan.memory
         results[name] = ConditionResult(
-            name, f"heuristic-{strength}", policy, retrieve, test.success_rate,
-            test.mean_steps, src.success_rate, src.mean_steps, src.groups, src.reflections,
+            name, agent, memory, plan.retrieve, test.success_rate, test.mean_steps,
+            src.success_rate, src.mean_steps, src.groups, src.reflections,
         )  # fmt: skip
     for store in stores.values():
         store.dispose()
@@ -140,16 +178,19 @@ def task_texts(config: BenchConfig) -> list[str]:
     return [make_scene(seed, task_type).task.text for seed, task_type in pairs]
 
 
-def _train_reflect(
-    config: BenchConfig, embedder: Embedder, settings: Settings, stores: dict[str, Store]
-) -> Store:
-    """Transfer without a reflect condition in the list: build the strong agent's memory."""
+def _train(
+    config: BenchConfig, embedder: Embedder, settings: Settings, stores: dict[str, Store],
+    name: str,
+) -> Store:  # fmt: skip
+    """A read-only condition without its memory's condition in the list: build that memory."""
+    plan = PLANS[name]
     store = Store("sqlite://")
-    stores["reflect"] = store
-    cfg = LoopConfig(memory="reflect", tasks=config.train, groups=config.groups,
-                     seed=config.seed, k=config.k, kind="experiment",
-                     update_every=config.update_every)  # fmt: skip
-    _run(store, embedder, settings, cfg, "transfer", None)
+    stores[name] = store
+    cfg = LoopConfig(memory=plan.memory, retrieve=plan.retrieve, tasks=config.train,
+                     groups=config.groups, seed=config.seed, k=config.k, kind="experiment",
+                     update_every=config.update_every, household=config.household,
+                     patience=config.patience)  # fmt: skip
+    _run(store, embedder, settings, cfg, name, None)
     return store
 
 

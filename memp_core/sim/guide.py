@@ -1,28 +1,28 @@
 """What an agent takes from retrieved procedures: the knowledge, adapted to its own task.
 
-A procedure arrives as script text (written by any backend, so it is read by keywords, not
-by an exact format) or as the verbatim steps of a past run. Either way the agent keeps what
-transfers to a new room and a new object: where objects of the kind were found, which
-appliance did the heating/cooling/cleaning, where the lamp stood, whether the target had to
-be opened, the order of the steps, and warnings such as "do not repeat".
+A procedure arrives as script text or as the verbatim steps of a past run. Either way it is
+read into a :class:`~memp_core.sim.lesson.Lesson` (:func:`lesson_of`: scripts through
+:func:`~memp_core.sim.lesson.read_lesson`, the one reader) and the agent keeps what transfers
+to a new room and a new object: where objects of the kind were found, which appliance did
+the heating/cooling/cleaning here and which did nothing, where the lamp stood, what had to be
+opened, the order of the steps, and warnings (kinds that never open, "do not repeat").
+
+:func:`served` is how the learning bench's ablations hand memory over with parts removed:
+the procedure is read, parts are dropped and it is written back as script text, which the
+agent then reads like any other.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memp_core.facts import extract_facts
 from memp_core.llm import RunView, StepView
-from memp_core.sim.grammar import LAMP_TYPES, TRANSFORMS
-from memp_core.sim.script import FindLine, kinds_in, parse_search
+from memp_core.sim.lesson import OBJ, SECOND, Lesson, read_lesson
+from memp_core.sim.script import FindLine
 from memp_core.sim.transcript import analyse
-
-_FIND = re.compile(r"\b(find|search|look for|locate|check)\b")
-_NEGATION = re.compile(r"\b(not|other than|except|instead of)\b")
-_NUM = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s*")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class Guide:
     open_target: bool = False
     no_repeat: bool = False
     take_before_use: bool = False
+    open_tools: set[str] = field(default_factory=set)  # appliances opened before use
+    locked: set[str] = field(default_factory=set)  # kinds that never open here
     used: list[int] = field(default_factory=list)  # revision ids that contributed
     # The procedure for this very kind of task (same type, same object), if one was served:
     # the one a failure is reflected into. Hints from other procedures are borrowed, not
@@ -75,7 +77,28 @@ class Guide:
 
     def size(self) -> tuple[int, ...]:
         return (len(self.where), len(self.other), len(self.tools), int(self.open_target),
-                len(self.lamp), int(self.no_repeat))  # fmt: skip
+                len(self.lamp), int(self.no_repeat), len(self.avoid), len(self.open_tools),
+                len(self.locked), int(self.take_before_use), int(self.open_closed))  # fmt: skip
+
+    def absorb(self, lesson: Lesson, same_object: bool) -> None:
+        """Add what one procedure teaches. Where to look counts fully for the same object
+        and as ``other`` (weaker) evidence for other objects; the rest is about the room."""
+        if lesson.where is not None:
+            merge_counts(self.where if same_object else self.other, lesson.where.stats)
+        if lesson.second is not None:
+            merge_counts(self.second if same_object else self.other, lesson.second.stats)
+        if lesson.lamp is not None:
+            merge_counts(self.lamp, lesson.lamp.stats)
+        self.open_closed |= lesson.open_closed
+        for verb, kind in lesson.tools.items():
+            self.tools.setdefault(verb, kind)
+        for verb, kinds in lesson.avoid.items():
+            self.avoid.setdefault(verb, set()).update(kinds)
+        self.open_target |= lesson.open_target
+        self.open_tools |= lesson.open_tools
+        self.take_before_use |= lesson.take_before_use
+        self.locked |= lesson.locked
+        self.no_repeat |= lesson.no_repeat
 
 
 def merge_counts(into: Counts, counts: Counts) -> None:
@@ -97,10 +120,7 @@ def read_guide(task: str, recalls: Sequence[Recall]) -> Guide:
     for recall in sorted(recalls, key=rank):
         before = guide.size()
         same_object = extract_facts(recall.task_text).object == facts.object
-        if recall.script.strip():
-            _read_script(guide, recall, same_object)
-        elif recall.steps:
-            _read_steps(guide, recall, same_object)
+        guide.absorb(lesson_of(recall), same_object)
         if guide.size() != before and recall.revision_id is not None:
             guide.used.append(recall.revision_id)
         if guide.followed is None and same_object and recall.task_type == facts.task_type:
@@ -108,82 +128,42 @@ def read_guide(task: str, recalls: Sequence[Recall]) -> Guide:
     return guide
 
 
-def _split_negated(text: str) -> tuple[list[str], list[str]]:
-    """Kinds named positively and kinds named after a negation ('not stoveburner')."""
-    m = _NEGATION.search(text)
-    if not m:
-        return kinds_in(text), []
-    return kinds_in(text[: m.start()]), kinds_in(text[m.end() :])
+def lesson_of(recall: Recall) -> Lesson:
+    """What a retrieved procedure teaches: its script read by the one reader, else what its
+    recorded steps show."""
+    if recall.script.strip():
+        return read_lesson(recall.script, recall.task_text, recall.task_type)
+    if recall.steps:
+        return _steps_lesson(recall)
+    return Lesson(recall.task_type)
 
 
-def _read_script(guide: Guide, recall: Recall, same_object: bool) -> None:
-    old = extract_facts(recall.task_text)
-    lines = [_NUM.sub("", ln).strip().lower() for ln in recall.script.splitlines()]
-    take_at = use_at = None
-    for i, line in enumerate(ln for ln in lines if ln):
-        if "<" not in line:  # a script naming its own task's things: read them as roles
-            line = _roles(line, old.object, old.receptacle)
-        verbs = [v for v in TRANSFORMS if re.search(rf"\b{v}\b", line)]
-        lamp = next((lp for lp in LAMP_TYPES if lp in line), "")
-        if "repeat" in line and re.search(r"\b(not|never|don't|avoid)\b", line):
-            guide.no_repeat = True
-        if verbs:
-            good, bad = _split_negated(line)
-            for verb in verbs:
-                if good:
-                    guide.tools.setdefault(verb, good[0])
-                guide.avoid.setdefault(verb, set()).update(bad)
-        elif lamp and re.search(r"\b(use|turn on|switch on)\b", line):
-            use_at = i if use_at is None else use_at
-        elif lamp and _FIND.search(line):
-            merge_counts(guide.lamp, parse_search(line).stats)
-        elif _FIND.search(line) and "<object>" in line:
-            _read_find(guide, line, same_object)
-        elif re.search(r"\bopen\b.*<receptacle>", line):
-            guide.open_target = True
-        if re.search(r"\b(take|pick up)\b", line) and take_at is None:
-            take_at = i
-    if take_at is not None and use_at is not None and take_at < use_at:
-        guide.take_before_use = True
+def served(recall: Recall, parts: frozenset[str] | None) -> Recall:
+    """``recall`` as memory serves it with only ``parts`` of its lesson (None: as it is)."""
+    if parts is None:
+        return recall
+    script = lesson_of(recall).keep(parts).render()
+    return replace(recall, script=script or "(nothing)", steps=())
 
 
-def _read_find(guide: Guide, line: str, same_object: bool) -> None:
-    """'find <object>: check A (3/4); rarely in X (0/2); open closed ones', or free text."""
-    found = parse_search(line)
-    guide.open_closed |= found.open_closed
-    if same_object:
-        merge_counts(guide.second if "second" in line else guide.where, found.stats)
-    else:
-        merge_counts(guide.other, found.stats)
-
-
-def _roles(line: str, obj: str, rec: str) -> str:
-    if obj:
-        line = re.sub(rf"\b{re.escape(obj)}s?\b", "<object>", line)
-    if rec and not _FIND.search(line):  # in a search line the place is a place to look
-        line = re.sub(rf"\b{re.escape(rec)}s?\b", "<receptacle>", line)
-    return line
-
-
-def _read_steps(guide: Guide, recall: Recall, same_object: bool) -> None:
+def _steps_lesson(recall: Recall) -> Lesson:
     steps = [
         StepView(str(s.get("action") or ""), str(s.get("observation") or "")) for s in recall.steps
     ]
     rf = analyse(RunView(recall.task_text, recall.task_type, True, steps))
-    where = FindLine("<object>")
-    where.add(rf.found[:1] + rf.seen_at, found=True)
-    if same_object:
-        where.add([k for k in rf.checked if k not in where.stats], found=False)
-        merge_counts(guide.where, where.stats)
-        merge_counts(guide.second, {k: [1, 1] for k in rf.found[1:2]})
-    else:
-        merge_counts(guide.other, where.stats)
-    guide.open_closed |= rf.found_closed
-    for verb, kind in rf.tools_ok.items():
-        guide.tools.setdefault(verb, kind)
-    for verb, kinds in rf.tools_bad.items():
-        guide.avoid.setdefault(verb, set()).update(kinds)
-    merge_counts(guide.lamp, {k: [1, 1] for k in rf.lamp_at})
-    guide.open_target |= rf.target_closed
-    if rf.lamp_at and not rf.lamp_before_object:
-        guide.take_before_use = True
+    out = Lesson(recall.task_type or rf.task_type)
+    out.where = FindLine(OBJ)
+    out.where.add(rf.found[:1] + rf.seen_at, found=True)
+    out.where.add([k for k in rf.checked if k not in out.where.stats], found=False)
+    if rf.found[1:2]:
+        out.second = FindLine(SECOND, {k: [1, 1] for k in rf.found[1:2]})
+    out.open_closed = rf.found_closed
+    out.tools = dict(rf.tools_ok)
+    out.avoid = {v: set(k) for v, k in rf.tools_bad.items()}
+    if rf.lamp_at:
+        out.lamp = FindLine(rf.lamp or "desklamp", {k: [1, 1] for k in rf.lamp_at})
+    out.open_target = rf.target_closed
+    out.open_tools = set(rf.opened_tools)
+    out.locked = set(rf.locked)
+    out.take_before_use = bool(rf.lamp_at) and not rf.lamp_before_object
+    return out

@@ -1,4 +1,9 @@
-"""Seeded scenes and tasks: one seed gives one room, its contents and one feasible task."""
+"""Seeded scenes and tasks: one seed gives one room, its contents and one feasible task.
+
+A scene belongs to a household (:mod:`memp_core.sim.household`): its conventions decide
+which appliance the task needs, and nothing is kept in, or delivered to, a kind that its
+child locks keep shut. Without a household a scene follows ALFWorld's own rules.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from dataclasses import dataclass, field
 
 from memp_core.facts import TASK_TYPES
 from memp_core.sim.catalog import (
-    APPLIANCES,
     LAMP,
     LAMP_PLACES,
     LAMP_ROOMS,
@@ -18,6 +22,7 @@ from memp_core.sim.catalog import (
     TASK_OBJECTS,
     TEMPLATES,
 )
+from memp_core.sim.household import ALFWORLD, Household, household
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Scene:
     openable: set[str]
     contents: dict[str, list[str]]
     locations: dict[str, int] = field(default_factory=dict)  # receptacle -> "loc N"
+    household: Household = ALFWORLD  # the home's conventions (the world applies them)
 
 
 def _kinds_of(receptacles: Sequence[str]) -> set[str]:
@@ -55,14 +61,15 @@ def _weighted(rng: random.Random, weights: dict[str, int], present: set[str]) ->
     return rng.choices([k for k, _ in options], [w for _, w in options])[0]
 
 
-def _layout(rng: random.Random, room: str) -> tuple[list[str], set[str]]:
+def _layout(rng: random.Random, room: str, home: Household) -> tuple[list[str], set[str]]:
     receptacles: list[str] = []
     openable: set[str] = set()
     for spec in ROOM_RECEPTACLES[room]:
         for n in range(1, rng.randint(spec.low, spec.high) + 1):
             name = f"{spec.kind} {n}"
             receptacles.append(name)
-            if rng.random() < spec.openable:
+            # a draw for every instance keeps the layouts of other households unchanged
+            if rng.random() < spec.openable or spec.kind in home.locked:
                 openable.add(name)
     # ALFWorld lists kinds alphabetically and numbers from high to low ("cabinet 4, cabinet 3")
     receptacles.sort(key=lambda r: (r.rsplit(" ", 1)[0], -int(r.rsplit(" ", 1)[1])))
@@ -78,8 +85,10 @@ def _choose(rng: random.Random, task_type: str) -> tuple[str, str]:
     return room, rng.choice(sorted(ROOM_OBJECTS[room]))
 
 
-def _target(rng: random.Random, task_type: str, room: str, obj: str, kinds: set[str]) -> str:
-    banned = TARGET_EXCLUDE | set(APPLIANCES.get(task_type, ()))
+def _target(
+    rng: random.Random, task_type: str, room: str, obj: str, kinds: set[str], home: Household
+) -> str:
+    banned = TARGET_EXCLUDE | set(home.appliance(task_type, room)) | home.locked
     weights = {k: w for k, w in ROOM_OBJECTS[room][obj].items() if k not in banned}
     if task_type != "put" and task_type != "puttwo":
         # transformed objects go to common surfaces and stores too (ALFWorld: garbagecan, ...)
@@ -88,26 +97,29 @@ def _target(rng: random.Random, task_type: str, room: str, obj: str, kinds: set[
     return _weighted(rng, weights, kinds) or ""
 
 
-def make_scene(seed: int, task_type: str | None = None) -> Scene:
-    """The scene for ``seed``; the same seed always gives the same scene and task."""
+def make_scene(seed: int, task_type: str | None = None, home: int | None = None) -> Scene:
+    """The scene for ``seed`` in household ``home`` (None: ALFWorld's rules); the same
+    arguments always give the same scene and task."""
     rng = random.Random(seed)
     task_type = task_type or rng.choice(TASK_TYPES)
+    conventions = ALFWORLD if home is None else household(home)
     for _ in range(100):
-        scene = _try_scene(rng, seed, task_type)
+        scene = _try_scene(rng, seed, task_type, conventions)
         if scene is not None:
             return scene
     raise RuntimeError(f"no feasible {task_type} scene for seed {seed}")  # pragma: no cover
 
 
-def _try_scene(rng: random.Random, seed: int, task_type: str) -> Scene | None:
+def _try_scene(rng: random.Random, seed: int, task_type: str, home: Household) -> Scene | None:
     room, obj = _choose(rng, task_type)
     if task_type == "examine" and room not in LAMP_ROOMS:
         return None
-    receptacles, openable = _layout(rng, room)
+    receptacles, openable = _layout(rng, room, home)
     kinds = _kinds_of(receptacles)
-    if any(not (kinds & set(a)) for t, a in APPLIANCES.items() if t == task_type):
+    needs = home.appliance(task_type, room)
+    if needs and not kinds & set(needs):
         return None
-    target = "" if task_type == "examine" else _target(rng, task_type, room, obj, kinds)
+    target = "" if task_type == "examine" else _target(rng, task_type, room, obj, kinds, home)
     if task_type != "examine" and not target:
         return None
     contents: dict[str, list[str]] = {r: [] for r in receptacles}
@@ -117,7 +129,7 @@ def _try_scene(rng: random.Random, seed: int, task_type: str) -> Scene | None:
     counts: dict[str, int] = {}
 
     def place(name: str, weights: dict[str, int], avoid: str = "") -> bool:
-        kind = _weighted(rng, weights, {k for k in kinds if k != avoid})
+        kind = _weighted(rng, weights, {k for k in kinds if k != avoid} - home.locked)
         if kind is None:
             return False
         counts[name] = counts.get(name, 0) + 1
@@ -144,7 +156,8 @@ def _try_scene(rng: random.Random, seed: int, task_type: str) -> Scene | None:
     text = rng.choice(TEMPLATES[task_type]).format(obj=obj, rec=target, lamp=lamp)
     task = Task(seed, task_type, text, room, obj, target, lamp)
     locs = rng.sample(range(1, len(receptacles) + 20), len(receptacles))
-    return Scene(task, receptacles, openable, contents, dict(zip(receptacles, locs, strict=True)))
+    where = dict(zip(receptacles, locs, strict=True))
+    return Scene(task, receptacles, openable, contents, where, home)
 
 
 def task_seeds(n: int, seed: int, types: Sequence[str] = TASK_TYPES) -> list[tuple[int, str]]:

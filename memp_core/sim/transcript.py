@@ -85,6 +85,8 @@ class RunFacts:
     lamp_at: list[str] = field(default_factory=list)  # where the lamp was used or seen
     lamp_before_object: bool = False  # used the lamp before holding the object
     target_closed: bool = False  # the target had to be opened (or a put failed on it closed)
+    opened_tools: list[str] = field(default_factory=list)  # appliances opened, then used
+    locked: list[str] = field(default_factory=list)  # kinds whose closed places would not open
     first_error: int | None = None
     first_loop: int | None = None
     last_progress: int | None = None  # index of the last step that changed the world
@@ -115,6 +117,9 @@ def analyse(run: RunView) -> RunFacts:
             continue
         if act.verb == "open" and ev.ok:
             opened.add(act.place_id)
+        elif act.verb == "open" and act.place_id in closed_seen and ev.at == act.place_id:
+            if act.place not in rf.locked:  # closed, right there, and it would not open
+                rf.locked.append(act.place)
         if act.verb == "take" and ev.ok:
             holding = act.obj
             if act.obj == rf.obj:
@@ -130,6 +135,8 @@ def analyse(run: RunView) -> RunFacts:
             rf.target_closed = True
         elif act.verb in TRANSFORMS:
             _note_tool(rf, act, ev, holding)
+            if ev.ok and act.place_id in opened and act.place not in rf.opened_tools:
+                rf.opened_tools.append(act.place)
         elif act.verb == "use" and ev.ok and act.place in LAMP_TYPES:
             if ev.at:
                 rf.lamp_at.append(type_of(ev.at))

@@ -3,6 +3,9 @@
 ``World(scene)`` holds the mutable state of one episode; :meth:`World.step` takes one action
 in ALFWorld's grammar and returns its observation, worded as ALFWorld words it. Everything
 outside the grammar, and every action whose preconditions fail, gives ``Nothing happens.``.
+The scene's household decides the conventions (:mod:`memp_core.sim.household`): which
+appliance does a change, what must be opened first, what child locks keep shut, whether a
+lamp stays on when the agent walks away.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from memp_core.sim.catalog import APPLIANCES, LAMP
+from memp_core.sim.catalog import LAMP
 from memp_core.sim.grammar import NOTHING, Action, listing, parse_action, type_of
 from memp_core.sim.tasks import Scene, Task, make_scene
 
@@ -102,11 +105,13 @@ class World:
         if not self._exists(rec) or rec == self.at:
             return NOTHING
         self.at = rec
+        if self.scene.household.lamps_timed:
+            self.lamps_on.clear()  # a timer lamp goes off behind you
         return f"You arrive at loc {self.scene.locations[rec]}. {self.view(rec)}"
 
     def _open(self, act: Action) -> str:
         rec = act.place_id
-        if rec != self.at or rec not in self.closed:
+        if rec != self.at or rec not in self.closed or act.place in self.scene.household.locked:
             return NOTHING
         self.closed.discard(rec)
         items = listing(self.contents[rec])
@@ -144,8 +149,11 @@ class World:
         rec, obj = act.place_id, act.obj_id
         if obj != self.holding or rec != self.at or not self._exists(rec):
             return NOTHING
-        if act.place not in APPLIANCES[act.verb]:
+        home = self.scene.household
+        if act.place not in home.appliance(act.verb, self.task.room):
             return NOTHING
+        if act.place in home.open_first and rec in self.closed:
+            return NOTHING  # things go inside: closed, it does nothing
         self.states.setdefault(obj, set()).add(STATE_OF[act.verb])
         return f"You {PAST[act.verb]} the {obj} using the {rec}."
 
