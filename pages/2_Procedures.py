@@ -278,24 +278,38 @@ def why_panel(rev: ProcedureRevision) -> None:
         st.caption("Why it was written")
         st.text(rev.rationale)
     # (the lead adds here: the line saying what this procedure teaches, and the merge panel)
-    left, right = st.columns([3, 2])
-    with left:
-        if prop is not None and cur is not None:
-            st.code(unified_diff(revision_text(cur), revision_text(rev),
-                                 old_label=f"revision {cur.id} (served)",
-                                 new_label=f"revision {rev.id} (proposed)")
-                    or "(same text as the served revision: the proposal adds evidence)",
-                    language="diff", wrap_lines=True)  # fmt: skip
-        else:
-            st.code(revision_text(rev) or "(empty)", language=None, wrap_lines=True)
-            with errors_shown():
-                diff = diff_to_parent(store, rev)
-            if diff is not None:
-                with st.expander("Diff to the previous revision",
-                                 expanded=proc.status == Status.pending_review):  # fmt: skip
-                    st.code(diff or "(same text as the previous revision)", language="diff",
-                            wrap_lines=True)  # fmt: skip
-    with right:
+    proposed = prop is not None and cur is not None
+    older = cur if proposed else next((r for r in d.revisions
+                                       if r.id == rev.parent_revision_id), None)  # fmt: skip
+    view = "changes" if older is None else st.segmented_control(
+        "Compare", ["changes", "side by side"], default="changes", key="procs_diff_view",
+        label_visibility="collapsed")  # fmt: skip
+    if view == "side by side" and older is not None:
+        was, now = st.columns(2)
+        was.caption(f"Revision {older.id}" + (" (served)" if proposed else " (its parent)"))
+        was.code(revision_text(older) or "(empty)", language=None, wrap_lines=True)
+        now.caption(f"Revision {rev.id}" + (" (proposed)" if proposed else ""))
+        now.code(revision_text(rev) or "(empty)", language=None, wrap_lines=True)
+    changes = view != "side by side"  # else both texts are above, the evidence goes left
+    left, right = st.columns([3, 2] if changes else [1, 1])
+    if changes:
+        with left:
+            if proposed and cur is not None:
+                st.code(unified_diff(revision_text(cur), revision_text(rev),
+                                     old_label=f"revision {cur.id} (served)",
+                                     new_label=f"revision {rev.id} (proposed)")
+                        or "(same text as the served revision: the proposal adds evidence)",
+                        language="diff", wrap_lines=True)  # fmt: skip
+            else:
+                st.code(revision_text(rev) or "(empty)", language=None, wrap_lines=True)
+                with errors_shown():
+                    diff = diff_to_parent(store, rev)
+                if diff is not None:
+                    with st.expander("Diff to the previous revision",
+                                     expanded=proc.status == Status.pending_review):  # fmt: skip
+                        st.code(diff or "(same text as the previous revision)", language="diff",
+                                wrap_lines=True)  # fmt: skip
+    with right if changes else left:
         runs = d.under_review_evidence
         n = len(rev.evidence_trajectory_ids)
         st.caption(f"Evidence: {n} run{'' if n == 1 else 's'}" + (
@@ -308,6 +322,7 @@ def why_panel(rev: ProcedureRevision) -> None:
                 hide_index=True, width="stretch", height=min(38 + 35 * len(runs), 216),
                 column_config=RUNS,
             )  # fmt: skip
+    with right:
         r1, r2, r3 = st.columns([1, 1, 2], vertical_alignment="bottom")
         n_tasks = r1.number_input("Tasks", 1, 200, 10, key="procs_replay_n")
         seed = r2.number_input("Seed", 0, 10_000, 0, key="procs_replay_seed")

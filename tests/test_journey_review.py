@@ -297,3 +297,18 @@ def test_the_proposal_can_be_edited_and_the_page_says_it_will_be_served(
     assert after.proposed_revision_id is None
     served = store.get(ProcedureRevision, after.current_revision_id or 0)
     assert served.parent_revision_id == proposal and served.script.endswith("3. Close it.")
+
+
+def test_the_proposal_and_the_served_revision_side_by_side(
+    store: Store, origins: dict[str, int]
+) -> None:
+    pid = origins["reflection"]
+    proposed = f"+++ revision {store.get(Procedure, pid).proposed_revision_id} (proposed)"
+    at = open_in_all(pid)
+    assert any(proposed in c.value for c in at.code)  # the changes, by default
+    at.session_state["procs_diff_view"] = "side by side"
+    at.run()
+    codes = [c.value for c in at.code]
+    assert "1. Find the reflection." in codes  # the served text, whole
+    assert "1. Find the reflection.\n2. Open the drawer." in codes  # the proposal, whole
+    assert not any(proposed in c for c in codes)
