@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from memp_core.store import Store, sqlite_path, translate
 
 log = logging.getLogger(__name__)
 WARN_ROWS = 20  # rows named one by one per sync; more are summed up in one line
+_READERS: weakref.WeakKeyDictionary[Store, Reader] = weakref.WeakKeyDictionary()
+_READERS_LOCK = threading.Lock()
 NEWEST = "SELECT max(id) FROM procedurerevision"
 ELIGIBLE = "SELECT id FROM procedure WHERE current_revision_id IS NOT NULL"
 STATUS_INDEX = "ix_procedure_status"  # models.Procedure.status, index=True (migration 0001)
@@ -233,33 +236,46 @@ class Rows(Generic[M]):
 
 
 class Reader:
-    """The retrieval hot path's own DBAPI connection to a SQLite store.
+    """The retrieval hot path's own DBAPI connection to a SQLite store, one per store
+    (:meth:`of`).
 
-    A retrieval reads a handful of rows; through a Session each statement costs ~0.1 ms of
-    ORM and pool bookkeeping, more than scoring 10k vectors. So the index holds one pooled
-    connection of the store's engine (its pragmas: WAL, busy timeout) and runs its few fixed
-    statements on it directly, never writing through it. On a file each statement, or each
-    :meth:`snapshot`, reads one snapshot. An in-memory database has a single connection that
-    everyone shares (StaticPool): there each read borrows it like a session would. Callers
-    hold the index's lock: one connection, one statement at a time.
+    A retrieval reads a handful of rows and logs one; through a Session each statement costs
+    ~0.1 ms of ORM and pool bookkeeping, more than scoring 10k vectors. So one pooled
+    connection of the store's engine (its pragmas: WAL, busy timeout) is held and runs these
+    few fixed statements directly. Reading and logging on the same connection also keeps its
+    page cache: SQLite drops a connection's cache whenever *another* connection commits. On a
+    file each statement, or each :meth:`snapshot`, reads one snapshot. An in-memory database
+    has a single connection that everyone shares (StaticPool): there each read borrows it
+    like a session would, and logging goes through a session.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.isolated = sqlite_path(store.url) is not None
-        dialect = store.engine.dialect
-        self.procedure = Rows(Procedure, dialect, "p")
-        self.revision = Rows(ProcedureRevision, dialect, "r")
-        self._held: Any = None  # the pool's connection wrapper, kept for the index's life
+        self.dialect = store.engine.dialect
+        self.procedure = Rows(Procedure, self.dialect, "p")
+        self.revision = Rows(ProcedureRevision, self.dialect, "r")
+        self.lock = threading.RLock()  # one statement (or snapshot) at a time
+        self._held: Any = None  # the pool's connection wrapper, kept for the store's life
         self._conn: sqlite3.Connection | None = None  # its DBAPI connection (files only)
         self._pid = 0  # the process that opened it
         self._statements: dict[bool, Statements] = {}  # by "filters statuses"
+        self._inserts: dict[type[SQLModel], tuple[str, list[tuple[str, Any]]]] = {}
+
+    @classmethod
+    def of(cls, store: Store) -> Reader:
+        """The reader of ``store`` (created on first use, gone with the store)."""
+        with _READERS_LOCK:
+            reader = _READERS.get(store)
+            if reader is None:
+                reader = _READERS[store] = cls(store)
+            return reader
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        """The DBAPI connection (autocommit: one statement, one snapshot); errors come out as
-        StoreError."""
-        try:
+        """The DBAPI connection (autocommit: one statement, one snapshot), for this thread
+        alone while in use; errors come out as StoreError."""
+        with self.lock, self._translated():
             if not self.isolated:
                 with self.store.engine.connect() as shared:
                     yield shared.connection.driver_connection
@@ -269,24 +285,55 @@ class Reader:
                 self._held, self._pid = self.store.engine.raw_connection(), os.getpid()
                 self._conn = self._held.driver_connection
             yield self._conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
         except (sqlite3.Error, SQLAlchemyError) as exc:
             raise translate(exc, self.store.url) from exc
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """One statement's rows, read in one snapshot; errors come out as StoreError. (The
         retrieval's hot path: no context manager once the connection is held.)"""
-        if self._conn is None or self._pid != os.getpid():
-            with self.connection() as conn:
-                return conn.execute(sql, params).fetchall()
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise translate(exc, self.store.url) from exc
+        with self.lock:
+            if self._conn is None or self._pid != os.getpid():
+                with self.connection() as conn:
+                    return conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.store.url) from exc
+
+    def insert(self, obj: SQLModel) -> int:
+        """Write one new row (a retrieval's log) in one statement, committed at once; its id.
+        Each column is encoded by its own SQLAlchemy type, as a session would write it."""
+        model = type(obj)
+        if model not in self._inserts:
+            mapper = inspect(model)
+            props = [p for p in mapper.column_attrs if not p.columns[0].primary_key]
+            columns = [p.columns[0] for p in props]
+            sql = (
+                f"INSERT INTO {mapper.local_table.name} "  # type: ignore[union-attr]
+                f"({', '.join(c.name for c in columns)}) VALUES ({', '.join('?' for _ in props)})"
+            )
+            binds = [
+                (p.key, c.type.dialect_impl(self.dialect).bind_processor(self.dialect))
+                for p, c in zip(props, columns, strict=True)
+            ]
+            self._inserts[model] = (sql, binds)
+        sql, binds = self._inserts[model]
+        values = []
+        for key, bind in binds:
+            value = getattr(obj, key)
+            values.append(value if bind is None else bind(value))
+        with self.connection() as conn:
+            return int(conn.execute(sql, values).lastrowid or 0)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """The connection inside one read transaction: several statements, one snapshot."""
-        with self.connection() as conn:
+        with self.connection() as conn:  # (holds the lock until the snapshot ends)
             if not self.isolated:  # one shared connection: nothing to isolate from
                 yield conn
                 return
@@ -403,7 +450,7 @@ class ProcedureIndex:
 
     def __init__(self, store: Store, dimension: int) -> None:
         self.store = store
-        self.reader = Reader(store)
+        self.reader = Reader.of(store)
         self.vectors = VectorIndex(dimension)
         self.entries: dict[int, Entry] = {}
         self.postings: dict[tuple[str, str], set[int]] = {}

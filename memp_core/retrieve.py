@@ -36,6 +36,7 @@ from sqlmodel import Session, col, select
 
 from memp_core.errors import NotFoundError, StoreError
 from memp_core.facts import extract_facts
+from memp_core.index import Reader
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status
 from memp_core.registry import resolve
 from memp_core.search import FACT_WEIGHTS, HYBRID_WEIGHT, Filter, Scored, Search
@@ -172,12 +173,18 @@ def log_retrieval(
     items: Sequence[RetrievedProcedure],
     run_id: int | None,
     agent_model: str,
+    agent: str = "",
 ) -> int:
+    """Record what was served; its id. On a SQLite file one INSERT on the connection the
+    retrieval read through (:class:`~memp_core.index.Reader`), which keeps that connection's
+    page cache for the next retrieval; elsewhere through a session."""
+    row = Retrieval(
+        run_id=run_id, query=query, policy=policy, k=k, agent_model=agent_model, agent=agent,
+        results=[item.summary() for item in items],
+    )  # fmt: skip
+    if store.dialect == "sqlite" and (reader := Reader.of(store)).isolated:
+        return reader.insert(row)
     with store.transaction() as s:
-        row = Retrieval(
-            run_id=run_id, query=query, policy=policy, k=k, agent_model=agent_model,
-            results=[item.summary() for item in items],
-        )  # fmt: skip
         s.add(row)
         s.flush()
         return int(row.id or 0)

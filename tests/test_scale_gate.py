@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from memp_core.bench import FixedEmbedder, populate, unit_rows
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Procedure, Status
+from memp_core.models import Procedure, Retrieval, Status
 from memp_core.store import Store, sqlite_path
 
 N = 200
@@ -171,4 +171,41 @@ def test_the_in_memory_sqlite_database_is_gated_the_same_way() -> None:
         assert proc is not None
         proc.status = Status.rejected.value
     assert ask(mem, matrix[5], k=3) == exact(matrix, matrix[5], set(range(1, 51)) - {6}, 3)
+    store.dispose()
+
+
+def test_a_retrieval_logged_on_sqlite_is_stored_exactly_as_a_session_would_store_it(
+    db_url: str,
+) -> None:
+    store = Store(db_url)
+    matrix = unit_rows(np.random.default_rng(5), 20)
+    populate(store, matrix)
+    mem = ProceduralMemory(store, embedder=FixedEmbedder(), backend="heuristic")
+    assert isinstance(mem.embedder, FixedEmbedder)
+    mem.embedder.next = matrix[2]
+    fast = mem.retrieve("put a mug in the sink", k=3, agent_model="small-model")
+    with store.transaction() as s:  # the same record through the ORM, for comparison
+        summary = [it.summary() for it in fast]
+        twin = Retrieval(query="put a mug in the sink", policy="query", k=3,
+                         agent_model="small-model", results=summary)  # fmt: skip
+        s.add(twin)
+        s.flush()
+        twin_id = twin.id
+    row = store.get(Retrieval, fast.retrieval_id or 0)
+    assert [r["procedure_id"] for r in row.results] == [it.procedure.id for it in fast]
+    assert row.results[0]["procedure_id"] == 3 and row.results == summary
+    assert (row.query, row.policy, row.k, row.agent_model, row.agent, row.run_id) == (
+        "put a mug in the sink", "query", 3, "small-model", "", None,
+    )  # fmt: skip
+    assert row.created_at.tzinfo is not None
+    path = sqlite_path(db_url)
+    assert path is not None
+    with sqlite3.connect(path) as raw:
+        cols = "query, policy, k, agent_model, agent, results, run_id, trajectory_id, created_at"
+        ours, theirs = (
+            raw.execute(f"SELECT {cols} FROM retrieval WHERE id = ?", (i,)).fetchone()
+            for i in (fast.retrieval_id, twin_id)
+        )
+    assert ours[:-1] == theirs[:-1]  # every column in the same encoding
+    assert len(ours[-1]) == len(theirs[-1]) and ours[-1][:10] == theirs[-1][:10]
     store.dispose()
