@@ -347,7 +347,12 @@ def test_a_filtered_queue_and_a_clicked_row_are_one_shareable_url(
     other.goto(shared)  # another person opens the link: the same queue, the same procedure
     settle(other, "Procedures")
     assert open_heading(other) == opened
-    assert other.get_by_label("Title contains").input_value() == "thing"
+    box = other.get_by_label("Title contains")
+    other.wait_for_function(  # type: ignore[attr-defined]
+        "() => document.querySelector('input[aria-label=\"Title contains\"]')?.value === 'thing'",
+        timeout=15_000,
+    )
+    assert box.input_value() == "thing"
 
 
 # -- hostile data fetches nothing and links nowhere (issue 11 item 8) --------------------------
