@@ -45,7 +45,7 @@ from memp_core.sim.world import World
 
 Policy = Generator[str, str, bool]
 OTHER_WEIGHT = 0.5  # evidence about other objects counts half
-PATIENCE = 11  # calibrated: see the module docstring
+PATIENCE = 2  # calibrated: see the module docstring
 LOCK_PROOF = 2  # places of a kind that would not open before the agent stops trying the kind
 
 
