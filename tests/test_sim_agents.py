@@ -14,6 +14,7 @@ from memp_core.sim.tasks import Scene, Task
 from memp_core.sim.world import World
 
 
+# Tests of mechanisms use the patience of 11 fruitless tries (the calibrated default is lower).
 # A big kitchen: the blind search (no common sense) goes kind by kind in the listed order and
 # runs out of patience in the fourteen cabinets long before it reaches the fridge where the
 # egg is; common sense looks in the fridge among the first places.
@@ -48,12 +49,14 @@ GOOD = Recall(
 
 
 def test_without_memory_the_agent_searches_and_runs_out_of_patience() -> None:
-    ep = HeuristicAgent("strong", NO_PRIORS).run(kitchen())
+    ep = HeuristicAgent("strong", NO_PRIORS, patience=11).run(kitchen())
     assert not ep.success and ep.gave_up
     visited = [s.action for s in ep.steps if s.action.startswith("go to")]
     assert visited[0] == "go to cabinet 1"  # the listed order: nothing tells it otherwise
     assert ep.ended is not None and "11 fruitless tries: it gave up" in ep.ended.detail
-    fair = HeuristicAgent("strong").run(kitchen())  # common sense: an egg may be in the fridge
+    fair = HeuristicAgent("strong", patience=11).run(
+        kitchen()
+    )  # common sense: an egg may be in the fridge
     assert fair.success
     assert "go to fridge 1" in [s.action for s in fair.steps][:8]
 
@@ -74,7 +77,7 @@ def test_a_wrong_procedure_is_recovered_from_by_search() -> None:
         "1. find <object>: check toaster (2/2)\n2. take <object>\n3. go to toaster\n"
         "4. heat <object> with toaster\n5. go to <receptacle>\n6. put <object> in/on <receptacle>",
     )  # fmt: skip
-    ep = HeuristicAgent("strong").run(kitchen("countertop 1", cabinets=3), [wrong])
+    ep = HeuristicAgent("strong", patience=11).run(kitchen("countertop 1", cabinets=3), [wrong])
     actions = [s.action for s in ep.steps]
     assert actions[0] == "go to toaster 1"  # it trusts memory first
     assert "heat egg 1 with toaster 1" in actions  # the step fails: Nothing happens
@@ -84,8 +87,8 @@ def test_a_wrong_procedure_is_recovered_from_by_search() -> None:
 
 def test_the_agent_never_peeks_at_hidden_contents() -> None:
     """Two rooms that look the same from the middle act the same until an observation differs."""
-    a = HeuristicAgent("strong", NO_PRIORS).run(kitchen("cabinet 9"))
-    b = HeuristicAgent("strong", NO_PRIORS).run(kitchen("drawer 2"))
+    a = HeuristicAgent("strong", NO_PRIORS, patience=11).run(kitchen("cabinet 9"))
+    b = HeuristicAgent("strong", NO_PRIORS, patience=11).run(kitchen("drawer 2"))
     first_diff = next(
         i for i, (x, y) in enumerate(zip(a.steps, b.steps, strict=False))
         if x.observation != y.observation
@@ -93,8 +96,8 @@ def test_the_agent_never_peeks_at_hidden_contents() -> None:
     same = [s.action for s in a.steps[: first_diff + 1]]
     assert same == [s.action for s in b.steps[: first_diff + 1]]
     assert first_diff == 17  # eight empty cabinets (go, open) in both rooms, then the ninth
-    c = HeuristicAgent("strong").run(kitchen("garbagecan 1"))
-    d = HeuristicAgent("strong").run(kitchen("sinkbasin 1"))
+    c = HeuristicAgent("strong", patience=11).run(kitchen("garbagecan 1"))
+    d = HeuristicAgent("strong", patience=11).run(kitchen("sinkbasin 1"))
     diff = next(i for i, (x, y) in enumerate(zip(c.steps, d.steps, strict=False))
                 if x.observation != y.observation)  # fmt: skip
     assert [s.action for s in c.steps[: diff + 1]] == [s.action for s in d.steps[: diff + 1]]
