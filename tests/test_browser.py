@@ -355,6 +355,21 @@ def test_a_filtered_queue_and_a_clicked_row_are_one_shareable_url(
     assert box.input_value() == "thing"
 
 
+def test_filters_come_back_after_another_page(server: Server, browser: object) -> None:
+    """The sidebar's links carry no query string; a page gets back what it showed last."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})  # type: ignore[attr-defined]
+    page.goto(f"{server.base}/Procedures?status=%28all%29&q=thing")
+    settle(page, "Procedures")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("link", name="Audit log").click()
+    settle(page, "Audit log")
+    assert page.url.endswith("/Audit_log")
+    sidebar.get_by_role("link", name="Procedures").click()
+    page.wait_for_function("() => location.search.includes('q=thing')", timeout=30_000)  # type: ignore[attr-defined]
+    settle(page, "Procedures")
+    assert page.get_by_label("Title contains").input_value() == "thing"
+
+
 # -- hostile data fetches nothing and links nowhere (issue 11 item 8) --------------------------
 
 
