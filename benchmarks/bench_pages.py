@@ -1,6 +1,7 @@
 """Benchmark (not a test): render every dashboard page on a small and a 100k database.
 
     .venv/bin/python benchmarks/bench_pages.py [--large 100000] [--small 100] [--repeat 3]
+        [--only Learning_curves] [--also sqlite:///data/memp.db]
 
 Both databases are written row by row in bulk (SQLAlchemy core inserts) with the shape the
 pages read: runs with per-group metrics, trajectories with steps and retrievals, procedures
@@ -205,9 +206,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="warm renders per page (>= 1)")
     ap.add_argument("--long-steps", type=int, default=70_000,
                     help="steps of the one long trajectory (0: leave it out)")  # fmt: skip
+    ap.add_argument("--only", action="append", default=[], metavar="TEXT",
+                    help="time only the pages whose path contains TEXT (repeatable; app.py "
+                    "always renders first)")  # fmt: skip
+    ap.add_argument("--also", metavar="URL", help="time an existing database too (e.g. the "
+                    "one `memp demo` filled); its rows print under 'also'")  # fmt: skip
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1 (the warm median needs one warm render)")
+    pages = [p for p in PAGES if p == "app.py" or not args.only
+             or any(t in p for t in args.only)]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         urls = {}
         for label, n in (("small", args.small), ("large", args.large)):
@@ -216,22 +224,25 @@ def main() -> None:
             build(urls[label], n)
             print(f"built {label} database: {n:,} trajectories in "
                   f"{time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
-        small = render_times(urls["small"], args.repeat)
-        large = render_times(urls["large"], args.repeat)
+        small = render_times(urls["small"], args.repeat, pages)
+        large = render_times(urls["large"], args.repeat, pages)
+        also = render_times(args.also, args.repeat, pages) if args.also else {}
         long_run = None
-        if args.long_steps:
+        if args.long_steps and "pages/1_Trajectories.py" in pages:
             tid = add_long_run(urls["large"], args.long_steps)
             page = "pages/1_Trajectories.py"
             query = {"trajectory": str(tid)}
             long_run = render_times(urls["large"], args.repeat, [page], query)[page]
     head = f"{args.small:,} cold / warm"
     print(f"\n{'page':36} {head:>19} {args.large:>10,} cold / warm   warm ratio")
-    for page in PAGES:
+    for page in pages:
         s, lg = small[page], large[page]
         ratio = lg.warm / s.warm if s.warm else float("nan")
         flag = "" if lg.warm < 1.0 and ratio <= 2.0 else "   <-- over the aim"
         print(f"{page:36} {s.cold:8.3f}s / {s.warm:6.3f}s {lg.cold:8.3f}s / {lg.warm:6.3f}s"
               f" {ratio:9.2f}×{flag}")  # fmt: skip
+    for page, t in also.items():
+        print(f"{'also: ' + page:36} {t.cold:8.3f}s / {t.warm:6.3f}s")
     if long_run is not None:
         print(f"{'Trajectories, a ' + format(args.long_steps, ',') + '-step run':36} "
               f"{'':19} {long_run.cold:8.3f}s / {long_run.warm:6.3f}s")  # fmt: skip

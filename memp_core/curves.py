@@ -498,6 +498,17 @@ def _changes_between(
     return out
 
 
+def data_version(store: Store) -> tuple[int, ...]:
+    """Changes when anything curves and markers read changes: a new run, trajectory,
+    revision or audit event (newest ids), or a run finishing. Primary-key maxima and one
+    count on an index: cheap on any size, so pages can key their caches on it."""
+    with store.session() as s:
+        newest = [s.exec(select(func.max(c))).one() or 0 for c in
+                  (Run.id, Trajectory.id, ProcedureRevision.id, AuditEvent.id)]  # fmt: skip
+        running = s.exec(select(func.count()).where(col(Run.status) == "running")).one()
+    return (*newest, int(running or 0))
+
+
 def to_frame(points: Sequence[CurvePoint]) -> pd.DataFrame:
     cols = list(CurvePoint.__dataclass_fields__)
     return pd.DataFrame([asdict(p) for p in points], columns=cols)

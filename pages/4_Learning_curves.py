@@ -37,6 +37,27 @@ if not runs:
     st.stop()
 
 by_id = {r.id: r for r in runs}
+with errors_shown():
+    version = curves.data_version(store)
+
+
+# Read models cached per database and its last change (curves.data_version): a condition's
+# memory changes add up every seed's, which on a large database is most of a render.
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def points_of(
+    url: str, run_ids: tuple[int, ...], version: tuple[int, ...]
+) -> list[curves.CurvePoint]:
+    return curves.curve_points(store, [by_id[i] for i in run_ids])
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def markers_of(
+    url: str, run_ids: tuple[int, ...], version: tuple[int, ...], per_condition: bool
+) -> list[curves.MemoryMarker]:
+    marked = [by_id[i] for i in run_ids]
+    if per_condition:
+        return curves.condition_markers(store, marked)
+    return curves.memory_markers(store, marked)
 
 
 def radio_in_url(where: DeltaGenerator, label: str, options: dict[str, str], *, key: str,
@@ -166,7 +187,7 @@ def condition_view() -> None:
     show_markers = c2.checkbox("Memory-change markers", value=True, key="curves_markers")
     selected = [by_id[i] for c in picked for i in c.run_ids]
     with errors_shown():
-        points = curves.curve_points(store, selected)
+        points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version)
     markers: list[curves.MemoryMarker] = []
     writing = [c for c in picked if c.policy in curves.POLICY_ORDER[1:]] or picked
     whose = ""
@@ -179,7 +200,7 @@ def condition_view() -> None:
         whose = c3.selectbox("Memory changes of", keys, key="curves_marker_condition",
                              format_func=lambda key: named[key].label)  # fmt: skip
         with errors_shown():
-            markers = curves.condition_markers(store, [by_id[i] for i in named[whose].run_ids])
+            markers = markers_of(ctx.url, named[whose].run_ids, version, True)
     simulator_note(selected)
     if not points:
         st.warning("These runs have no per-group metrics and no trajectories yet.")
@@ -244,8 +265,8 @@ def run_view() -> None:
                              format_func=labels.__getitem__)  # fmt: skip
         marked = [by_id[int(which)]] if which in labels else []
     with errors_shown():
-        points = curves.curve_points(store, selected)
-        markers = curves.memory_markers(store, marked) if marked else []
+        points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version)
+        markers = markers_of(ctx.url, (marked[0].id or 0,), version, False) if marked else []
     band_points = curves.bands(points) if show_bands else []
     simulator_note(selected)
     if not points:

@@ -265,3 +265,59 @@ def test_names_from_the_data_stay_text_in_both_views(view: str, hostile_db: dict
     texts = markdown_shown(at)
     assert not [t for t in texts if ACTIVE_MARKUP.search(t)]
     assert not [p for p in plot_strings(at) if re.search(r"<\s*(img|a)\b", p, re.IGNORECASE)]
+
+
+# -- cached read models see every change -------------------------------------------------------
+
+
+def test_the_data_version_moves_with_every_change_curves_read(store: Store) -> None:
+    from memp_core.models import AuditEvent, Procedure, ProcedureRevision
+
+    seen = {curves.data_version(store)}
+    (run,) = add(store, sim_run("a", 1, status="running"))
+    seen.add(curves.data_version(store))
+    _trajectories(store, run, {0: [True]})
+    seen.add(curves.data_version(store))
+    with store.transaction() as s:
+        proc = Procedure(key="k", title="put a mug", task_type="put")
+        s.add(proc)
+        s.flush()
+        s.add(ProcedureRevision(procedure_id=proc.id or 0, task_text="put a mug", script="1."))
+    seen.add(curves.data_version(store))
+    with store.transaction() as s:
+        s.add(AuditEvent(actor="human:rita", action="approve", object_type="procedure",
+                         object_id=1))  # fmt: skip
+    seen.add(curves.data_version(store))
+    with store.transaction() as s:
+        row = s.get(Run, run.id)
+        assert row is not None
+        row.status = "done"
+        s.add(row)
+    seen.add(curves.data_version(store))
+    assert len(seen) == 6
+
+
+def test_a_memory_change_shows_on_the_next_render_despite_the_cache(store: Store) -> None:
+    """The page caches markers per database and its last change: a revision written during
+    a run between two renders is on the second."""
+    from memp_core.models import Procedure, ProcedureRevision
+
+    (run,) = add(store, sim_run("live", 1, metrics=[], status="running", created_at=T0))
+    _trajectories(store, run, {0: [True, False], 1: [True]})
+    at = run_page("pages/4_Learning_curves.py")
+    at.radio(key="curves_view").set_value(RUNS).run()
+    assert not at.exception, at.exception
+    marks = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+             if t.get("mode") == "markers"]  # fmt: skip
+    assert marks == []
+    with store.transaction() as s:
+        proc = Procedure(key="k", title="put a mug", task_type="put")
+        s.add(proc)
+        s.flush()
+        s.add(ProcedureRevision(procedure_id=proc.id or 0, task_text="put a mug", script="1.",
+                                created_at=T0 + timedelta(minutes=5)))  # fmt: skip
+    at.run()
+    assert not at.exception, at.exception
+    marks = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+             if t.get("mode") == "markers"]  # fmt: skip
+    assert [(m["name"], list(m["x"])) for m in marks] == [("memory: revision added", [0.5])]
