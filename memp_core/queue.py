@@ -6,6 +6,7 @@ The review *actions* (approve, reject, edit, rollback, pin, deprecate) live in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,13 @@ def _under_review(query: SelectOfScalar[Any], origin: str | None) -> SelectOfSca
         return query
     under = func.coalesce(Procedure.proposed_revision_id, Procedure.current_revision_id)
     return query.join(ProcedureRevision, col(ProcedureRevision.id) == under)
+
+
+def next_after(ids: Sequence[int], target: int) -> int | None:
+    """The procedure a decision on ``target`` moves on to, in the queue ``ids`` as the
+    reviewer saw it (with one row past the page): the one after it, else the first other."""
+    later = list(ids[ids.index(target) + 1 :]) if target in ids else []
+    return next(iter(later or [i for i in ids if i != target]), None)
 
 
 def queue_rows(store: Store, procedures: list[Procedure]) -> list[QueueRow]:

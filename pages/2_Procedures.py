@@ -19,7 +19,7 @@ from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
 from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.outcomes import outcome_of
-from memp_core.queue import ProcedureDetail, list_procedures, origins, procedure_detail, queue_rows
+from memp_core.queue import list_procedures, next_after, origins, procedure_detail, queue_rows
 from ui.common import changed, errors_shown, link, memory, page, pct
 from ui.picker import id_input, id_link, id_table, open_id, page_url, set_param, url_int, url_text
 from ui.picker import url_choice as choice
@@ -135,24 +135,16 @@ id_table(
 )  # fmt: skip
 
 
-def next_after(target: int) -> int | None:
-    """The procedure a decision on ``target`` moves on to: the row after it in the queue as
-    shown (the row after the page's last, too), else the first other row."""
-    ids = [p.id for p in result.rows if p.id is not None]
-    later = ids[ids.index(target) + 1 :] if target in ids else []
-    return next(iter(later or [i for i in ids if i != target]), None)
-
-
 st.divider()
 pid = id_input("Procedure id", pid, key="procs_open_id", param="procedure", where=st.columns(4)[0])
 if not pid:
     st.info("No procedure to show. Pick a row above or type an id.")
     st.stop()
 with errors_shown():
-    d: ProcedureDetail = procedure_detail(store, pid)
+    d = procedure_detail(store, pid)
 proc, cur, prop = d.procedure, d.current, d.proposed
 cur_id = cur.id if cur is not None else None  # approving names what was read: no stale approvals
-then = next_after(pid)
+then = next_after([p.id for p in result.rows if p.id is not None], pid)
 
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from memp_core.models import Procedure, ProcedureRevision
-from memp_core.queue import list_procedures, origins, queue_rows
+from memp_core.queue import list_procedures, next_after, origins, queue_rows
 from memp_core.store import Store
 
 
@@ -87,3 +87,14 @@ def test_the_queue_columns_describe_the_revision_under_review(
         "proposed": ("proposal", "agent:bot", 2, 1),
     }
     assert set(origins(store)) == {"build", "reflection", "proposal"}
+
+
+@pytest.mark.parametrize(("ids", "target", "expected"), [
+    ([5, 6, 7], 6, 7),  # the row after it
+    ([5, 6, 7], 7, 5),  # the last moves on to the first
+    ([5, 6, 7], 9, 5),  # opened from a link, not in the queue: the first
+    ([6], 6, None),  # nothing else waits
+    ([], 6, None),
+])  # fmt: skip
+def test_the_next_in_the_queue(ids: list[int], target: int, expected: int | None) -> None:
+    assert next_after(ids, target) == expected
