@@ -9,6 +9,7 @@ product plus ``argpartition``: the brute-force bound plus a small constant.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -34,6 +35,23 @@ log = logging.getLogger(__name__)
 WARN_ROWS = 20  # rows named one by one per sync; more are summed up in one line
 _READERS: weakref.WeakKeyDictionary[Store, Reader] = weakref.WeakKeyDictionary()
 _READERS_LOCK = threading.Lock()
+
+
+def _forget_connections() -> None:
+    """In a forked child: SQLite connections do not survive a fork; each reader opens its
+    own on next use (the parent's are left alone, never closed from here)."""
+    for reader in list(_READERS.values()):
+        reader._held = reader._conn = None
+
+
+os.register_at_fork(after_in_child=_forget_connections)
+
+
+@functools.lru_cache(maxsize=64)
+def _json_list(values: tuple[str, ...]) -> str:
+    return json.dumps(list(values))
+
+
 NEWEST = "SELECT max(id) FROM procedurerevision"
 ELIGIBLE = "SELECT id FROM procedure WHERE current_revision_id IS NOT NULL"
 STATUS_INDEX = "ix_procedure_status"  # models.Procedure.status, index=True (migration 0001)
@@ -258,7 +276,6 @@ class Reader:
         self.lock = threading.RLock()  # one statement (or snapshot) at a time
         self._held: Any = None  # the pool's connection wrapper, kept for the store's life
         self._conn: sqlite3.Connection | None = None  # its DBAPI connection (files only)
-        self._pid = 0  # the process that opened it
         self._statements: dict[bool, Statements] = {}  # by "filters statuses"
         self._inserts: dict[type[SQLModel], tuple[str, list[tuple[str, Any]]]] = {}
 
@@ -280,9 +297,8 @@ class Reader:
                 with self.store.engine.connect() as shared:
                     yield shared.connection.driver_connection
                 return
-            if self._held is None or self._pid != os.getpid():
-                # (a forked child opens its own: SQLite connections do not survive a fork)
-                self._held, self._pid = self.store.engine.raw_connection(), os.getpid()
+            if self._held is None:
+                self._held = self.store.engine.raw_connection()
                 self._conn = self._held.driver_connection
             yield self._conn
 
@@ -297,7 +313,7 @@ class Reader:
         """One statement's rows, read in one snapshot; errors come out as StoreError. (The
         retrieval's hot path: no context manager once the connection is held.)"""
         with self.lock:
-            if self._conn is None or self._pid != os.getpid():
+            if self._conn is None:
                 with self.connection() as conn:
                     return conn.execute(sql, params).fetchall()
             try:
@@ -368,7 +384,7 @@ class Reader:
         statement search the whole window (unless not ``widen``: the first ``limit`` only)."""
         if not candidates or limit <= 0:
             return []
-        wanted = json.dumps(list(statuses)) if statuses is not None else None
+        wanted = None if statuses is None else _json_list(tuple(statuses))
         first = candidates[:limit]
         sql = self._statements.get(statuses is not None) or self._sql(statuses)
         raw = self.rows(sql.first, (json.dumps([rev for _, rev in first]), wanted))

@@ -137,10 +137,11 @@ class MemorySearch:
     def _take(
         self, keys: np.ndarray, scores: np.ndarray, matched: dict[int, dict[str, str]], f: Filter
     ) -> list[Scored]:
-        """Best-first servable candidates, loaded: over-fetch a window, let the database keep
-        the first ``k`` servable ones, widen the window until ``k`` are found."""
+        """Best-first servable candidates, loaded. The best ``k`` first (usually all of them
+        are servable: one statement); when not, an over-fetched window of which the database
+        keeps the first ``k`` servable ones, widened until ``k`` are found."""
         n = int(keys.shape[0])
-        window = max(4 * f.k, 16)
+        window = f.k
         entries = self.index.entries
         while True:
             rows = top_rows(scores, window)
@@ -155,7 +156,7 @@ class MemorySearch:
                            matched.get(rev.procedure_id, {}), rev.id, (proc, rev))
                     for proc, rev in loaded
                 ]  # fmt: skip
-            window *= 4
+            window = max(4 * window, 16)
 
     def _by_author(self, ids: Iterable[int], f: Filter) -> list[int]:
         entries = self.index.entries

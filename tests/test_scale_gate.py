@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlmodel import col
 
 from memp_core.bench import FixedEmbedder, populate, unit_rows
+from memp_core.index import Reader
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, Retrieval, Status
 from memp_core.store import Store, sqlite_path
@@ -208,4 +211,26 @@ def test_a_retrieval_logged_on_sqlite_is_stored_exactly_as_a_session_would_store
         )
     assert ours[:-1] == theirs[:-1]  # every column in the same encoding
     assert len(ours[-1]) == len(theirs[-1]) and ours[-1][:10] == theirs[-1][:10]
+    store.dispose()
+
+
+def _child_retrieves(mem: ProceduralMemory, vector: np.ndarray, out: Any) -> None:
+    fresh = Reader.of(mem.store)._conn is None  # the parent's connection was let go
+    out.put((fresh, ask(mem, vector, k=3)))
+
+
+def test_a_forked_child_reads_on_a_connection_of_its_own(db_url: str) -> None:
+    store = Store(db_url)
+    matrix = unit_rows(np.random.default_rng(9), 30)
+    populate(store, matrix)
+    mem = ProceduralMemory(store, embedder=FixedEmbedder(), backend="heuristic")
+    before = ask(mem, matrix[4], k=3)  # the parent holds its reader connection now
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_retrieves, args=(mem, matrix[4], out))
+    child.start()
+    fresh, served = out.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and fresh and served == before
+    assert ask(mem, matrix[4], k=3) == before  # the parent's connection still serves
     store.dispose()
