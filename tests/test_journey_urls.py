@@ -106,3 +106,14 @@ def test_a_run_links_to_its_trajectories(filled: dict[str, int]) -> None:
     at = open_with("pages/6_Experiments.py")
     runs = table_with(at, "condition")
     assert list(runs["id"]) == [f"Trajectories?run={n}" for n in (3, 2, 1)]  # newest first
+
+
+def test_an_emptied_box_stays_empty(filled: dict[str, int]) -> None:
+    """A box whose default is not empty: emptying it is a choice the URL keeps."""
+    at = open_with(PLAY)
+    at.text_area(key="play_task").set_value("").run()
+    assert param(at, "task") == ""
+    assert at.text_area(key="play_task").value == ""
+    at.multiselect(key="play_policies").set_value([]).run()
+    assert at.multiselect(key="play_policies").value == []
+    assert any("Type a task" in i.value for i in at.info)

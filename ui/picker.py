@@ -116,9 +116,9 @@ def restore_url(name: str) -> None:
 
 def _write(key: str, param: str, default: object, encode: Any, drop: Sequence[str]) -> None:
     value = st.session_state.get(key)
-    if value == default or value in (None, "", []):
+    if value is None or value == default:
         st.query_params.pop(param, None)  # defaults stay out of the URL: links stay short
-    else:
+    else:  # an emptied box is ?param= (else the next run would seed the default again)
         st.query_params[param] = encode(value)
     for other in drop:  # e.g. a new filter opens the first match, not the id opened before
         st.query_params.pop(other, None)
