@@ -6,6 +6,11 @@ as row numbers, so a page that read "the ticked row" after a write opened (and a
 wrong procedure. Here the open id lives in the URL (``?procedure=6``, shareable); a click is
 turned into an id once, through the ids the table showed when it was clicked; and the tick is
 then drawn from the id, so the ticked row and the open object can never disagree.
+
+Filters live in the URL too (``url_choice``, ``url_text``, ``url_int``...: the widget is seeded
+from ``?param=`` on every run and writes it back when changed), so a link opens the same
+view; :func:`restore_url` gives a page its last URL back when the sidebar opens it bare.
+``page_url``/``id_link`` make id columns links to the page showing that object.
 """
 
 from __future__ import annotations
