@@ -1,10 +1,10 @@
 """The headline, guarded: memory lifts the common-sense agent because the agent reads it.
 
-A small seeded run in one household whose conventions common sense does not know (here the
-fridge cools only once opened, the drawers are child-locked): reflect's memory lifts the
-agent clearly over the same agent without memory, and an agent made to ignore the memory it
-is handed gains nothing from the same training. A patient agent (6 fruitless tries) keeps
-search failures out of the way: what is measured is the procedure.
+A small seeded run of heat tasks in a household whose convention common sense does not know
+(the microwave does nothing here; the stoveburner heats): reflect's memory lifts the agent
+over the same agent without memory (more successes, fewer steps), and an agent made to
+ignore the memory it is handed gains nothing from the same training. Seeded and
+deterministic; the margin is this run's, not a claim about the benchmark.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from memp_core.store import Store
 
 HOME = 0
 TRAIN = LoopConfig(memory="reflect", tasks=12, groups=2, seed=5, k=3, household=HOME,
-                   task_types=("cool",), kind="experiment", patience=6)  # fmt: skip
-TEST = replace(TRAIN, memory="none", tasks=12, groups=1, seed=905)
+                   task_types=("heat",), kind="experiment", patience=4)  # fmt: skip
+TEST = replace(TRAIN, memory="none", tasks=16, groups=1, seed=905)
 
 
 def test_the_household_is_one_common_sense_does_not_know() -> None:
     home = household(HOME)
-    assert "fridge" in home.open_first and "drawer" in home.locked
+    assert home.heater == "stoveburner"
 
 
 def _test_after_training(embedder: Embedder) -> tuple[LoopResult, LoopResult]:
@@ -45,7 +45,7 @@ def _test_after_training(embedder: Embedder) -> tuple[LoopResult, LoopResult]:
 
 def test_reflect_beats_no_memory_clearly(embedder: Embedder) -> None:
     with_memory, without = _test_after_training(CachedEmbedder(embedder))
-    assert with_memory.success_rate >= without.success_rate + 0.3
+    assert with_memory.success_rate >= without.success_rate + 0.15
     assert with_memory.mean_steps <= 0.75 * without.mean_steps
 
 
@@ -53,6 +53,8 @@ def test_an_agent_that_ignores_memory_gains_nothing(
     embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_run = HeuristicAgent.run
-    monkeypatch.setattr(HeuristicAgent, "run", lambda self, world, recalls=(): real_run(self, world))
+    monkeypatch.setattr(
+        HeuristicAgent, "run", lambda self, world, recalls=(): real_run(self, world)
+    )
     with_memory, without = _test_after_training(CachedEmbedder(embedder))
     assert with_memory.success_rate == without.success_rate

@@ -70,8 +70,8 @@ def test_scenes_never_hide_things_behind_a_child_lock_nor_ask_for_a_dead_applian
 
 
 def test_the_fair_agent_meets_the_conventions_by_trial_and_the_blind_one_pays_more() -> None:
-    fair = HeuristicAgent("strong", FAIR).run(kitchen(HOME))
-    blind = HeuristicAgent("strong", NO_PRIORS).run(kitchen(HOME))
+    fair = HeuristicAgent("strong", FAIR, patience=11).run(kitchen(HOME))
+    blind = HeuristicAgent("strong", NO_PRIORS, patience=11).run(kitchen(HOME))
     acts = [s.action for s in fair.steps]
     assert fair.success
     # common sense: the microwave first (and opened, in case it needs it), then the stove

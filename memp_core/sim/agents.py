@@ -6,7 +6,8 @@ which kinds of furniture can hold an object, which appliances can heat, cool or 
 closed target is opened and a lamp switched on with the object in hand), and nothing of the
 household it is in: not where this home keeps things, not which of its appliances work, what
 must be opened first or what is locked. It learns those within an episode by looking and by
-trial (two places of a kind that would not open: it stops trying that kind), and across
+trial (an appliance that did nothing while closed is opened and tried again; two places of
+a kind that would not open: it stops trying that kind), and across
 episodes only through the procedures memory hands it (:mod:`memp_core.sim.guide`).
 ``priors=NO_PRIORS`` is the blind agent of earlier versions (kinds in the listed order,
 appliances tried kind by kind), kept as the ``none-no-priors`` comparison.
@@ -273,10 +274,12 @@ class Mind:
                 continue  # its places will not open; nothing is found behind them
             visits += 1
             yield from self.go(place)
+            shut = False
             if self.at in self.closed and self._may_open(place):
                 yield from self.do(f"open {place}")
+                shut = self.at in self.closed  # it would not open: that try already counted
             yield from self._greedy_lamp()
-            self.fruitless += self.known(kind, skip) is None
+            self.fruitless += self.known(kind, skip) is None and not shut
         where = self.known(kind, skip)
         if where:
             yield from self.go(where)
@@ -345,6 +348,10 @@ class Mind:
             if self.at in self.closed and kind in self.guide.open_tools:
                 yield from self.do(f"open {place}")  # memory: it works only opened
             obs = yield from self.do(f"{verb} {self.holding} with {place}")
+            if failed(obs) and self.at in self.closed and self._may_open(place):
+                yield from self.do(f"open {place}")  # things go inside: maybe it must be open
+                if self.at not in self.closed:
+                    obs = yield from self.do(f"{verb} {self.holding} with {place}")
             if not failed(obs):
                 return True
         self.stopped = f"tried {tried} appliances and none would {verb} the {self.holding}"
