@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import SQLModel
 
-from memp_core.models import Procedure, ProcedureRevision
+from memp_core.models import Procedure, ProcedureRevision, Retrieval
 from memp_core.store import Store, sqlite_path, translate
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def _forget_connections() -> None:
     """In a forked child: SQLite connections do not survive a fork; each reader opens its
     own on next use (the parent's are left alone, never closed from here)."""
     for reader in list(_READERS.values()):
-        reader._held = reader._conn = None
+        reader._held = reader._conn = None  # (a new generation: versions start over)
 
 
 os.register_at_fork(after_in_child=_forget_connections)
@@ -277,6 +277,7 @@ class Reader:
         self._held: Any = None  # the pool's connection wrapper, kept for the store's life
         self._conn: sqlite3.Connection | None = None  # its DBAPI connection (files only)
         self._statements: dict[bool, Statements] = {}  # by "filters statuses"
+        self._generation = 0  # connections opened so far: data versions compare within one
         self._inserts: dict[type[SQLModel], tuple[str, list[tuple[str, Any]]]] = {}
 
     @classmethod
@@ -300,6 +301,7 @@ class Reader:
             if self._held is None:
                 self._held = self.store.engine.raw_connection()
                 self._conn = self._held.driver_connection
+                self._generation += 1
             yield self._conn
 
     @contextmanager
@@ -321,9 +323,19 @@ class Reader:
             except sqlite3.Error as exc:
                 raise translate(exc, self.store.url) from exc
 
-    def insert(self, obj: SQLModel) -> int:
-        """Write one new row (a retrieval's log) in one statement, committed at once; its id.
-        Each column is encoded by its own SQLAlchemy type, as a session would write it."""
+    def version(self) -> tuple[int, int] | None:
+        """A token that stays equal while no *other* connection commits (SQLite's
+        ``data_version``; this connection writes retrieval logs only, never what the index
+        holds). None where it cannot tell (one shared in-memory connection)."""
+        if not self.isolated:
+            return None
+        with self.lock:
+            (data_version,) = self.rows("PRAGMA data_version")[0]
+            return self._generation, int(data_version)
+
+    def log(self, obj: Retrieval) -> int:
+        """Write one retrieval's log in one statement, committed at once; its id. Each column
+        is encoded by its own SQLAlchemy type, as a session would write it."""
         model = type(obj)
         if model not in self._inserts:
             mapper = inspect(model)
@@ -471,6 +483,7 @@ class ProcedureIndex:
         self.entries: dict[int, Entry] = {}
         self.postings: dict[tuple[str, str], set[int]] = {}
         self.seen_revision_id = 0
+        self._version: tuple[int, int] | None = None  # the reader's, at the last full look
         self.skipped: dict[int, Skipped] = {}  # by procedure id, while that row is current
         # Held by sync and by each search (memp_core.search), so a dashboard thread never
         # reads postings or rows (or uses the reader's connection) while another thread's
@@ -483,7 +496,11 @@ class ProcedureIndex:
     def sync(self) -> int:
         """Load revisions newer than the last sync; returns how many procedures changed."""
         with self.lock:
+            version = self.reader.version()
+            if version is not None and version == self._version:
+                return 0  # no other connection has committed since the last look
             if (self.reader.rows(NEWEST)[0][0] or 0) <= self.seen_revision_id:
+                self._version = version
                 return 0  # one statement when nothing changed
             with self.reader.snapshot() as conn:  # the newest id and its rows: one snapshot
                 newest = conn.execute(NEWEST).fetchone()[0] or 0
@@ -494,6 +511,7 @@ class ProcedureIndex:
             ]
             self._apply(rows)
             self.seen_revision_id = int(newest)
+            self._version = version
             return len(rows)
 
     def _apply(self, rows: Sequence[Any]) -> None:

@@ -183,7 +183,7 @@ def log_retrieval(
         results=[item.summary() for item in items],
     )  # fmt: skip
     if store.dialect == "sqlite" and (reader := Reader.of(store)).isolated:
-        return reader.insert(row)
+        return reader.log(row)
     with store.transaction() as s:
         s.add(row)
         s.flush()

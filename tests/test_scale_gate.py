@@ -17,9 +17,11 @@ import pytest
 from sqlmodel import col
 
 from memp_core.bench import FixedEmbedder, populate, unit_rows
+from memp_core.build import append_revision
+from memp_core.embeddings import to_bytes
 from memp_core.index import Reader
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Procedure, Retrieval, Status
+from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status
 from memp_core.store import Store, sqlite_path
 
 N = 200
@@ -233,4 +235,25 @@ def test_a_forked_child_reads_on_a_connection_of_its_own(db_url: str) -> None:
     child.join(timeout=60)
     assert child.exitcode == 0 and fresh and served == before
     assert ask(mem, matrix[4], k=3) == before  # the parent's connection still serves
+    store.dispose()
+
+
+def test_two_memories_of_one_store_each_see_a_revision_another_connection_wrote(
+    db_url: str,
+) -> None:
+    """They share the store's reader (and its data version): each index keeps its own mark."""
+    store = Store(db_url)
+    matrix = unit_rows(np.random.default_rng(11), 40)
+    populate(store, matrix)
+    first, second = (
+        ProceduralMemory(store, embedder=FixedEmbedder(), backend="heuristic") for _ in range(2)
+    )
+    assert ask(first, matrix[7], k=1) == ask(second, matrix[7], k=1) == [8]
+    with store.transaction() as s:  # another connection: a new current revision for 8
+        proc = s.get(Procedure, 8)
+        assert proc is not None
+        rev = ProcedureRevision(procedure_id=8, script="1. new", embedding=to_bytes(matrix[20]))
+        append_revision(s, 8, rev, expected_current=proc.current_revision_id)
+    assert ask(first, matrix[20], k=2) == [8, 21]  # the first memory looks first...
+    assert ask(second, matrix[20], k=2) == [8, 21]  # ...and the second still sees it
     store.dispose()
