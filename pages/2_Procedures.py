@@ -17,10 +17,12 @@ from memp_core.agents.activity import feedback_on, proposed_by
 from memp_core.agents.reads import with_revisions
 from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
-from memp_core.models import Procedure, ProcedureRevision, Status
+from memp_core.models import Origin, Procedure, ProcedureRevision, Status
 from memp_core.outcomes import outcome_of
 from memp_core.queue import list_procedures, next_after, origins, procedure_detail, queue_rows
+from memp_core.sim.lesson import read_lesson
 from ui.common import changed, errors_shown, link, memory, page, pct
+from ui.merge_panel import merge_panel
 from ui.picker import id_input, id_link, id_table, open_id, page_url, set_param, url_int, url_text
 from ui.picker import url_choice as choice
 from ui.safe import md, md_badge
@@ -269,7 +271,12 @@ def why_panel(rev: ProcedureRevision) -> None:
     if rev.rationale:
         st.caption("Why it was written")
         st.text(rev.rationale)
-    # (the lead adds here: the line saying what this procedure teaches, and the merge panel)
+    lesson = read_lesson(rev.script, rev.task_text, proc.task_type)
+    if not lesson.empty:  # the household agent reads memory with this very function
+        st.caption("What it teaches")
+        st.text(lesson.summary())
+    if rev.origin == Origin.merge.value:
+        merge_panel(store, rev.id or 0)
     proposed = prop is not None and cur is not None
     older = cur if proposed else next((r for r in d.revisions
                                        if r.id == rev.parent_revision_id), None)  # fmt: skip
