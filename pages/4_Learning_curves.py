@@ -177,7 +177,8 @@ def condition_view() -> None:
         st.info("Pick one or more conditions.")
         st.stop()
     picked = [named[x] for x in chosen]
-    c0, c1, c2, c3 = st.columns([2, 2, 1, 2])
+    c0, c1 = st.columns(2)
+    c2, c3 = st.columns([1, 2], vertical_alignment="bottom")
     if st.session_state.get("curves_color") not in COLOURS:  # "run": the other view's
         st.session_state["curves_color"] = "condition"
     color_by = c0.radio("Colour by", COLOURS, horizontal=True, key="curves_color",
