@@ -37,6 +37,7 @@ MARKER_COLOR = "#111111"
 MARKER_SYMBOLS = {"revision added": "triangle-down", "approved": "star", "rolled back": "x",
                   "deprecated": "square", "rejected": "diamond", "edited": "circle"}  # fmt: skip
 BAND_ALPHA = 0.2
+MARKER_ROW = 0.07  # the height (in success, 0..1) between two kinds of memory change
 EXPORT_WIDTH = 1100
 # plotly symbol -> matplotlib marker, for the symbols figure() uses
 SYMBOLS = {"circle": "o", "triangle-down": "v", "star": "*", "x": "X", "square": "s",
@@ -92,7 +93,7 @@ def figure(
         shown.add(key)
     _add_bands(fig, band_points, {c: colors[k] for c, k in band_key.items()}, band_key)
     _add_markers(fig, markers)
-    return _laid_out(fig)
+    return _laid_out(fig, len({m.kind for m in markers}))
 
 
 def _subplots() -> go.Figure:
@@ -100,8 +101,10 @@ def _subplots() -> go.Figure:
                          subplot_titles=("success rate", "mean steps"))  # fmt: skip
 
 
-def _laid_out(fig: go.Figure) -> go.Figure:
-    fig.update_yaxes(range=[-0.02, 1.1], tickformat=".0%", row=1, col=1)
+def _laid_out(fig: go.Figure, marker_rows: int = 1) -> go.Figure:
+    top = 1.1 + MARKER_ROW * max(marker_rows - 1, 0)
+    fig.update_yaxes(range=[-0.02, top], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1],
+                     row=1, col=1)  # fmt: skip
     fig.update_xaxes(dtick=1)
     fig.update_xaxes(title_text="group of tasks", row=2, col=1)
     # l=60: room for the percent ticks (an exported image does not grow its margins)
@@ -175,7 +178,7 @@ def condition_figure(
                 row=row, col=1,
             )  # fmt: skip
     _add_markers(fig, markers)
-    return _laid_out(fig)
+    return _laid_out(fig, len({m.kind for m in markers}))
 
 
 def _band(seg: Sequence[ConditionPoint], key: str, color: str, group: str) -> go.Scatter:
@@ -250,10 +253,12 @@ def _add_markers(fig: go.Figure, markers: Sequence[MemoryMarker]) -> None:
     by_kind: dict[str, list[MemoryMarker]] = defaultdict(list)
     for m in markers:
         by_kind[m.kind].append(m)
-    for kind, ms in by_kind.items():
+    for row, (kind, ms) in enumerate(by_kind.items()):
         fig.add_trace(
             go.Scatter(
-                x=[m.position for m in ms], y=[1.05] * len(ms), mode="markers",
+                # a row of its own per kind above 100%: two kinds at one group both show
+                x=[m.position for m in ms], y=[1.05 + MARKER_ROW * row] * len(ms),
+                mode="markers",
                 marker={"symbol": MARKER_SYMBOLS.get(kind, "circle"), "size": 11,
                         "color": MARKER_COLOR},
                 hovertext=[_plain(m.label) for m in ms], hoverinfo="text",
@@ -324,6 +329,8 @@ def draw_with_matplotlib(fig: go.Figure, *, width: int, height: int, dpi: int = 
         ax, yaxis = ax_of[name], layout[_layout_key(name)]
         if yaxis.range:
             ax.set_ylim(*yaxis.range)
+        if yaxis.tickvals:
+            ax.set_yticks(list(yaxis.tickvals))
         if yaxis.tickformat and yaxis.tickformat.endswith("%"):
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         if i < len(titles):

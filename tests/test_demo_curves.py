@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from memp_core import curves
 from memp_core.config import Settings
-from memp_core.demo import COMPARISON_GROUPS, DemoStep, demo_plan, run_step
+from memp_core.demo import COMPARISON_GROUPS, COMPARISON_PER_GROUP, DemoStep, demo_plan, run_step
 from memp_core.embeddings import Embedder
 from memp_core.loop import CachedEmbedder, LoopConfig
 from memp_core.memory import ProceduralMemory
@@ -25,7 +25,8 @@ def test_the_demo_compares_policies_over_seeds_with_memory_updated_between_group
     assert seeds["none"] >= 5 and seeds["reflect"] >= 5
     assert {"vanilla", "validation"} <= set(seeds)
     for c in comparison:  # one setting: the seeds of a policy are one condition
-        assert (c.groups, c.tasks, c.k, c.strength) == (COMPARISON_GROUPS, 100, 5, "strong")
+        assert (c.groups, c.k, c.strength) == (COMPARISON_GROUPS, 5, "strong")
+        assert c.tasks == COMPARISON_GROUPS * COMPARISON_PER_GROUP >= 300
         # memory changes only between groups: group 0 of every policy runs on empty memory
         assert c.update_every == c.tasks // c.groups
         assert len({x.seed for x in comparison if x.memory == c.memory}) == seeds[c.memory]
@@ -37,7 +38,7 @@ def test_the_demo_compares_policies_over_seeds_with_memory_updated_between_group
 
 def test_quick_demo_keeps_ten_groups_of_fewer_tasks() -> None:
     comparison = [s.config for s in demo_plan(0.5) if s.isolated]
-    assert {(c.tasks, c.groups, c.update_every) for c in comparison} == {(50, 10, 5)}
+    assert {(c.tasks, c.groups, c.update_every) for c in comparison} == {(150, 10, 15)}
 
 
 def test_an_isolated_run_keeps_the_memory_changes_it_made(store: Store, embedder: Embedder) -> None:
