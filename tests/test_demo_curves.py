@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlmodel import select
 
 from memp_core import curves
@@ -67,3 +68,33 @@ def test_an_isolated_run_keeps_the_memory_changes_it_made(store: Store, embedder
     # A condition's seeds add up, as the page shows them.
     (total,) = [m for m in curves.condition_markers(store, [runs[reflect]]) if m.position == 0.5]
     assert total.count == next(m.count for m in added if m.position == 0.5)
+
+
+@pytest.mark.slow
+def test_the_demo_comparison_shows_reflect_pulling_away_from_no_memory(
+    embedder: Embedder,
+) -> None:
+    """The story the page opens on, as the demo runs it: same seeds, same first group (empty
+    memory), then reflect ahead of no memory in success and in steps over the second half."""
+    store = Store("sqlite://")
+    settings = Settings(database_url=store.url)
+    memory = ProceduralMemory(store, settings=settings, embedder=CachedEmbedder(embedder),
+                              backend="heuristic")  # fmt: skip
+    for step in demo_plan():
+        if step.isolated and step.config.memory in ("none", "reflect"):
+            run_step(store, memory, settings, step, None)
+    runs = store.runs()
+    cpoints = curves.condition_curves(curves.curve_points(store, runs))
+    by_policy = {curves.condition_parts(r)[0].split(" ")[0]: curves.condition_of(r) for r in runs}
+    none = [p for p in cpoints if p.condition == by_policy["no"]]
+    reflect = [p for p in cpoints if p.condition == by_policy["reflect"]]
+    store.dispose()
+    assert [p.seeds for p in reflect] == [5] * COMPARISON_GROUPS
+    assert reflect[0].success_mean == none[0].success_mean  # group 0: nothing learned yet
+
+    def late(ps: list[curves.ConditionPoint], key: str) -> float:
+        half = [getattr(p, key) for p in ps[COMPARISON_GROUPS // 2 :]]
+        return sum(half) / len(half)
+
+    assert late(reflect, "success_mean") >= late(none, "success_mean") + 0.05
+    assert late(reflect, "steps_mean") <= late(none, "steps_mean") - 2
