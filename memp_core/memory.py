@@ -168,11 +168,14 @@ class ProceduralMemory:
         # Embed before searching: the model is the slow part of a retrieval.
         vector = self._embed_one(query) if policy in VECTOR_POLICIES and k > 0 else None
         embed = self._embed_one if vector is None else lambda _text: vector
-        index = self.index if self.store.dialect != "postgresql" else None  # synced here
-        with self.store.session() as s:  # one read transaction: search, then load
-            search = self.search(s, index)
+        if self.store.dialect != "postgresql":  # SQLite: the index checks and reads itself
+            search = MemorySearch(None, self.index)  # (synced here; no session needed)
             scored = fn(Query(query, seed, flt, search, embed)) if k > 0 else []
-            items = load_items(s, scored)
+            items = load_items(None, scored)
+        else:
+            with self.store.session() as s:  # one read transaction: search, then load
+                scored = fn(Query(query, seed, flt, self.search(s), embed)) if k > 0 else []
+                items = load_items(s, scored)
         retrieval_id = None
         if log:
             retrieval_id = log_retrieval(

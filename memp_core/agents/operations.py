@@ -51,8 +51,8 @@ from memp_core.agents.schemas import (
 )
 from memp_core.errors import ConfigError, NotFoundError, PermissionDeniedError
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Feedback, Procedure, ProcedureRevision, Retrieval, Trajectory
-from memp_core.retrieve import SERVED_TO_AGENTS
+from memp_core.models import Feedback, Procedure, ProcedureRevision, Trajectory
+from memp_core.retrieve import SERVED_TO_AGENTS, log_retrieval
 from memp_core.update import UPDATE_POLICIES
 
 WRITE_SCOPE = "runs:write"
@@ -86,14 +86,10 @@ class AgentDoor:
             req.task, policy=req.policy, k=req.k, threshold=req.threshold,
             statuses=SERVED_TO_AGENTS, log=False,
         )  # fmt: skip
-        with self.store.transaction() as s:
-            row = Retrieval(
-                query=req.task, policy=req.policy, k=req.k, agent=who.agent,
-                results=[item.summary() for item in found.items],
-            )  # fmt: skip
-            s.add(row)
-            s.flush()
-            retrieval_id = int(row.id or 0)
+        retrieval_id = log_retrieval(
+            self.store, query=req.task, policy=req.policy, k=req.k, items=found.items,
+            run_id=None, agent_model="", agent=who.agent,
+        )  # fmt: skip
         return RetrieveResponse(
             retrieval_id=retrieval_id, items=[reads.retrieved_item(i) for i in found.items]
         )
