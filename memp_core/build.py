@@ -52,6 +52,7 @@ from memp_core.models import (
     Trajectory,
     utcnow,
 )
+from memp_core.outcomes import effective_outcomes
 from memp_core.store import Store
 
 BUILD_POLICIES: dict[str, Kind] = {
@@ -69,6 +70,15 @@ class Evidence:
 
     trajectory: Trajectory
     steps: list[Step]
+    # The outcome of a run whose recorded one is unknown, as memp_core.outcomes rules it: a
+    # reviewed judgement's, or (where the setting allows) an unreviewed one's; None: unknown.
+    judged_outcome: bool | None = None
+
+    @property
+    def success(self) -> bool | None:
+        """The outcome builds and updates use: recorded, else judged (``judged_outcome``)."""
+        recorded = self.trajectory.success
+        return recorded if recorded is not None else self.judged_outcome
 
     @property
     def id(self) -> int:
@@ -81,7 +91,7 @@ class Evidence:
     def run_view(self) -> RunView:
         steps = [StepView(s.action or "", s.observation or "", s.thought or "") for s in self.steps]
         t = self.trajectory
-        return RunView(t.task, self.task_type, t.success, steps, trajectory_id=t.id,
+        return RunView(t.task, self.task_type, bool(self.success), steps, trajectory_id=t.id,
                        ended=_recorded_ending(t.facts))  # fmt: skip
 
     def step_dicts(self) -> list[dict[str, Any]]:
@@ -121,8 +131,12 @@ def retrieval_text(kind: str, task_text: str, script: str) -> str:
     return f"{task_text}\n{script}"
 
 
-def load_evidence(store: Store, ids: Sequence[int]) -> list[Evidence]:
-    """Trajectories with their steps, in the order asked; NotFoundError names missing ids."""
+def load_evidence(
+    store: Store, ids: Sequence[int], *, count_unreviewed: bool = False
+) -> list[Evidence]:
+    """Trajectories with their steps, in the order asked, each with its effective outcome
+    (``count_unreviewed``: settings.count_unreviewed_judgements); NotFoundError names
+    missing ids."""
     wanted = list(dict.fromkeys(int(i) for i in ids))
     if not wanted:
         return []
@@ -136,21 +150,25 @@ def load_evidence(store: Store, ids: Sequence[int]) -> list[Evidence]:
             select(Step).where(col(Step.trajectory_id).in_(wanted)).order_by(col(Step.index))
         ):
             steps[st.trajectory_id].append(st)
-    return [Evidence(trajs[i], steps[i]) for i in wanted]
+    found = effective_outcomes(store, wanted, count_unreviewed=count_unreviewed)
+    return [Evidence(trajs[i], steps[i], found[i].success) for i in wanted]
 
 
-def unused_successes(store: Store) -> list[int]:
-    """Successful trajectories that no revision cites as evidence yet (oldest first)."""
+def unused_successes(store: Store, *, count_unreviewed: bool = False) -> list[int]:
+    """Successful trajectories that no revision cites as evidence yet (oldest first): a
+    recorded success, or an unknown outcome whose judgement counts as one (outcomes)."""
     with store.session() as s:
         used: set[int] = set()
         for ids in s.exec(select(ProcedureRevision.evidence_trajectory_ids)):
             used.update(ids or [])
         ok = s.exec(
             select(Trajectory.id)
-            .where(col(Trajectory.success).is_(True))
+            .where(col(Trajectory.success).is_not(False))  # True, or unknown (NULL)
             .order_by(col(Trajectory.id))
         ).all()
-    return [int(i) for i in ok if i not in used]
+    ids = [int(i or 0) for i in ok if i not in used]
+    found = effective_outcomes(store, ids, count_unreviewed=count_unreviewed)
+    return [i for i in ids if found[i].success is True]
 
 
 def group_identity(task: str, task_type: str) -> tuple[str, str]:
@@ -168,14 +186,14 @@ def group_identity(task: str, task_type: str) -> tuple[str, str]:
 
 def best_first(runs: Sequence[Evidence]) -> list[Evidence]:
     """The evaluation order used everywhere: success first, then fewer steps, then newer."""
-    return sorted(runs, key=lambda e: (e.trajectory.success is not True, len(e.steps), -e.id))
+    return sorted(runs, key=lambda e: (e.success is not True, len(e.steps), -e.id))
 
 
 def judged(runs: Sequence[Evidence]) -> list[Evidence]:
     """The runs with a recorded outcome. An unknown outcome (``success`` None) builds
     nothing, not even under ``vanilla``: it is not a success, and not a failure either,
     until it is judged or a person labels it (memp_core.outcomes)."""
-    return [e for e in runs if e.trajectory.success is not None]
+    return [e for e in runs if e.success is not None]
 
 
 def plan_builds(
@@ -211,7 +229,13 @@ def live_in(s: Session, slug: str) -> Procedure | None:
         select(Procedure).where(col(Procedure.key).startswith(slug)).order_by(col(Procedure.id))
     ).all()
     alive = [p for p in rows if pattern.match(p.key) and p.status not in DEAD]
-    return alive[-1] if alive else None
+    proc = alive[-1] if alive else None
+    # A reviewed merge folded this group's procedure into another: its runs go there now.
+    seen: set[int] = set()
+    while proc is not None and proc.status == Status.merged.value and proc.id not in seen:
+        seen.add(int(proc.id or 0))
+        proc = s.get(Procedure, proc.merged_into_id) if proc.merged_into_id else None
+    return proc if proc is not None and proc.status not in DEAD + (Status.merged.value,) else None
 
 
 def _plan_new(
@@ -303,7 +327,7 @@ def _distil(
 ) -> tuple[str, str, int]:
     if kind == Kind.trajectory:
         return "", "", 0
-    good = [e for e in ranked if e.trajectory.success is True] or ranked  # vanilla: failures too
+    good = [e for e in ranked if e.success is True] or ranked  # vanilla: failures too
     draft = backend.write_script(task_type, [e.run_view() for e in good[:MAX_RUNS_PER_SCRIPT]])
     return draft.script, draft.rationale, draft.tokens
 

@@ -128,8 +128,13 @@ class ProceduralMemory:
         check_writer(actor, "build procedures", Status(status))
 
         def attempt() -> list[ProcedureRevision]:
-            ids = unused_successes(self.store) if trajectory_ids is None else trajectory_ids
-            runs = load_evidence(self.store, ids)
+            counted = self.settings.count_unreviewed_judgements
+            ids = (
+                unused_successes(self.store, count_unreviewed=counted)
+                if trajectory_ids is None
+                else trajectory_ids
+            )
+            runs = load_evidence(self.store, ids, count_unreviewed=counted)
             if not runs:
                 return []
             plans = plan_builds(self.store, self.backend, runs, policy=policy)

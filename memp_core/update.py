@@ -98,17 +98,17 @@ def select_none(runs: Sequence[Evidence]) -> Selection:
 
 
 def select_vanilla(runs: Sequence[Evidence]) -> Selection:
-    return Selection(build=[r for r in runs if r.trajectory.success is not None])
+    return Selection(build=[r for r in runs if r.success is not None])
 
 
 def select_validation(runs: Sequence[Evidence]) -> Selection:
-    return Selection(build=[r for r in runs if r.trajectory.success is True])
+    return Selection(build=[r for r in runs if r.success is True])
 
 
 def select_reflect(runs: Sequence[Evidence]) -> Selection:
     return Selection(
-        build=[r for r in runs if r.trajectory.success is True],
-        reflect=[r for r in runs if r.trajectory.success is False],
+        build=[r for r in runs if r.success is True],
+        reflect=[r for r in runs if r.success is False],
     )
 
 
@@ -128,7 +128,9 @@ def update(
     choose: Callable[[Sequence[Evidence]], Selection] = resolve(
         UPDATE_POLICIES, policy, "update policy"
     )
-    runs = load_evidence(store, trajectory_ids)
+    runs = load_evidence(
+        store, trajectory_ids, count_unreviewed=settings.count_unreviewed_judgements
+    )
     chosen = choose(runs)
     if chosen.frozen:
         return UpdateReport(policy)
@@ -241,7 +243,7 @@ def count_uses(
     followed: list[tuple[Evidence, int]] = []
     for ev in runs:
         rid = ev.trajectory.procedure_revision_id
-        if ev.trajectory.success is None:
+        if ev.success is None:
             continue  # unknown: counting it would read as a failure in the success rate
         rev = s.get(ProcedureRevision, rid) if rid is not None else None
         if rev is not None:
@@ -259,7 +261,7 @@ def count_uses(
         if proc is None:
             continue
         proc.use_count += 1
-        proc.success_count += int(ev.trajectory.success)
+        proc.success_count += int(ev.success)
         counted += 1
     deprecated: list[int] = []
     for pid, proc in touched.items():

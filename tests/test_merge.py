@@ -237,3 +237,26 @@ def test_a_restored_backup_keeps_the_merge_edges_and_can_unmerge(
     dup = other.get(Procedure, int(dup.id or 0))
     assert (dup.status, dup.merged_into_id) == ("pending_review", None)
     assert [p.status for p in other.procedures(task_type="put")] == ["pending_review"] * 3
+
+
+def test_a_new_run_of_a_merged_procedures_task_lands_on_the_kept_one(
+    store: Store, embedder: Embedder
+) -> None:
+    """The merged-away procedure holds the task's own key: learning must follow its pointer,
+    not revive it (before: the run landed on it and made it pending review while merged)."""
+    kept = add(store, embedder, "heat-egg-first", EGG, HEAT, uses=4)
+    kept = approve(store, int(kept.id or 0), actor=RITA)
+    dup = add(store, embedder, "heat-egg-garbagecan", EGG, planted_copy(HEAT), uses=2)
+    (filing,) = dedupe(store, actor=system("dedupe")).filings
+    approve(store, int(kept.id or 0), actor=RITA, revision_id=int(filing.revision_id or 0))
+    assert store.get(Procedure, int(dup.id or 0)).status == "merged"
+    steps = [Step(index=0, action="go to countertop 1", observation="You see a egg 1.")]
+    run = add_run(store, EGG, steps, task_type="heat")
+    mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    mem.update([run], policy="validation", actor=RITA)
+    dup = store.get(Procedure, int(dup.id or 0))
+    assert (dup.status, dup.merged_into_id) == ("merged", kept.id)
+    assert len(store.revisions_of(int(dup.id or 0))) == 1  # nothing landed on it
+    after = store.get(Procedure, int(kept.id or 0))
+    proposal = store.get(ProcedureRevision, int(after.proposed_revision_id or 0))
+    assert run in proposal.evidence_trajectory_ids  # the run's evidence went to the kept one

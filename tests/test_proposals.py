@@ -132,12 +132,15 @@ def test_a_second_proposal_chains_on_the_first(mem: ProceduralMemory) -> None:
     second = reflect_failure(mem, current)  # the agents still follow the served revision
     assert mem.store.get(ProcedureRevision, second).parent_revision_id == first
     assert mem.store.get(ProcedureRevision, first).parent_revision_id == current
-    # a success merges onto the latest proposal too, keeping its reflected script
+    # a success merges onto the latest proposal too: its reflection stays, the new run's
+    # evidence joins the counts (the script is the same but for them)
     (merged,) = mem.update([add_run(mem.store, HEAT, solved(), task_type="heat")],
                            policy="validation").built  # fmt: skip
     merge = mem.store.get(ProcedureRevision, merged)
     assert merge.parent_revision_id == second
-    assert merge.script == mem.store.get(ProcedureRevision, second).script
+    reflected = mem.store.get(ProcedureRevision, second).script
+    assert "check countertop (3/3)" in reflected and "check countertop (4/4)" in merge.script
+    assert merge.script.replace("(4/4)", "(3/3)") == reflected
     after = mem.store.get(Procedure, proc.id or 0)
     assert (after.current_revision_id, after.proposed_revision_id) == (current, merged)
 
