@@ -439,7 +439,7 @@ def test_overview_rate_is_over_recorded_outcomes_with_the_unknown_beside_it(
         add(store, "heat some egg and put it in countertop.", success)
     at = run_app_page("app.py")
     assert not at.exception, at.exception
-    (rate,) = [m for m in at.metric if m.label == "Success rate"]
+    (rate,) = [m for m in at.metric if m.label == "Success"]
     assert (rate.value, rate.delta) == ("50%", "2 unknown")
 
 
