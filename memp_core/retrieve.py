@@ -36,8 +36,8 @@ from sqlmodel import Session, col, select
 
 from memp_core.errors import NotFoundError, StoreError
 from memp_core.facts import extract_facts
-from memp_core.index import Reader
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status
+from memp_core.reader import Reader
 from memp_core.registry import resolve
 from memp_core.search import FACT_WEIGHTS, HYBRID_WEIGHT, Filter, Scored, Search
 from memp_core.store import Store
