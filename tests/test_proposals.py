@@ -312,3 +312,23 @@ def test_memp_runs_prints_a_dash_for_a_group_with_only_unknown_outcomes(store: S
     result = CliRunner().invoke(app, ["runs"])
     assert result.exit_code == 0, result.output
     assert "50% –" in result.output
+
+
+def test_the_cli_decides_a_proposal_by_naming_its_revision(mem: ProceduralMemory) -> None:
+    proc = proc_of(mem)
+    served_before = proc.current_revision_id or 0
+    first = reflect_failure(mem, served_before)
+    cli = CliRunner()
+    out = cli.invoke(app, ["reject", str(proc.id), "--reason", "no", "--revision", str(first),
+                           "--db", mem.store.url])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    after = mem.store.get(Procedure, proc.id or 0)
+    assert (after.status, after.current_revision_id, after.proposed_revision_id) == (
+        "approved", served_before, None,
+    )  # fmt: skip
+    second = reflect_failure(mem, served_before)
+    out = cli.invoke(app, ["approve", str(proc.id), "--revision", str(second), "--json",
+                           "--db", mem.store.url])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    after = mem.store.get(Procedure, proc.id or 0)
+    assert (after.current_revision_id, after.proposed_revision_id) == (second, None)

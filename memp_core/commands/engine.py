@@ -203,29 +203,41 @@ def procedures(
     out_console.print(table)
 
 
+# The revision the reviewer read: a waiting proposal (a reflection, an agent's proposal, a
+# merge of near-duplicates) is decided by naming it; the served one otherwise.
+RevisionOpt = Annotated[
+    int | None,
+    typer.Option("--revision", help="Revision id you reviewed (a waiting proposal or merge)"),
+]
+
+
 def approve_cmd(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id")],
     comment: Annotated[str, typer.Option(help="Review comment")] = "",
+    revision: RevisionOpt = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Approve a procedure: agents are served it from now on."""
     from memp_core.review import approve
 
-    proc = approve(open_store(db), procedure_id, actor=os_user(), comment=comment)
+    proc = approve(open_store(db), procedure_id, actor=os_user(), comment=comment,
+                   revision_id=revision)  # fmt: skip
     _done(proc, json_)
 
 
 def reject_cmd(
     procedure_id: Annotated[int, typer.Argument(help="Procedure id")],
     reason: Annotated[str, typer.Option(help="Why (required, recorded in the audit log)")],
+    revision: RevisionOpt = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Reject a procedure: it is never served and never merged into again."""
+    """Reject a procedure (or, with --revision, only its waiting proposal)."""
     from memp_core.review import reject
 
-    proc = reject(open_store(db), procedure_id, actor=os_user(), reason=reason)
+    proc = reject(open_store(db), procedure_id, actor=os_user(), reason=reason,
+                  revision_id=revision)  # fmt: skip
     _done(proc, json_)
 
 
