@@ -48,7 +48,14 @@ from memp_core.embeddings import Embedder, from_bytes, get_embedder
 from memp_core.errors import ConflictError, MempError
 from memp_core.facts import extract_facts
 from memp_core.lineage import revision_text
-from memp_core.merge import LIVE, Member, file_proposal, merge_records, require_proposer
+from memp_core.merge import (
+    LIVE,
+    Folds,
+    Member,
+    file_proposal,
+    merge_records,
+    require_proposer,
+)
 from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.store import Store
 
@@ -72,7 +79,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Cluster:
+class Cluster(Folds):
     task_type: str
     kept_id: int
     members: tuple[Member, ...]  # the procedures it would fold in, at their revisions
@@ -80,15 +87,6 @@ class Cluster:
     similarity: float  # the weakest member's min(cosine, text)
     cosine: float  # the lowest member cosine
     text_similarity: float  # the lowest member text similarity
-
-    @property
-    def procedure_ids(self) -> list[int]:
-        return [self.kept_id, *(m.procedure_id for m in self.members)]
-
-    @property
-    def identity(self) -> tuple[int, int, tuple[tuple[int, int], ...]]:
-        pairs = tuple(sorted((m.procedure_id, m.revision_id) for m in self.members))
-        return self.kept_id, self.kept_revision_id, pairs
 
 
 @dataclass(frozen=True)

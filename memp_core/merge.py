@@ -64,8 +64,27 @@ class Member:
     revision_id: int
 
 
+class Folds:
+    """What a merge folds together: the kept procedure at a revision, and its members (a
+    cluster dedupe found, or a proposal already filed)."""
+
+    kept_id: int
+    kept_revision_id: int
+    members: tuple[Member, ...]
+
+    @property
+    def procedure_ids(self) -> list[int]:
+        return [self.kept_id, *(m.procedure_id for m in self.members)]
+
+    @property
+    def identity(self) -> tuple[int, int, tuple[tuple[int, int], ...]]:
+        """The same procedures at the same revisions: a proposal not to be filed twice."""
+        pairs = tuple(sorted((m.procedure_id, m.revision_id) for m in self.members))
+        return self.kept_id, self.kept_revision_id, pairs
+
+
 @dataclass(frozen=True)
-class MergeRecord:
+class MergeRecord(Folds):
     """One merge proposal as its audit event recorded it, and what became of it."""
 
     revision_id: int  # the proposal: a revision of the kept procedure
@@ -79,16 +98,6 @@ class MergeRecord:
     proposed_at: datetime
     accepted_by: str | None = None
     undone: bool = False
-
-    @property
-    def procedure_ids(self) -> list[int]:
-        return [self.kept_id, *(m.procedure_id for m in self.members)]
-
-    @property
-    def identity(self) -> tuple[int, int, tuple[tuple[int, int], ...]]:
-        """The same procedures at the same revisions: a proposal not to be filed twice."""
-        pairs = tuple(sorted((m.procedure_id, m.revision_id) for m in self.members))
-        return self.kept_id, self.kept_revision_id, pairs
 
 
 def require_proposer(actor: Actor) -> None:
