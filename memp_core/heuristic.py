@@ -69,14 +69,17 @@ class HeuristicBackend(Backend):
 
     def reflect(self, failed: RunView, script: str) -> Reflection:
         rf = analyse(failed)
-        lines = unnumber(script) or generalise(rf, rf.task_type or failed.task_type, [rf])
         notes: list[str] = []
-        lines = _repair_tool(lines, rf, notes)
-        lines = _repair_hints(lines, rf, notes)
-        lines = _repair_target(lines, rf, notes)
-        lines = _repair_loop(lines, rf, notes)
-        lines = _repair_lamp(lines, rf, notes)
-        lines = _repair_locked(lines, rf, notes)
+        if unnumber(script):
+            lines = unnumber(script)
+            lines = _repair_tool(lines, rf, notes)
+            lines = _repair_hints(lines, rf, notes)
+            lines = _repair_target(lines, rf, notes)
+            lines = _repair_loop(lines, rf, notes)
+            lines = _repair_lamp(lines, rf, notes)
+            lines = _repair_locked(lines, rf, notes)
+        else:  # no procedure was followed: the failure alone writes the first one
+            lines = _from_failure(rf, rf.task_type or failed.task_type, notes)
         where = rf.first_problem
         head = "The run failed"
         if where is not None:
@@ -213,6 +216,49 @@ def _complete(
 
 
 # -- reflecting ---------------------------------------------------------------------------
+
+
+def _from_failure(rf: RunFacts, task_type: str, notes: list[str]) -> list[str]:
+    """A first script from a failed run that followed none: what the run saw fail (the
+    appliance that did nothing, kinds that would not open, places without the object) and
+    what it saw work, counted once; nothing it did not see (a place it never found the
+    object in is a miss, not a hint)."""
+    lines = generalise(rf, task_type, [rf])
+    obj = rf.obj or "object"
+    for second in (False, True):
+        pattern = r"^find the second " if second else r"^find (?!the second)<object>"
+        at = _index(lines, re.compile(pattern))
+        if at is None:
+            continue
+        line = FindLine(f"the second {OBJ}" if second else OBJ, open_closed=rf.found_closed)
+        where = rf.found[1:2] if second else list(dict.fromkeys(rf.found[:1] + rf.seen_at))
+        line.add(where, found=True)
+        if not second:
+            line.add([k for k in rf.checked if k not in where], found=False)
+        lines[at] = line.render()
+    where = list(dict.fromkeys(rf.found[:1] + rf.seen_at))
+    empty = [k for k in rf.checked if k not in where]
+    for verb, bad in rf.tools_bad.items():
+        good = rf.tools_ok.get(verb)
+        tail = f": use the {good}." if good else "; the script says not to try it again."
+        notes.append(f"The {', '.join(bad)} did not {verb} the {obj} here{tail}")
+    for verb, good in rf.tools_ok.items():
+        if verb not in rf.tools_bad and good in rf.opened_tools:
+            notes.append(f"The {good} worked once opened; the script opens it first.")
+    if rf.locked:
+        notes.append(
+            f"The {', '.join(sorted(rf.locked))} would not open; the script says not to try."
+        )
+    if where:
+        notes.append(f"The {obj} was in the {where[0]}.")
+    if empty:
+        notes.append(f"It was not in the {', '.join(empty)}; counted as misses.")
+    lines = _repair_target(lines, rf, notes)
+    lines = _repair_loop(lines, rf, notes)
+    if rf.lamp_before_object:
+        notes.append(f"The lamp was used before holding the {obj}: the script takes it first.")
+    notes.insert(0, "No procedure was followed; this first one is written from the failure alone.")
+    return lines
 
 
 def _index(lines: list[str], pred: re.Pattern[str]) -> int | None:

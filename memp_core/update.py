@@ -8,7 +8,17 @@ Policies (``UPDATE_POLICIES``):
 - ``reflect``: successes are built; each failure that followed a procedure revision is
   handed to the backend with that procedure's script, and the revised script becomes a new
   **child** revision (origin ``reflection``, the analysis as rationale, the failed run as
-  evidence). Failures that followed no procedure have nothing to reflect on and are skipped.
+  evidence). A failure that followed no procedure, of a group
+  (:func:`memp_core.build.group_identity`) with no live procedure and no build in the same
+  update, is reflected on with an empty script: the backend writes the group's **first**
+  procedure from the failure alone (origin ``reflection``, kind ``script``: a failed run's
+  steps are no example to follow), saying
+  what the run saw fail (the appliance that did nothing, the place that would not open,
+  where the object was not) and nothing it did not see. Several such failures of one group
+  in one update chain into that one revision. So a task type that always fails until the
+  household's convention is known still gets a procedure to correct. Other failures that
+  followed no procedure (their group already has a procedure they did not follow) are
+  skipped; ``vanilla`` builds failures anyway and ``validation`` never learns from them.
 
 A trajectory whose outcome is unknown (``success`` None: nobody recorded a verdict) is no
 success and no failure: no policy builds or reflects on it, and it is not counted as a use.
@@ -40,16 +50,23 @@ from sqlmodel import Session
 
 from memp_core.build import (
     Evidence,
+    PlannedBuild,
+    add_procedure,
     embed_revisions,
+    group_identity,
     head_revision,
     head_revision_id,
     land_revision,
+    live_in,
+    live_procedure,
     load_evidence,
     plan_builds,
     write_builds,
 )
 from memp_core.config import Settings
 from memp_core.embeddings import Embedder
+from memp_core.errors import ConflictError
+from memp_core.facts import extract_facts, normalise_task
 from memp_core.llm import Backend
 from memp_core.models import Kind, Origin, Procedure, ProcedureRevision, Status
 from memp_core.registry import resolve
@@ -77,11 +94,24 @@ class Selection:
 class UpdateReport:
     policy: str
     built: list[int] = field(default_factory=list)  # revision ids from build or merge
-    reflected: list[int] = field(default_factory=list)  # child revision ids from reflection
+    reflected: list[int] = field(default_factory=list)  # revision ids from reflection
+    founded: list[int] = field(default_factory=list)  # of those, first revisions of new procedures
     deprecated: list[int] = field(default_factory=list)  # procedure ids
     counted: int = 0  # trajectories counted as a use of a procedure
     skipped: list[int] = field(default_factory=list)  # failures that followed no procedure
     tokens: int = 0
+
+
+@dataclass
+class PlannedFounding:
+    """A new procedure written by reflecting on failures that followed none."""
+
+    slug: str
+    title: str
+    task_type: str
+    revision: ProcedureRevision
+    failed_ids: list[int]
+    tokens: int
 
 
 @dataclass
@@ -136,21 +166,33 @@ def update(
         return UpdateReport(policy)
     builds = plan_builds(store, backend, chosen.build, policy=build_policy)
     reflections = plan_reflections(store, backend, chosen.reflect)
-    embed_revisions(embedder, [p.revision for p in builds] + [r.revision for r in reflections])
+    building = {p.key for p in builds}
+    foundings = plan_foundings(store, backend, chosen.reflect, building)
+    revisions = [p.revision for p in builds] + [r.revision for r in reflections]
+    embed_revisions(embedder, revisions + [f.revision for f in foundings])
     status = Status.approved if auto_approve else Status.pending_review
     with store.transaction() as s:
         built = write_builds(s, store, builds, status=status, actor=actor)
         advanced = {r.procedure_id: int(r.id or 0) for r in built}
         reflected = write_reflections(s, store, reflections, advanced, status, actor)
+        founded = write_foundings(s, store, foundings, status, actor)
         counted, deprecated = count_uses(s, store, runs, settings, actor)
+    learned = {i for f in foundings for i in f.failed_ids}
     return UpdateReport(
         policy=policy,
         built=[int(r.id or 0) for r in built],
-        reflected=reflected,
+        reflected=reflected + founded,
+        founded=founded,
         deprecated=deprecated,
         counted=counted,
-        skipped=[r.id for r in chosen.reflect if r.trajectory.procedure_revision_id is None],
-        tokens=sum(p.tokens for p in builds) + sum(r.tokens for r in reflections),
+        skipped=[
+            r.id
+            for r in chosen.reflect
+            if r.trajectory.procedure_revision_id is None and r.id not in learned
+        ],
+        tokens=sum(p.tokens for p in builds)
+        + sum(r.tokens for r in reflections)
+        + sum(f.tokens for f in foundings),
     )
 
 
@@ -202,6 +244,75 @@ def plan_reflections(
         latest[pid] = child
         plans.append(PlannedReflection(pid, child, ev.id, followed_id, refl.tokens))
     return plans
+
+
+def plan_foundings(
+    store: Store, backend: Backend, failures: Sequence[Evidence], building: set[str]
+) -> list[PlannedFounding]:
+    """Reflect on failures that followed no procedure, in groups that have none (backend
+    calls; writes nothing). ``building``: groups this update builds from successes anyway."""
+    plans: dict[str, PlannedFounding] = {}
+    for ev in failures:
+        if ev.trajectory.procedure_revision_id is not None:
+            continue
+        task_type, slug = group_identity(ev.trajectory.task, ev.task_type)
+        if slug in building or (slug not in plans and live_procedure(store, slug) is not None):
+            continue
+        plan = plans.get(slug)
+        base = plan.revision.script if plan is not None else ""
+        refl = backend.reflect(ev.run_view(), base)
+        if plan is None:
+            rev = ProcedureRevision(
+                procedure_id=0,
+                kind=Kind.script.value,
+                task_text=normalise_task(ev.trajectory.task),
+                script=refl.script,
+                steps=[],
+                origin=Origin.reflection.value,
+                author=backend.author,
+                model=backend.model,
+                rationale=refl.analysis,
+                evidence_trajectory_ids=[ev.id],
+                facts=extract_facts(ev.trajectory.task).as_dict(),
+            )
+            title = normalise_task(ev.trajectory.task)
+            plans[slug] = PlannedFounding(slug, title, task_type, rev, [ev.id], refl.tokens)
+            continue
+        plan.revision.script = refl.script
+        plan.revision.rationale += f" Then run #{ev.id}: {refl.analysis}"
+        plan.revision.evidence_trajectory_ids = [*plan.failed_ids, ev.id]
+        plan.failed_ids.append(ev.id)
+        plan.tokens += refl.tokens
+    return list(plans.values())
+
+
+def write_foundings(
+    s: Session,
+    store: Store,
+    plans: Sequence[PlannedFounding],
+    status: Status,
+    actor: str = UPDATE_ACTOR,
+) -> list[int]:
+    """Create the planned procedures; one another writer created meanwhile is a
+    :class:`ConflictError` (nothing is written: update again and the failure is skipped)."""
+    out: list[int] = []
+    for plan in plans:
+        rival = live_in(s, plan.slug)
+        if rival is not None:
+            raise ConflictError(
+                f"procedure {rival.key} was created by another writer while failures were "
+                "reflected on; nothing was saved. Update again."
+            )
+        build = PlannedBuild(plan.slug, plan.title, plan.task_type, plan.revision)
+        proc = add_procedure(s, build, status=status)
+        store.audit(
+            s, actor, "reflect", "procedure", proc.id, revision_id=plan.revision.id,
+            parent_revision_id=None, failed_trajectory_ids=plan.failed_ids,
+            followed_revision_id=None, tokens=plan.tokens, backend=plan.revision.author,
+            new_procedure=True,
+        )  # fmt: skip
+        out.append(int(plan.revision.id or 0))
+    return out
 
 
 def write_reflections(

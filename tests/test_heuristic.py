@@ -173,6 +173,44 @@ def test_reflect_without_a_script_builds_one_from_the_failed_run() -> None:
 HEAT_OK_STEPS = [(s.action, s.observation) for s in HEAT_OK.steps]
 
 
+def test_a_first_script_from_a_failure_warns_and_claims_nothing_it_did_not_see() -> None:
+    """No procedure was followed: the failure alone writes one. The microwave that did
+    nothing is excluded, the locked drawer is named, and the places searched in vain are
+    misses, never hints (the old reflector counted them as places the egg was found)."""
+    failed = run(
+        "heat some egg and put it in diningtable",
+        [
+            ("go to drawer 1", "You arrive at loc 4. The drawer 1 is closed."),
+            ("open drawer 1", "Nothing happens."),
+            ("go to fridge 1", "You arrive at loc 3. The fridge 1 is closed."),
+            (
+                "open fridge 1",
+                "You open the fridge 1. The fridge 1 is open. In it, you see a apple 1.",
+            ),
+            ("go to countertop 1", "You arrive at loc 5. On the countertop 1, you see a egg 1."),
+            ("take egg 1 from countertop 1", "You pick up the egg 1 from the countertop 1."),
+            ("go to microwave 1", "You arrive at loc 9. The microwave 1 is open."),
+            ("heat egg 1 with microwave 1", "Nothing happens."),
+        ],
+        success=False,
+    )
+    refl = HeuristicBackend().reflect(failed, "")
+    lines = refl.script.splitlines()
+    assert lines[0] == "1. do not open drawer: it stays shut here"
+    find = FindLine.parse(lines[1].split(". ", 1)[1])
+    assert find.stats == {"countertop": [1, 1], "fridge": [0, 1]}  # seen once, counted once
+    assert "heat <object>: try the appliances one by one, not microwave" in refl.script
+    assert "The microwave did not heat the egg here" in refl.analysis
+    assert "The drawer would not open" in refl.analysis
+    lost = run(
+        "put some egg in diningtable",
+        [(st.action, st.observation) for st in failed.steps[2:4]],
+        False,
+    )
+    search = HeuristicBackend().reflect(lost, "").script.splitlines()[0]
+    assert FindLine.parse(search.split(". ", 1)[1]).hints == []  # it was never in the fridge
+
+
 def test_step_flags_mark_errors_and_loops_not_thoughts() -> None:
     steps = [
         StepView("think: hm", "OK."),

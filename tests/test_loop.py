@@ -88,10 +88,15 @@ def test_reflect_adds_child_revisions_with_the_failed_run_as_evidence(
     assert result.reflections == len(children) >= 1
     failed = {t.id for t in rows(store, Trajectory) if not t.success}
     for child in children:
-        parent = store.get(ProcedureRevision, child.parent_revision_id)
-        assert parent.procedure_id == child.procedure_id and parent.script != child.script
         assert child.evidence_trajectory_ids and set(child.evidence_trajectory_ids) <= failed
         assert child.author == "heuristic" and child.rationale.startswith("The run failed")
+        if child.parent_revision_id is None:  # a failure that followed none wrote the first
+            assert "written from the failure alone" in child.rationale
+            assert child.kind == "script" and child.steps == []
+            continue
+        parent = store.get(ProcedureRevision, child.parent_revision_id)
+        assert parent.procedure_id == child.procedure_id and parent.script != child.script
+    assert any(c.parent_revision_id is not None for c in children)
 
 
 def test_review_mode_leaves_learned_procedures_in_the_queue(
@@ -132,7 +137,8 @@ def test_replay_compares_a_revision_with_its_parent_in_a_sandbox(
 ) -> None:
     run_loop(store, LoopConfig(memory="reflect", tasks=16, groups=2, seed=0,
                                task_types=("cool",)), memory=memory)  # fmt: skip
-    child = next(r for r in rows(store, ProcedureRevision) if r.origin == "reflection")
+    revisions = rows(store, ProcedureRevision)
+    child = next(r for r in revisions if r.origin == "reflection" and r.parent_revision_id)
     before = store.counts()
     res = replay(store, int(child.id), n_tasks=4, seed=1)
     assert store.counts() == before  # nothing written

@@ -124,10 +124,82 @@ def test_two_failures_of_one_procedure_chain_their_reflections(mem: ProceduralMe
     assert (after.current_revision_id, after.proposed_revision_id) == (root.id, second.id)
 
 
-def test_a_failure_that_followed_no_procedure_is_skipped(mem: ProceduralMemory) -> None:
+def test_a_failure_that_followed_no_procedure_of_a_group_that_has_one_is_skipped(
+    mem: ProceduralMemory,
+) -> None:
     lone = add_run(mem.store, HEAT, looping_failure(), task_type="heat", success=False)
     report = mem.update([lone], policy="reflect")
     assert report.skipped == [lone] and report.reflected == [] and report.built == []
+
+
+COOL = "cool some bread and put it in shelf"
+
+
+def fridge_does_nothing() -> list[Step]:
+    """A failed cool run in a home whose fridge does not cool; the drawer never opens."""
+    return [
+        Step(index=0, action="go to drawer 1", observation="The drawer 1 is closed."),
+        Step(index=1, action="open drawer 1", observation="Nothing happens."),
+        Step(index=2, action="go to cabinet 1", observation="On the cabinet 1, you see a cup 1."),
+        Step(index=3, action="go to countertop 1", observation="On it, you see a bread 1."),
+        Step(
+            index=4, action="take bread 1 from countertop 1", observation="You pick up the bread 1."
+        ),
+        Step(index=5, action="go to fridge 1", observation="The fridge 1 is open."),
+        Step(index=6, action="cool bread 1 with fridge 1", observation="Nothing happens."),
+    ]
+
+
+def test_reflect_writes_a_first_procedure_from_a_failure_that_followed_none(
+    mem: ProceduralMemory,
+) -> None:
+    """A group with no procedure: the failure becomes one that warns about what did nothing,
+    waiting for review, claiming no place the object was not seen in."""
+    bad = add_run(mem.store, COOL, fridge_does_nothing(), task_type="cool", success=False)
+    report = mem.update([bad], policy="reflect")
+    (rev_id,) = report.founded
+    assert report.reflected == [rev_id] and report.built == [] and report.skipped == []
+    rev = mem.store.get(ProcedureRevision, rev_id)
+    assert rev.origin == "reflection" and rev.parent_revision_id is None
+    assert rev.kind == "script" and rev.evidence_trajectory_ids == [bad]
+    assert rev.embedding is not None and rev.author == "heuristic"
+    proc = mem.store.get(Procedure, rev.procedure_id)
+    assert proc.status == "pending_review" and proc.task_type == "cool"
+    lesson = read_lesson(rev.script, COOL, "cool")
+    assert lesson.avoid["cool"] == {"fridge"} and "cool" not in lesson.tools
+    assert lesson.locked == {"drawer"}
+    assert lesson.where is not None and lesson.where.hints == ["countertop"]
+    assert lesson.where.stats["countertop"] == [1, 1] and lesson.where.stats["cabinet"] == [0, 1]
+    assert "did not cool the bread" in rev.rationale and "written from the failure" in rev.rationale
+    event = mem.store.audit_events(object_type="procedure", object_id=proc.id)[0]
+    assert event.action == "reflect" and event.detail["new_procedure"] is True
+    assert event.detail["failed_trajectory_ids"] == [bad]
+
+
+def test_under_validation_a_failure_that_followed_none_writes_nothing(
+    mem: ProceduralMemory,
+) -> None:
+    bad = add_run(mem.store, COOL, fridge_does_nothing(), task_type="cool", success=False)
+    report = mem.update([bad], policy="validation")
+    assert report.built == report.reflected == report.founded == []
+    assert len(mem.store.procedures()) == 1  # only the fixture's heat procedure
+
+
+def test_two_failures_of_a_new_group_chain_into_its_one_first_procedure(
+    mem: ProceduralMemory,
+) -> None:
+    runs = [
+        add_run(mem.store, COOL, fridge_does_nothing(), task_type="cool", success=False)
+        for _ in range(2)
+    ]
+    report = mem.update(runs, policy="reflect", auto_approve=True)
+    (rev_id,) = report.founded
+    rev = mem.store.get(ProcedureRevision, rev_id)
+    assert rev.evidence_trajectory_ids == runs and f"Then run #{runs[1]}" in rev.rationale
+    assert mem.store.get(Procedure, rev.procedure_id).status == "approved"
+    again = add_run(mem.store, COOL, fridge_does_nothing(), task_type="cool", success=False)
+    later = mem.update([again], policy="reflect")  # the group has a procedure now
+    assert later.skipped == [again] and later.founded == []
 
 
 def test_validation_adds_only_successes_and_vanilla_adds_failures_too(
