@@ -274,6 +274,32 @@ def test_reflect_through_the_openai_backend_records_its_model_and_tokens(
     assert store.audit_events(object_type="procedure")[0].detail["tokens"] == 59
 
 
+def test_the_openai_backend_writes_a_first_procedure_from_a_failure_with_an_empty_script(
+    store: Store, embedder: Embedder
+) -> None:
+    """The model is asked to revise an empty procedure ("(empty)") and its answer becomes
+    the group's first procedure, waiting for review."""
+    answer = (
+        "<analysis>The fridge did nothing at step 6.</analysis>\n<failing_step>6"
+        "</failing_step>\n<script>\n1. find <object>\n2. take <object>\n3. cool <object>:"
+        " not fridge\n4. go to <receptacle>\n5. put <object> in/on <receptacle>\n</script>"
+    )
+    bad = add_run(store, COOL, fridge_does_nothing(), task_type="cool", success=False)
+    with ChatServer() as server:
+        server.push(Scripted(text=answer, completion_tokens=30))
+        settings = Settings(openai_base_url=server.base_url, llm_model="gpt-4o-test")
+        mem = ProceduralMemory(store, settings=settings, embedder=embedder, backend="openai")
+        report = mem.update([bad], policy="reflect")
+        (asked,) = server.received
+    assert "Procedure the agent followed:\n(empty)" in asked.messages[-1]["content"]
+    (rev_id,) = report.founded
+    rev = store.get(ProcedureRevision, rev_id)
+    assert rev.author == "llm:gpt-4o-test" and rev.rationale == "The fridge did nothing at step 6."
+    assert read_lesson(rev.script, COOL, "cool").avoid["cool"] == {"fridge"}
+    assert store.get(Procedure, rev.procedure_id).status == "pending_review"
+    assert report.tokens == 11 + 30
+
+
 def test_unknown_update_policy_lists_the_valid_names(mem: ProceduralMemory) -> None:
     with pytest.raises(ConfigError, match="none, reflect, validation, vanilla"):
         mem.update([1], policy="adjust")
