@@ -305,7 +305,11 @@ HOSTILE_VIEWS: list[tuple[str, Action]] = [
     ("pages/3_Lineage.py",
      lambda at, ids: at.radio(key="lin_mode").set_value("All procedures of a task type")),
     ("pages/4_Learning_curves.py",
-     lambda at, ids: at.radio(key="curves_color").set_value("model")),
+     lambda at, ids: at.radio(key="curves_color").set_value("model")),  # conditions
+    ("pages/4_Learning_curves.py",
+     lambda at, ids: (at.radio(key="curves_view").set_value("runs").run(),
+                      at.radio(key="curves_color").set_value("model"))),  # single runs
+    ("pages/9_Agents.py", lambda at, ids: None),
     ("pages/5_Retrieval_playground.py", lambda at, ids: at.checkbox(key="play_all").check()),
     ("pages/6_Experiments.py", lambda at, ids: None),
     ("pages/7_Import_Export.py", lambda at, ids: None),
