@@ -92,7 +92,10 @@ def bench_judge(
     backend: JudgeBackendOpt = "heuristic",
     data: Annotated[
         Path | None,
-        typer.Option(help="The shared agent data folder (default: ../shared/data beside the repo)"),
+        typer.Option(
+            help="A folder holding reflexion-alfworld/ and reflexion-hotpotqa/ (Reflexion's "
+            "published logs) to judge beside the simulator's runs"
+        ),
     ] = None,
     sim_tasks: Annotated[
         int, typer.Option(min=0, help="Simulator tasks, each played by a strong and a weak agent")
@@ -108,13 +111,11 @@ def bench_judge(
     the model settings).
     """
     from memp_core.judge import get_judge
-    from memp_core.judge.bench import SHARED_DATA, run_judge_bench
+    from memp_core.judge.bench import run_judge_bench
 
     judge_ = get_judge(backend, settings_for(db))
     with judge_bar(f"bench judge ({backend})") as bar:
-        result = run_judge_bench(
-            judge_, data=data or SHARED_DATA, sim_tasks=sim_tasks, seed=seed, progress=bar
-        )
+        result = run_judge_bench(judge_, data=data, sim_tasks=sim_tasks, seed=seed, progress=bar)
     report = result.as_dict()
     if json_:
         print_json(report)

@@ -2,13 +2,13 @@
 
 Two kinds of runs whose true outcome is known:
 
-- **Reflexion's ALFWorld logs** (``../shared/data/reflexion-alfworld``, when present): the 24
+- **Reflexion's ALFWorld logs** (``<data>/reflexion-alfworld``, with ``--data``): the 24
   ReAct demonstrations of ``react_prompts_alfworld.json`` (each solves its task; the ReAct
   paper's few-shot prompts) and the failed transcripts of ``reflexion_few_shot_examples.txt``
   with their ``STATUS: FAIL`` line and the reflection written after it removed. Both are
-  parsed by the ALFWorld importer's own parser. A lone clone without the shared data runs the
-  simulator part only, and the report says so.
-- **Reflexion's HotpotQA log** (``../shared/data/reflexion-hotpotqa``, when present): 100
+  parsed by the ALFWorld importer's own parser. Without ``--data`` (a lone clone) the bench
+  runs the simulator part only, and the report says so.
+- **Reflexion's HotpotQA log** (``<data>/reflexion-hotpotqa``, with ``--data``): 100
   questions over 5 trials, each with its gold answer, the environment's ``Answer is
   CORRECT`` / ``INCORRECT`` observations removed (the log's own sections are the truth).
 - **The simulator's own runs**: seeded tasks of every task type played by the strong and the
@@ -38,7 +38,6 @@ from pathlib import Path
 from sqlmodel import select
 
 from memp_core.actor import system
-from memp_core.config import PROJECT_ROOT
 from memp_core.facts import TASK_TYPES
 from memp_core.importers.alfworld import parse_lines, parse_value
 from memp_core.importers.records import TrajectoryRecord
@@ -48,7 +47,6 @@ from memp_core.models import Judgement, Step, Trajectory
 from memp_core.store import Store
 from memp_core.vocab import Verdict
 
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 REFLEXION = "reflexion-alfworld"
 DEMOS = "react_prompts_alfworld.json"
 FAILED = "reflexion_few_shot_examples.txt"
@@ -216,7 +214,7 @@ def simulator_cases(tasks: int, seed: int, max_steps: int | None = None) -> Iter
 def run_judge_bench(
     judge: Judge,
     *,
-    data: Path | None = SHARED_DATA,
+    data: Path | None = None,
     sim_tasks: int = 240,
     seed: int = 7,
     progress: Progress | None = None,
@@ -227,12 +225,12 @@ def run_judge_bench(
     if data is not None and (data / REFLEXION).is_dir():
         cases += reflexion_cases(data)
     else:
-        where = "no data folder given" if data is None else f"{data / REFLEXION} is absent"
+        where = "no --data folder given" if data is None else f"{data / REFLEXION} is absent"
         result.notes.append(f"Reflexion ALFWorld logs not judged: {where}")
     if data is not None and (data / HOTPOTQA).is_file():
         cases += hotpotqa_cases(data)
     else:
-        where = "no data folder given" if data is None else f"{data / HOTPOTQA} is absent"
+        where = "no --data folder given" if data is None else f"{data / HOTPOTQA} is absent"
         result.notes.append(f"Reflexion HotpotQA log not judged: {where}")
     cases += simulator_cases(sim_tasks, seed)
     cases += simulator_cases(sim_tasks // 2, seed + 1, max_steps=SHORT_LIMIT)
