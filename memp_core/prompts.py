@@ -59,7 +59,9 @@ REFLECT_SYSTEM_PROMPT = f"""\
 You revise procedural memory after a failure. An agent followed a procedure and failed. \
 Find the first step where the run went wrong (an invalid action, a loop, a wrong place or \
 a missing precondition such as opening a closed receptacle) and rewrite the procedure so \
-that the next agent avoids it. Keep what worked.
+that the next agent avoids it. Keep what worked. If the procedure is (empty), the agent \
+followed none: write the first procedure from the failure alone, stating only what the run \
+showed (what did nothing, what would not open, where the object was not).
 
 {SCRIPT_FORMAT_RULES}
 
