@@ -21,19 +21,17 @@ from memp_core.models import Origin, Procedure, ProcedureRevision, Status
 from memp_core.outcomes import outcome_of
 from memp_core.queue import list_procedures, next_after, origins, procedure_detail, queue_rows
 from memp_core.sim.lesson import read_lesson
-from ui.common import changed, errors_shown, link, memory, page, pct
+from ui.common import changed, errors_shown, link, memory, page, pct, status_badge
 from ui.merge_panel import merge_panel
 from ui.picker import id_input, id_link, id_table, open_id, page_url, set_param, url_int, url_text
 from ui.picker import url_choice as choice
-from ui.safe import md, md_badge
+from ui.safe import md
 
 PAGE_SIZE = 25
 ALL = "(all)"
 PROPOSED = "approved, with a proposal"  # served, with a newer revision waiting for review
 TABLE = "procs_table"
 FEEDBACK = "procs_feedback"
-STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
-                 "deprecated": "gray", "draft": "blue", "merged": "violet"}  # fmt: skip
 # The queue's columns and their widths in px ("title" takes what is left of FIT).
 WIDTHS = {"id": 44, "title": 0, "status": 104, "origin": 78, "author": 78, "evidence": 40,
           "revisions": 40, "proposal": 64, "proposed by": 72, "uses": 44, "success": 72,
@@ -151,7 +149,7 @@ then = next_after([p.id for p in result.rows if p.id is not None], pid)
 st.subheader(f"Procedure {proc.id}")
 st.text(proc.title)
 b = st.columns([2, 1, 5])
-b[0].badge(md_badge(proc.status), color=STATUS_COLORS.get(proc.status, "gray"))
+status_badge(proc.status, b[0])
 if proc.pinned:
     b[1].badge("pinned", icon=":material/push_pin:", color="violet")
 st.caption(f"Task type {md(proc.task_type or '–')} · key {md(proc.key)}")

@@ -21,7 +21,7 @@ from memp_core.memory import ProceduralMemory
 from memp_core.models import Trajectory
 from memp_core.store import Store
 from ui.auth import Person, sign_out_button, signed_in
-from ui.safe import md
+from ui.safe import md, md_badge
 
 SIMULATOR_NOTE = (
     "Simulator data: trajectories from Memp Studio's seeded household world "
@@ -175,3 +175,13 @@ def params_int(name: str) -> int | None:
         return int(raw) if raw is not None else None
     except (TypeError, ValueError):
         return None
+
+
+# One colour per procedure status, wherever a status is shown as a badge.
+STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
+                 "deprecated": "gray", "draft": "blue", "merged": "violet"}  # fmt: skip
+
+
+def status_badge(status: str, where: Any = st) -> None:
+    """A procedure's status as a coloured badge (the status shown as text)."""
+    where.badge(md_badge(status), color=STATUS_COLORS.get(status, "gray"))

@@ -13,12 +13,10 @@ import streamlit as st
 from memp_core.lineage import revision_text, unified_diff
 from memp_core.merge import MergeSide, MergeView, merge_view
 from memp_core.store import Store
-from ui.common import link, pct
-from ui.safe import md, md_badge
+from ui.common import link, pct, status_badge
+from ui.safe import md
 
 PER_ROW = 3  # procedures side by side; a bigger cluster wraps
-STATUS_COLORS = {"approved": "green", "pending_review": "orange", "rejected": "red",
-                 "deprecated": "gray", "draft": "blue", "merged": "violet"}  # fmt: skip
 STATES = {
     "pending": "waiting for a person",
     "accepted": "accepted",
@@ -89,7 +87,7 @@ def _side(side: MergeSide) -> None:
     role = "Kept" if side.kept else "Merged into the kept one"
     st.markdown(f"**{role}: procedure {p.id}** · revision {rev.id}")
     st.text(p.title)
-    st.badge(md_badge(p.status), color=STATUS_COLORS.get(p.status, "gray"))
+    status_badge(p.status)
     rate = f" ({pct(p.success_count / p.use_count)})" if p.use_count else ""
     m = st.columns(3)
     m[0].metric("Uses", p.use_count)
