@@ -260,7 +260,9 @@ def why_panel(rev: ProcedureRevision) -> None:
         st.markdown(f"**Revision {rev.id} proposed, waiting for review** · origin "
                     f"{md(rev.origin)} · author {md(rev.author or '–')} · model "
                     f"{md(rev.model or '–')}")  # fmt: skip
-        st.caption(f"Agents are served revision {cur.id} until a reviewer approves this one.")
+        st.caption(f"Agents are served revision {cur.id} until a reviewer approves this one."
+                   if proc.status == Status.approved else "Agents are served nothing of this "
+                   "procedure until a reviewer approves it.")  # fmt: skip
     else:
         st.markdown(f"**Current revision {rev.id}** · {md(rev.kind)} · origin {md(rev.origin)} · "
                     f"author {md(rev.author or '–')} · model {md(rev.model or '–')}")  # fmt: skip

@@ -54,3 +54,15 @@ def test_a_merge_proposal_shows_both_procedures(store: Store, embedder: Embedder
     shown = " ".join(m.value for m in at.markdown)
     assert "Merge of 2 near-duplicate procedures" in shown
     assert f"{dup.id}" in shown and filing.revision_id is not None
+
+
+def test_a_proposal_on_a_pending_procedure_does_not_claim_anything_is_served(
+    store: Store, embedder: Embedder
+) -> None:
+    kept = add(store, embedder, "heat-egg", EGG, HEAT, uses=4)  # pending: nothing served
+    add(store, embedder, "heat-egg-copy", EGG, planted_copy(HEAT), uses=2)
+    dedupe(store, actor=system("dedupe"))
+    at = open_in_all(int(kept.id or 0))
+    captions = [c.value for c in at.caption]
+    assert "Agents are served nothing of this procedure until a reviewer approves it." in captions
+    assert not any(c.startswith("Agents are served revision") for c in captions)
