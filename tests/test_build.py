@@ -1,4 +1,5 @@
-"""Build on real ALFWorld transcripts (../shared/data) with the real heuristic backend."""
+"""Build with the real heuristic backend: on the simulator's ALFWorld transcripts
+(tests/household_runs.py, any clone) and on ReAct's real ones (../shared/data)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from household_runs import AGENT, add_run, load_runs, run, runs
 
 from memp_core.build import append_revision, group_identity, unused_successes
 from memp_core.coldstart import seed_ids
 from memp_core.embeddings import Embedder, from_bytes, get_embedder
 from memp_core.errors import ConfigError, ConflictError
 from memp_core.memory import ProceduralMemory
-from memp_core.models import Procedure, ProcedureRevision, Status, Step, Trajectory
+from memp_core.models import Procedure, ProcedureRevision, Status, Step
 from memp_core.review import Actor, reject
 from memp_core.store import Store
 
@@ -39,27 +40,8 @@ def parse_transcript(text: str) -> tuple[str, list[Step]]:
     return task, steps
 
 
-def add_run(
-    store: Store,
-    task: str,
-    steps: list[Step],
-    *,
-    task_type: str = "",
-    success: bool = True,
-    agent_model: str = "react-transcript",
-    followed: int | None = None,
-) -> int:
-    with store.transaction() as s:
-        traj = Trajectory(
-            task=task, task_type=task_type, environment="alfworld", source="test",
-            agent_model=agent_model, success=success, procedure_revision_id=followed,
-        )  # fmt: skip
-        store.add_trajectory(s, traj, steps)
-        return int(traj.id or 0)
-
-
 def load_alfworld(store: Store, shared_data: Path) -> dict[str, int]:
-    """The 24 transcripts as successful trajectories; key -> trajectory id."""
+    """ReAct's 24 real transcripts as successful trajectories; key -> trajectory id."""
     data = json.loads((shared_data / TRANSCRIPTS).read_text())
     ids: dict[str, int] = {}
     for key, text in data.items():
@@ -69,20 +51,19 @@ def load_alfworld(store: Store, shared_data: Path) -> dict[str, int]:
 
 
 @pytest.fixture(name="alfworld")
-def alfworld_fixture(store: Store, shared_data: Path) -> dict[str, int]:
-    return load_alfworld(store, shared_data)
+def alfworld_fixture(store: Store) -> dict[str, int]:
+    """The simulator's 24 transcripts (two tasks of each type, each run react_ and act_)."""
+    return load_runs(store)
 
 
-# Session templates: the ALFWorld database loaded (and built) once, copied into each test's
-# own file, so tests that are not about building do not pay for it again.
+# Session templates: the simulator's transcripts loaded (and built) once, copied into each
+# test's own file, so tests that are not about building do not pay for it again.
 
 
 def _template(factory: pytest.TempPathFactory, status: Status | None) -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent (the shared agent data sits beside the repo)")
     path = factory.mktemp("template") / "memp.db"
     store = Store(f"sqlite:///{path}")
-    load_alfworld(store, SHARED_DATA)
+    load_runs(store)
     if status is not None:
         ProceduralMemory(store, embedder=get_embedder(), backend="heuristic").build(status=status)
     with store.engine.connect() as conn:  # fold the WAL into the file before copying it
@@ -126,10 +107,26 @@ def test_script_build_groups_the_react_and_act_runs_of_each_task(
     assert heat.parent_revision_id is None and "<object>" in heat.script
     assert heat.script.splitlines()[0].startswith("1. ")
     assert from_bytes(heat.embedding or b"").shape == (embedder.dimension,)
-    assert heat.facts == {"task_type": "heat", "object": "egg", "receptacle": "diningtable",
-                          "tool": "microwave"}  # fmt: skip
+    heated = next(a for _, a, _ in run("act_heat_0").lines if (a or "").startswith("heat "))
+    tool = heated.rsplit(" with ", 1)[1].split()[0]  # "heat mug 1 with microwave 1"
+    assert heat.facts == {"task_type": "heat", "object": "mug", "receptacle": "sinkbasin",
+                          "tool": tool}  # fmt: skip
     events = store.audit_events(object_type="procedure")
     assert len(events) == 12 and {e.action for e in events} == {"build"}
+
+
+def test_react_s_real_alfworld_transcripts_build_one_procedure_per_task(
+    store: Store, embedder: Embedder, shared_data: Path
+) -> None:
+    ids = load_alfworld(store, shared_data)
+    revs = ProceduralMemory(store, embedder=embedder, backend="heuristic").build()
+    assert len(revs) == 12  # 12 distinct tasks, each run twice (react_ and act_)
+    heat = next(r for r in revs if r.evidence_trajectory_ids[0] == ids["react_heat_0"])
+    assert set(heat.evidence_trajectory_ids) == {ids["react_heat_0"], ids["act_heat_0"]}
+    assert heat.facts == {"task_type": "heat", "object": "egg", "receptacle": "diningtable",
+                          "tool": "microwave"}  # fmt: skip
+    cool = next(r for r in revs if r.evidence_trajectory_ids[0] == ids["react_cool_1"])
+    assert cool.facts["object"] == "mug" and "<object>" in cool.script
 
 
 def test_a_second_build_finds_nothing_new(
@@ -149,7 +146,7 @@ def test_trajectory_policy_keeps_the_verbatim_steps_of_the_shortest_run(
     act_steps = store.steps_of(alfworld["act_put_0"])  # the act_ run has no think steps
     assert rev.kind == "trajectory" and rev.script == ""
     assert [s["action"] for s in rev.steps] == [s.action for s in act_steps]
-    assert rev.model == "react-transcript"  # verbatim steps: the agent's model wrote them
+    assert rev.model == AGENT  # verbatim steps: the agent's model wrote them
     assert store.get(Procedure, rev.procedure_id).status == "approved"
 
 
@@ -159,18 +156,19 @@ def test_proceduralization_holds_script_and_example_steps(
     mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
     (rev,) = mem.build([alfworld["react_cool_1"]], policy="proceduralization")
     assert rev.kind == "proceduralization" and rev.script.startswith("1. ")
-    assert any(s["action"] == "cool mug 3 with fridge 1" for s in rev.steps)
+    cooled = next(a for _, a, _ in run("react_cool_1").lines if (a or "").startswith("cool "))
+    assert any(s["action"] == cooled for s in rev.steps)
 
 
 def test_a_new_run_of_the_same_task_merges_into_its_procedure(
-    store: Store, embedder: Embedder, shared_data: Path
+    store: Store, embedder: Embedder
 ) -> None:
-    data = json.loads((shared_data / TRANSCRIPTS).read_text())
-    task, steps = parse_transcript(data["act_heat_1"])  # "put a hot apple in fridge"
-    first = add_run(store, task, steps, task_type="heat")
+    heat = run("act_heat_1")
+    assert heat.task == "put a hot apple in cabinet"
+    first = add_run(store, heat.task, heat.steps, task_type="heat")
     mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
     (built,) = mem.build([first])
-    again = add_run(store, "heat some apple and put it in fridge", steps[:], task_type="heat")
+    again = add_run(store, "heat some apple and put it in cabinet", heat.steps, task_type="heat")
     (merged,) = mem.build([again])
     assert merged.procedure_id == built.procedure_id and len(store.procedures()) == 1
     assert merged.origin == "merge" and merged.parent_revision_id == built.id
@@ -188,7 +186,8 @@ def test_a_rejected_procedure_is_not_merged_into(
     (new,) = mem.build([alfworld["act_clean_1"]])
     assert new.procedure_id != old.procedure_id and new.origin == "build"
     keys = sorted(p.key for p in store.procedures())
-    assert keys == ["clean-apple-sidetable", "clean-apple-sidetable-2"]
+    assert run("act_clean_1").task == "put a clean apple in fridge"
+    assert keys == ["clean-apple-fridge", "clean-apple-fridge-2"]
 
 
 def test_near_identical_task_sentences_share_a_group() -> None:
@@ -221,7 +220,8 @@ def test_cold_start_seeds_from_the_best_successful_runs_per_type(
     add_run(store, "put a mug in shelf", [Step(index=0, action="look")], success=False)
     chosen = seed_ids(store, top=1)
     assert len(chosen) == 6  # one per task type; the failed 1-step run is never chosen
-    assert alfworld["act_put_0"] in chosen  # the shortest successful put run
+    shortest = min((r for r in runs() if r.task_type == "put"), key=lambda r: len(r.lines))
+    assert shortest.key.startswith("act_") and alfworld[shortest.key] in chosen
     mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
     revs = mem.cold_start(top=1)
     assert {store.get(Procedure, r.procedure_id).task_type for r in revs} == {

@@ -107,7 +107,7 @@ def test_procedures_lists_counts_and_status(pending: Store) -> None:
     rows = memp("procedures", "--json")
     assert len(rows) == 12 and rows[0]["use_count"] == 0 and rows[0]["current_revision_id"] == 1
     table = memp("procedures")
-    assert "pending" in table.output and "spraybottle" in table.output
+    assert "pending" in table.output and "keychain" in table.output
 
 
 def test_bench_retrieval_reports_every_size(store: Store) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, pg_database
+from conftest import pg_database
+from household_runs import load_runs
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
-from test_build import approved_template, load_alfworld, store_from
+from test_build import approved_template, store_from
 from test_retrieve import NEW_TASKS
 from typer.testing import CliRunner
 
@@ -33,12 +34,11 @@ ADMIN = Actor("rita", "reviewer")
 
 @pytest.fixture(scope="session")
 def pg_approved(pg_server) -> str:  # type: ignore[no-untyped-def]
-    """A template database: the ALFWorld transcripts built into 12 approved procedures."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} is absent (the shared agent data sits beside the repo)")
+    """A template database: the simulator's transcripts built into 12 approved procedures
+    (the same as the SQLite ``approved_template``)."""
     url = pg_database(pg_server)
     store = Store(url)
-    load_alfworld(store, SHARED_DATA)
+    load_runs(store)
     ProceduralMemory(store, embedder=get_embedder(), backend="heuristic").build(
         status=Status.approved
     )

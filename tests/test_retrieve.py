@@ -1,4 +1,5 @@
-"""Retrieval over procedures built from the ALFWorld transcripts, with the real MiniLM."""
+"""Retrieval over procedures built from the simulator's ALFWorld transcripts, with the real
+MiniLM."""
 
 from __future__ import annotations
 
@@ -66,10 +67,10 @@ def test_query_cosine_ranks_by_similarity_and_beats_random_on_task_type(
         for s in range(5)
     ]
     assert by_query >= 4 and by_query > np.mean(by_random)
-    items = mem.retrieve("heat some egg and put it in garbagecan", k=5, log=False).items
+    items = mem.retrieve("heat some mug and put it in garbagecan", k=5, log=False).items
     scores = [it.score for it in items]
     assert scores == sorted(scores, reverse=True) and len(items) == 5
-    assert items[0].procedure.title == "heat some egg and put it in diningtable"
+    assert items[0].procedure.title == "heat some mug and put it in sinkbasin"
 
 
 def test_random_policy_is_seeded_and_ignores_the_query(mem: ProceduralMemory) -> None:
@@ -81,7 +82,7 @@ def test_random_policy_is_seeded_and_ignores_the_query(mem: ProceduralMemory) ->
 
 def test_facts_policy_reports_what_matched(mem: ProceduralMemory) -> None:
     top = mem.retrieve("put a hot apple in garbagecan", policy="facts", k=1, log=False).first()
-    assert top is not None and top.procedure.title == "put a hot apple in fridge"
+    assert top is not None and top.procedure.title == "put a hot apple in cabinet"
     assert top.matched == {"task_type": "heat", "object": "apple", "tool": "microwave"}
     assert top.score == pytest.approx(0.8)
     assert mem.retrieve("tidy up the room", policy="facts", log=False).items == []
@@ -142,8 +143,8 @@ def test_author_model_restricts_retrieval_to_that_models_revisions(
 
 
 def test_threshold_drops_weak_matches(mem: ProceduralMemory) -> None:
-    loose = mem.retrieve("heat some egg and put it in garbagecan", k=12, log=False)
-    strict = mem.retrieve("heat some egg and put it in garbagecan", k=12, threshold=0.5,
+    loose = mem.retrieve("heat some mug and put it in garbagecan", k=12, log=False)
+    strict = mem.retrieve("heat some mug and put it in garbagecan", k=12, threshold=0.5,
                           log=False)  # fmt: skip
     assert 0 < len(strict) < len(loose) and all(it.score >= 0.5 for it in strict)
 

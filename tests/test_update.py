@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from household_runs import add_run
 from llm_server import ChatServer, Scripted
-from test_build import add_run, load_alfworld
 
 from memp_core.config import Settings
 from memp_core.embeddings import Embedder
@@ -33,11 +31,34 @@ def looping_failure() -> list[Step]:
     ]
 
 
+def heated_egg(thought: bool) -> list[Step]:
+    """A successful heat run; with ``thought``, a ReAct agent's, thinking first."""
+    said = [
+        ("go to countertop 1", "On the countertop 1, you see a egg 1, and a mug 2."),
+        ("take egg 1 from countertop 1", "You pick up the egg 1 from the countertop 1."),
+        ("go to microwave 1", "The microwave 1 is closed."),
+        ("open microwave 1", "You open the microwave 1. The microwave 1 is open. In it, you "
+         "see nothing."),
+        ("heat egg 1 with microwave 1", "You heat the egg 1 using the microwave 1."),
+        ("go to diningtable 1", "On the diningtable 1, you see a bread 1."),
+        ("put egg 1 in/on diningtable 1", "You put the egg 1 in/on the diningtable 1."),
+    ]  # fmt: skip
+    steps = [Step(index=0, thought="First I find an egg, then heat it.", observation="OK.")]
+    steps = steps if thought else []
+    return steps + [
+        Step(index=len(steps) + i, action=a, observation=o) for i, (a, o) in enumerate(said)
+    ]
+
+
+def heat_runs(store: Store) -> list[int]:
+    """Two successful runs of the HEAT task, a ReAct agent's and an Act agent's."""
+    return [add_run(store, HEAT, heated_egg(t), task_type="heat") for t in (True, False)]
+
+
 @pytest.fixture(name="mem")
-def mem_fixture(store: Store, embedder: Embedder, shared_data: Path) -> ProceduralMemory:
-    ids = load_alfworld(store, shared_data)
+def mem_fixture(store: Store, embedder: Embedder) -> ProceduralMemory:
     mem = ProceduralMemory(store, embedder=embedder, backend="heuristic")
-    mem.build([ids["react_heat_0"], ids["act_heat_0"]], status=Status.approved)
+    mem.build(heat_runs(store), status=Status.approved)
     return mem
 
 
@@ -82,10 +103,9 @@ def test_later_successes_merge_into_the_reflected_script_with_their_evidence(
     reflected = mem.update([_fail(mem, _current(mem.store, proc.id or 0))], policy="reflect")
     child = mem.store.get(ProcedureRevision, reflected.reflected[0])
     assert NO_REPEAT in child.script
-    steps = mem.store.steps_of(5)  # react_heat_0: the same task, solved
     scripts = [child.script]
     for _ in range(2):
-        ok = add_run(mem.store, HEAT, steps, task_type="heat")
+        ok = add_run(mem.store, HEAT, heated_egg(thought=True), task_type="heat")
         (merged,) = (
             mem.store.get(ProcedureRevision, i) for i in mem.update([ok], policy="reflect").built
         )
@@ -250,9 +270,9 @@ def test_none_policy_writes_nothing(mem: ProceduralMemory) -> None:
 
 
 def test_reflect_through_the_openai_backend_records_its_model_and_tokens(
-    store: Store, embedder: Embedder, shared_data: Path
+    store: Store, embedder: Embedder
 ) -> None:
-    ids = load_alfworld(store, shared_data)
+    _, act = heat_runs(store)
     answer = (
         "<analysis>Step 3 heats in a closed microwave.</analysis>\n<failing_step>3"
         "</failing_step>\n<script>\n1. find <object>\n2. take <object>\n3. go to "
@@ -263,7 +283,7 @@ def test_reflect_through_the_openai_backend_records_its_model_and_tokens(
         settings = Settings(openai_base_url=server.base_url, llm_model="gpt-4o-test",
                             llm_max_retries=1)  # fmt: skip
         heuristic = ProceduralMemory(store, embedder=embedder, backend="heuristic")
-        (built,) = heuristic.build([ids["act_heat_0"]], status=Status.approved)
+        (built,) = heuristic.build([act], status=Status.approved)
         mem = ProceduralMemory(store, settings=settings, embedder=embedder, backend="openai")
         report = mem.update([_fail(mem, built)], policy="reflect")
     child = store.get(ProcedureRevision, report.reflected[0])
@@ -306,11 +326,10 @@ def test_unknown_update_policy_lists_the_valid_names(mem: ProceduralMemory) -> N
 
 
 def test_build_reflect_edit_and_retrieve_on_sqlite_and_postgres(
-    any_store: Store, embedder: Embedder, shared_data: Path
+    any_store: Store, embedder: Embedder
 ) -> None:
-    ids = load_alfworld(any_store, shared_data)
     mem = ProceduralMemory(any_store, embedder=embedder, backend="heuristic")
-    (built,) = mem.build([ids["react_heat_0"], ids["act_heat_0"]], status=Status.approved)
+    (built,) = mem.build(heat_runs(any_store), status=Status.approved)
     report = mem.update([_fail(mem, built)], policy="reflect", auto_approve=True)
     child = any_store.get(ProcedureRevision, report.reflected[0])
     assert child.parent_revision_id == built.id
