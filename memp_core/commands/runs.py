@@ -181,7 +181,8 @@ def bench_learning(
         bool,
         typer.Option(
             "--ablate",
-            help="Also none-no-priors, reflect-locations-only, reflect-without-locations",
+            help="Also none-no-priors, reflect-locations-only, reflect-without-locations and "
+            "oracle (procedures written from the simulator's truth: the ceiling)",
         ),
     ] = False,
     patience: Annotated[
@@ -194,7 +195,8 @@ def bench_learning(
 ) -> None:
     """Memory policies on one seeded task set in one household: none (common sense), vanilla,
     validation, reflect, random retrieval, and transfer (a weak agent reading a strong
-    agent's memory); --ablate adds the blind agent and reflect's memory served in parts."""
+    agent's memory); --ablate adds the blind agent, reflect's memory served in parts and the
+    oracle (memory written from the simulator's truth: the most any policy could reach)."""
     from tqdm import tqdm
 
     from memp_core.sim.bench import (
@@ -211,7 +213,7 @@ def bench_learning(
     names = CONDITIONS + ABLATIONS if ablate else CONDITIONS
     order = ("none", "none-no-priors", "vanilla", "validation", "reflect",
              "reflect-locations-only", "reflect-without-locations", "random", "weak",
-             "transfer")  # fmt: skip
+             "transfer", "oracle")  # fmt: skip
     conditions = tuple(n for n in order if n in names)
     kw = {"conditions": conditions, "patience": patience}
     config = BenchConfig.quick(seed, **kw) if quick else BenchConfig(seed=seed, **kw)

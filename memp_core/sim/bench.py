@@ -20,6 +20,9 @@ Conditions:
   (:func:`memp_core.sim.guide.served`); the agent is the same.
 - ``weak``: the weak agent without memory; ``transfer``: the weak agent reading the memory
   the strong agent built under ``reflect`` (retrieval only).
+- ``oracle`` (``--ablate``): the strong agent reading procedures written from the
+  simulator's truth (:mod:`memp_core.sim.oracle`): the ceiling any memory could reach with
+  this agent at this patience. An instrument, not a policy.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
 from memp_core.memory import ProceduralMemory
 from memp_core.sim.household import household
 from memp_core.sim.lesson import PARTS
+from memp_core.sim.oracle import oracle_store
 from memp_core.sim.tasks import make_scene, task_seeds
 from memp_core.store import Store
 
 CONDITIONS = ("none", "vanilla", "validation", "reflect", "random", "weak", "transfer")
-ABLATIONS = ("none-no-priors", "reflect-locations-only", "reflect-without-locations")
+ABLATIONS = ("none-no-priors", "reflect-locations-only", "reflect-without-locations", "oracle")
+ORACLE = "oracle"  # a memory no policy trains: written from the world's truth
 TEST_SEED_OFFSET = 10_007  # test tasks come from another seed stream than training tasks
 
 
@@ -68,6 +73,7 @@ PLANS: dict[str, Plan] = {
     "random": Plan(memory="reflect", retrieve="random"),
     "weak": Plan("weak"),
     "transfer": Plan("weak", retrieve="query", reads="reflect"),
+    ORACLE: Plan(retrieve="query", reads=ORACLE),
 }
 
 
@@ -145,7 +151,13 @@ def run_learning_bench(
             kind="experiment", update_every=config.update_every, household=config.household,
             priors=plan.priors, patience=config.patience, serve=plan.serve,
         )  # fmt: skip
-        if plan.reads is not None:
+        if plan.reads == ORACLE:
+            store = stores[ORACLE] = oracle_store(
+                task_seeds(config.test, config.seed + TEST_SEED_OFFSET), config.household,
+                embedder, Store("sqlite://"),
+            )  # fmt: skip
+            train = None
+        elif plan.reads is not None:
             store = stores.get(plan.reads) or _train(config, embedder, settings, stores,
                                                      plan.reads)  # fmt: skip
             train = None
@@ -161,7 +173,10 @@ def run_learning_bench(
         test = _run(store, embedder, settings, test_cfg, name, on_task)
         src = train or test
         agent = f"heuristic-{plan.strength}" + ("" if plan.priors else "-no-priors")
-        memory = f"{plan.reads} (read-only)" if plan.reads else plan.memory
+        memory = (
+            "simulator truth (read-only)" if plan.reads == ORACLE
+            else f"{plan.reads} (read-only)" if plan.reads else plan.memory
+        )  # fmt: skip
         results[name] = ConditionResult(
             name, agent, memory, plan.retrieve, test.success_rate, test.mean_steps,
             src.success_rate, src.mean_steps, src.groups, src.reflections,
