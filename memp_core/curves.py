@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from memp_core.errors import ConfigError
 from memp_core.importers.export import csv_cell
 from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Run, Trajectory, aware
+from memp_core.outcomes import Settled, Tally, settled_by_judgements
 from memp_core.store import Store
 
 MAX_MARKER_NAMES = 5
@@ -38,9 +39,11 @@ class CurvePoint:
     seed: int | None
     group: int
     tasks: int
-    success_rate: float | None  # successes / tasks with a recorded outcome
+    success_rate: float | None  # successes / tasks with an outcome (recorded or judged)
     mean_steps: float | None
-    unknown: int = 0  # tasks with no recorded outcome: neither successes nor failures
+    unknown: int = 0  # tasks with no outcome: neither successes nor failures
+    by_review: int = 0  # outcomes of unknown-recorded tasks settled by a reviewed judgement
+    by_judge: int = 0  # ... by an unreviewed verdict (only where the setting allows)
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,15 @@ class GroupSpan:
 
     @property
     def success_rate(self) -> float | None:
-        """Over the tasks with a recorded outcome; None when none has one."""
+        """Over the tasks with an outcome; None when none has one."""
         judged = self.tasks - self.unknown
         return self.successes / judged if judged else None
+
+    def settle(self, extra: Settled) -> GroupSpan:
+        """This group with the unknown tasks judgements settled moved to their outcome."""
+        t = extra.apply(Tally(self.successes, self.tasks - self.unknown - self.successes,
+                              self.unknown))  # fmt: skip
+        return replace(self, successes=t.successes, unknown=t.unknown)
 
 
 # LoopConfig fields that change what a run measures, with their defaults: a run that sets
@@ -150,7 +159,8 @@ def run_label(run: Run) -> str:
 
 
 def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpan]]:
-    """Per run, per group: time span, tasks, successes and mean steps, from trajectories."""
+    """Per run, per group: time span, tasks, successes and mean steps, from trajectories
+    (recorded outcomes; :func:`judged_groups` says what judgements add)."""
     ok = func.sum(case((col(Trajectory.success).is_(True), 1), else_=0))
     unknown = func.sum(case((col(Trajectory.success).is_(None), 1), else_=0))
     out: dict[int, list[GroupSpan]] = defaultdict(list)
@@ -185,9 +195,30 @@ def group_spans(store: Store, run_ids: Sequence[int]) -> dict[int, list[GroupSpa
     return dict(out)
 
 
-def curve_points(store: Store, runs: Sequence[Run]) -> list[CurvePoint]:
-    """One point per run and group: the run's recorded metrics, else its trajectories."""
+def judged_groups(
+    store: Store, run_ids: Sequence[int], *, count_unreviewed: bool = False
+) -> dict[tuple[int, int], Settled]:
+    """Per (run, group): the unknown-outcome tasks that judgements settle (one query over
+    the judgements of those runs' unknown trajectories)."""
+    if not run_ids:
+        return {}
+    with store.session() as s:
+        found = settled_by_judgements(
+            s, [Trajectory.run_id, Trajectory.group_index],
+            col(Trajectory.run_id).in_(list(run_ids)), count_unreviewed=count_unreviewed,
+        )  # fmt: skip
+    return {(int(r), int(g or 0)): v for (r, g), v in found.items()}
+
+
+def curve_points(
+    store: Store, runs: Sequence[Run], *, count_unreviewed: bool = False
+) -> list[CurvePoint]:
+    """One point per run and group: the run's recorded metrics, else its trajectories; either
+    way, unknown outcomes that judgements settle count as their outcome (a reviewed
+    judgement always, an unreviewed one only with ``count_unreviewed``: the setting)."""
     spans = group_spans(store, [r.id for r in runs if r.id is not None and not r.metrics])
+    judged = judged_groups(store, [r.id for r in runs if r.id is not None],
+                           count_unreviewed=count_unreviewed)  # fmt: skip
     points: list[CurvePoint] = []
     for run in runs:
         base = {
@@ -200,30 +231,46 @@ def curve_points(store: Store, runs: Sequence[Run]) -> list[CurvePoint]:
         }
         if run.metrics:
             for i, m in enumerate(run.metrics):
-                rate, steps = m.get("success_rate"), m.get("mean_steps")
+                group = int(m.get("index", i))
+                outcomes, extra = _settled_metric(m, judged.get((run.id or 0, group)))
+                rate = _float(m.get("success_rate")) if outcomes is None else outcomes.rate
                 points.append(
                     CurvePoint(
-                        **base,
-                        group=int(m.get("index", i)),
-                        tasks=int(m.get("tasks") or 0),
-                        success_rate=float(rate) if rate is not None else None,
-                        mean_steps=float(steps) if steps is not None else None,
-                        unknown=int(m.get("unknown") or 0),
+                        **base, group=group, tasks=int(m.get("tasks") or 0),
+                        success_rate=rate, mean_steps=_float(m.get("mean_steps")),
+                        unknown=int(m.get("unknown") or 0) - extra.runs,
+                        by_review=extra.by_review, by_judge=extra.by_judge,
                     )
-                )
+                )  # fmt: skip
             continue
         for span in spans.get(run.id or 0, []):
+            extra = judged.get((run.id or 0, span.group), Settled())
+            span = span.settle(extra)
             points.append(
                 CurvePoint(
-                    **base,
-                    group=span.group,
-                    tasks=span.tasks,
-                    success_rate=span.success_rate,
-                    mean_steps=span.mean_steps,
-                    unknown=span.unknown,
+                    **base, group=span.group, tasks=span.tasks, success_rate=span.success_rate,
+                    mean_steps=span.mean_steps, unknown=span.unknown,
+                    by_review=extra.by_review, by_judge=extra.by_judge,
                 )
-            )
+            )  # fmt: skip
     return points
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _settled_metric(m: dict[str, Any], extra: Settled | None) -> tuple[Tally | None, Settled]:
+    """A run's recorded metrics entry with the unknown tasks judgements settled moved to
+    their outcome: (its tally, what was settled), or (None, nothing) when nothing was or the
+    metrics do not count those tasks as unknown (a file's own figures for other runs)."""
+    tasks, unknown = int(m.get("tasks") or 0), int(m.get("unknown") or 0)
+    if extra is None or not extra.runs or extra.runs > unknown:
+        return None, Settled()
+    judged = tasks - unknown
+    rate = _float(m.get("success_rate"))
+    ok = int(m["successes"]) if "successes" in m else round((rate or 0.0) * judged)
+    return extra.apply(Tally(ok, judged - ok, unknown)), extra
 
 
 def bands(points: Sequence[CurvePoint]) -> list[ConditionPoint]:

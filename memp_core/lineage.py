@@ -23,6 +23,7 @@ from sqlmodel import col, select
 
 from memp_core.merge import MergeRecord, merge_records
 from memp_core.models import Origin, Procedure, ProcedureRevision, Status, Trajectory
+from memp_core.outcomes import Settled, settled_by_judgements
 from memp_core.store import Store
 
 ORIGIN_COLORS: dict[str, str] = {
@@ -47,35 +48,51 @@ MERGE_EDGES = ("merge", "proposed_merge")
 
 @dataclass(frozen=True)
 class RevisionUse:
+    """Runs that followed a revision, by effective outcome (unknown ones are no use)."""
+
     uses: int = 0
     successes: int = 0
+    settled: Settled = Settled()  # outcomes among those that came from judgements
 
     @property
     def success_rate(self) -> float | None:
         return self.successes / self.uses if self.uses else None
 
 
-def revision_uses(store: Store, revision_ids: Iterable[int]) -> dict[int, RevisionUse]:
+def revision_uses(
+    store: Store, revision_ids: Iterable[int], *, count_unreviewed: bool = False
+) -> dict[int, RevisionUse]:
     """Uses and successes per revision, from the trajectories that followed each one.
 
-    Only runs with a recorded outcome count: an unknown one is no use with a failure."""
+    Only runs with an effective outcome count (recorded, else a reviewed judgement, else an
+    unreviewed one where ``count_unreviewed`` allows): an unknown one is no use with a failure.
+    The recorded ones are counted in SQL; judgements are read for the unknown ones only."""
     ids = list(revision_ids)
     out: dict[int, RevisionUse] = {}
     with store.session() as s:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
+            followed = col(Trajectory.procedure_revision_id).in_(chunk)
             rows = s.exec(
                 select(
                     Trajectory.procedure_revision_id,
                     func.count(),
                     func.sum(case((col(Trajectory.success).is_(True), 1), else_=0)),
                 )
-                .where(col(Trajectory.procedure_revision_id).in_(chunk))
+                .where(followed)
                 .where(col(Trajectory.success).is_not(None))
                 .group_by(Trajectory.procedure_revision_id)
             ).all()
             for rid, n, ok in rows:
                 out[int(rid)] = RevisionUse(int(n), int(ok or 0))
+            judged = settled_by_judgements(
+                s, [Trajectory.procedure_revision_id], followed, count_unreviewed=count_unreviewed
+            )
+            for (rid,), extra in judged.items():
+                use = out.get(int(rid), RevisionUse())
+                out[int(rid)] = RevisionUse(
+                    use.uses + extra.runs, use.successes + extra.successes, extra
+                )
     return out
 
 
@@ -115,18 +132,23 @@ def merge_parents(g: nx.DiGraph, node: int) -> list[int]:
     return sorted(a for a, _, k in g.in_edges(node, data="kind") if k in MERGE_EDGES)
 
 
-def procedure_graph(store: Store, procedure_id: int) -> nx.DiGraph:
+def procedure_graph(
+    store: Store, procedure_id: int, *, count_unreviewed: bool = False
+) -> nx.DiGraph:
     """One procedure's lineage, with the lineages of procedures merged with it (or proposed
-    to be)."""
+    to be); ``count_unreviewed`` as in :func:`revision_uses`."""
     merges = merge_records(store, {procedure_id})
     ids = sorted({procedure_id, *(i for m in merges for i in m.procedure_ids)})
     procedures = {i: store.get(Procedure, i) for i in ids}
     revisions = sorted((r for i in ids for r in store.revisions_of(i)), key=lambda r: r.id or 0)
-    uses = revision_uses(store, [r.id for r in revisions if r.id is not None])
+    rev_ids = [r.id for r in revisions if r.id is not None]
+    uses = revision_uses(store, rev_ids, count_unreviewed=count_unreviewed)
     return build_graph(revisions, uses, procedures, merges)
 
 
-def task_type_graph(store: Store, task_type: str, *, limit: int = 400) -> nx.DiGraph:
+def task_type_graph(
+    store: Store, task_type: str, *, limit: int = 400, count_unreviewed: bool = False
+) -> nx.DiGraph:
     """All procedures of one task type as a forest (newest ``limit`` revisions at most)."""
     procedures = {p.id: p for p in store.procedures(task_type=task_type) if p.id is not None}
     with store.session() as s:
@@ -139,7 +161,9 @@ def task_type_graph(store: Store, task_type: str, *, limit: int = 400) -> nx.DiG
             ).all()
         )
     revisions.reverse()
-    uses = revision_uses(store, [r.id for r in revisions if r.id is not None])
+    uses = revision_uses(
+        store, [r.id for r in revisions if r.id is not None], count_unreviewed=count_unreviewed
+    )
     return build_graph(revisions, uses, procedures, merge_records(store, set(procedures)))
 
 
@@ -197,6 +221,8 @@ def _clip(text: str, n: int = 160) -> str:
 def hover_text(rev: ProcedureRevision, use: RevisionUse, procedure: Procedure | None) -> str:
     """Plotly hover text; stored text is HTML-escaped because plotly renders a few tags."""
     rate = f"{use.success_rate:.0%}" if use.success_rate is not None else "–"
+    if said := use.settled.describe():
+        rate += f" ({said})"
     parts = [
         f"revision {rev.id} ({rev.origin})",
         f"procedure: {procedure.title if procedure else rev.procedure_id}",

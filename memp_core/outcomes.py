@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import String, func
 from sqlalchemy import cast as sql_cast
@@ -186,6 +186,89 @@ def effective_tally(
     """Successes, failures and unknowns of these runs by their effective outcomes."""
     found = effective_outcomes(store, trajectory_ids, count_unreviewed=count_unreviewed)
     return tally(e.success for e in found.values())
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Unknown runs that judgements settle (by :func:`resolve_outcome`), for a read model to
+    add to the rate it counts from recorded outcomes and to say where those outcomes came from.
+    """
+
+    successes: int = 0
+    failures: int = 0
+    by_review: int = 0  # settled by a person's review of a judgement
+    by_judge: int = 0  # by an unreviewed verdict (only where the setting allows)
+
+    @property
+    def runs(self) -> int:
+        return self.successes + self.failures
+
+    def add(self, e: EffectiveOutcome) -> Settled:
+        if e.success is None:
+            return self
+        return Settled(
+            self.successes + e.success, self.failures + (not e.success),
+            self.by_review + (e.source == "reviewed"), self.by_judge + (e.source == "judged"),
+        )  # fmt: skip
+
+    def __add__(self, other: Settled) -> Settled:
+        return Settled(
+            self.successes + other.successes, self.failures + other.failures,
+            self.by_review + other.by_review, self.by_judge + other.by_judge,
+        )  # fmt: skip
+
+    def apply(self, t: Tally) -> Tally:
+        """``t`` (recorded outcomes) with these runs moved from unknown to their outcome."""
+        return Tally(t.successes + self.successes, t.failures + self.failures,
+                     t.unknown - self.runs)  # fmt: skip
+
+    def describe(self) -> str:
+        """What a rate that adds these includes, for a caption; "" when nothing was settled."""
+        return judgement_note(self.by_review, self.by_judge)
+
+
+def judgement_note(by_review: int, by_judge: int) -> str:
+    """``"includes 3 outcomes from reviewed judgements"`` (and the unreviewed verdicts the
+    setting counted); "" when none."""
+    n = by_review + by_judge
+    if not n:
+        return ""
+    head = f"includes {n:,} outcome{'' if n == 1 else 's'} from "
+    if not by_judge:
+        return head + "reviewed judgements"
+    setting = "(MEMP_COUNT_UNREVIEWED_JUDGEMENTS is on)"
+    if not by_review:
+        return head + f"unreviewed judge verdicts {setting}"
+    return head + f"judgements: {by_review:,} reviewed, {by_judge:,} unreviewed {setting}"
+
+
+def settled_by_judgements(
+    s: Session, keys: Sequence[Any], *where: Any, count_unreviewed: bool
+) -> dict[tuple[Any, ...], Settled]:
+    """Per value of ``keys`` (Trajectory columns), what judgements settle among the unknown-
+    outcome trajectories matching ``where``: one query joining Judgement on those runs only,
+    each run then resolved by :func:`resolve_outcome` (the one rule; no SQL copy of it).
+
+    Read models count recorded outcomes with a SQL aggregate and add this to it (the rows
+    read are judgements, never the recorded runs). Without ``count_unreviewed`` only reviewed
+    judgements are read: the rule looks at nothing else then.
+    """
+    query = (
+        select(Judgement.trajectory_id, Judgement, *keys)
+        .join(Trajectory, col(Trajectory.id) == col(Judgement.trajectory_id))
+        .where(col(Trajectory.success).is_(None), *where)
+    )
+    if not count_unreviewed:
+        query = query.where(col(Judgement.review).is_not(None))
+    runs: dict[int, tuple[tuple[Any, ...], list[Judgement]]] = {}
+    for tid, judgement, *key in s.exec(query):
+        runs.setdefault(int(tid), (tuple(key), []))[1].append(judgement)
+    out: dict[tuple[Any, ...], Settled] = {}
+    for key, judgements in runs.values():
+        e = resolve_outcome(None, judgements, count_unreviewed=count_unreviewed)
+        if e.success is not None:
+            out[key] = out.get(key, Settled()).add(e)
+    return out
 
 
 def label_outcome(

@@ -7,13 +7,16 @@ Alerts point a reviewer at what needs attention before it goes wrong:
 - runs whose success is falling: the last groups of a run with memory do clearly worse than
   its best stretch, which usually means a memory change hurt (the Learning curves page shows
   which). A run without memory is a baseline: its ups and downs are the tasks', not memory's.
+
+Success figures count effective outcomes (:mod:`memp_core.outcomes`): the recorded one, else
+a reviewed judgement, else an unreviewed one where the setting allows; the rest are unknown.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import case
 from sqlmodel import col, select
@@ -21,6 +24,7 @@ from sqlmodel import col, select
 from memp_core.config import Settings
 from memp_core.curves import CurvePoint, curve_points, run_label
 from memp_core.models import Procedure, Run, Status
+from memp_core.outcomes import Settled, Tally, settled_by_judgements
 from memp_core.store import Counts, Store
 
 WARN_MARGIN = 0.15  # alert this far above the deprecation threshold
@@ -64,11 +68,12 @@ class RunAlert:
 
 @dataclass(frozen=True)
 class Overview:
-    counts: Counts
+    counts: Counts  # succeeded / failed / unknown by effective outcome
     pending: list[Procedure]
     latest_runs: list[RunCard]
     procedure_alerts: list[ProcedureAlert]
     run_alerts: list[RunAlert]
+    settled: Settled = Settled()  # of counts' outcomes, those that came from judgements
 
     @property
     def pending_total(self) -> int:
@@ -92,9 +97,21 @@ def pending_reviews(store: Store, limit: int) -> list[Procedure]:
         )
 
 
-def run_cards(store: Store, runs: Sequence[Run]) -> list[RunCard]:
+def effective_counts(store: Store, *, count_unreviewed: bool = False) -> tuple[Counts, Settled]:
+    """The store's counts with the unknown runs judgements settle moved to their outcome,
+    and what they settled (recorded outcomes counted in SQL; judgements read for the rest)."""
+    counts = store.counts()
+    with store.session() as s:
+        extra = settled_by_judgements(s, [], count_unreviewed=count_unreviewed).get((), Settled())
+    t = extra.apply(Tally(counts.succeeded, counts.failed, counts.unknown))
+    return replace(counts, succeeded=t.successes, failed=t.failures, unknown=t.unknown), extra
+
+
+def run_cards(
+    store: Store, runs: Sequence[Run], *, count_unreviewed: bool = False
+) -> list[RunCard]:
     by_run: dict[int, list[CurvePoint]] = defaultdict(list)
-    for p in curve_points(store, runs):
+    for p in curve_points(store, runs, count_unreviewed=count_unreviewed):
         by_run[p.run_id].append(p)
     cards = []
     for run in runs:
@@ -163,9 +180,12 @@ def overview(
     store: Store, settings: Settings, *, runs: int = 8, pending: int = 10, alerts: int = 10
 ) -> Overview:
     """Everything the Overview page shows, in a handful of bounded queries."""
-    cards = run_cards(store, latest_runs(store, max(runs, 30)))
+    counted = settings.count_unreviewed_judgements
+    cards = run_cards(store, latest_runs(store, max(runs, 30)), count_unreviewed=counted)
+    counts, settled = effective_counts(store, count_unreviewed=counted)
     return Overview(
-        counts=store.counts(),
+        counts=counts,
+        settled=settled,
         pending=pending_reviews(store, pending),
         latest_runs=cards[:runs],
         procedure_alerts=procedure_alerts(store, settings, alerts),

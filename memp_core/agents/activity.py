@@ -4,7 +4,9 @@ An agent is a name on API keys. Its activity is read from what the door records 
 name, never from what a request or a file claims: retrievals (``Retrieval.agent``), reported
 runs (``Trajectory.reporting_agent``), feedback (``Feedback.actor`` ``agent:<name>``) and
 proposals (revisions of origin ``proposal`` authored ``agent:<name>``). The success rate is
-over recorded outcomes only: a run reported with ``success: null`` is unknown, counted apart.
+over effective outcomes (:mod:`memp_core.outcomes`): the recorded one, else a reviewed
+judgement, else an unreviewed one where the setting allows; a run reported with
+``success: null`` and settled by none of these is unknown, counted apart.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from memp_core.models import (
     Trajectory,
     aware,
 )
-from memp_core.outcomes import Tally
+from memp_core.outcomes import Settled, Tally, settled_by_judgements
 from memp_core.store import Store
 
 AGENT_AUTHOR = "agent:"  # how the door writes an agent as an author or actor
@@ -47,10 +49,11 @@ class AgentActivity:
     feedback: int = 0
     proposals: int = 0
     last_seen: datetime | None = None
+    settled: Settled = Settled()  # outcomes among successes/failures that came from judgements
 
     @property
     def outcomes(self) -> Tally:
-        """Its reported runs by outcome (the one place the rate over recorded outcomes lives)."""
+        """Its reported runs by outcome (the one place the rate over their outcomes lives)."""
         return Tally(self.successes, self.failures, self.unknown)
 
     @property
@@ -63,7 +66,7 @@ class AgentActivity:
 
     @property
     def success_rate(self) -> float | None:
-        """Successes over runs with a recorded outcome; None when none has one."""
+        """Successes over runs with an outcome; None when none has one."""
         return self.outcomes.rate
 
     @property
@@ -91,8 +94,11 @@ class FeedbackGiven:
     actor: str  # agent:<name> or human:<name>
 
 
-def agent_activity(store: Store) -> list[AgentActivity]:
-    """Every agent that has a key or left a trace, most recently seen first."""
+def agent_activity(store: Store, *, count_unreviewed: bool = False) -> list[AgentActivity]:
+    """Every agent that has a key or left a trace, most recently seen first.
+
+    Reported runs are counted by recorded outcome in SQL, then the unknown ones that
+    judgements settle move to their outcome (``count_unreviewed``: the setting)."""
     agents: dict[str, AgentActivity] = {}
 
     def of(name: str) -> AgentActivity:
@@ -124,6 +130,15 @@ def agent_activity(store: Store) -> list[AgentActivity]:
         for name, success, n, last in rows:
             _count_outcome(of(name), success, int(n))
             of(name).seen(last)
+        reported = Trajectory.reporting_agent != ""
+        judged = settled_by_judgements(
+            s, [Trajectory.reporting_agent], reported, count_unreviewed=count_unreviewed
+        )
+        for (name,), extra in judged.items():
+            a = of(name)
+            t = extra.apply(a.outcomes)
+            a.successes, a.failures, a.unknown = t.successes, t.failures, t.unknown
+            a.settled = extra
         for name, n, last in _by_author(s, Feedback.actor, Feedback.created_at, Feedback):
             of(name).feedback = n
             of(name).seen(last)
