@@ -8,6 +8,7 @@ from memp_core.models import Status
 from memp_core.overview import overview
 from ui.common import errors_shown, link, page, pct
 from ui.picker import id_link, id_table, page_url, take_click
+from ui.safe import md
 
 PROCS = "pages/2_Procedures.py"
 
@@ -31,10 +32,16 @@ cols[1].metric(
     f"{c.unknown:,} unknown" if c.unknown else None,
     delta_color="off",
     delta_arrow="off",
-    help=f"Successes / runs with a recorded outcome ({c.judged:,}). Unknown: no verdict was "
-    "recorded; they count in no rate until a reviewer sets their outcome (Trajectories page).",
+    help=f"Successes / runs with an outcome ({c.judged:,}): recorded, else a judge's verdict a "
+    "reviewer confirmed or overrode"
+    + (", else an unreviewed verdict (MEMP_COUNT_UNREVIEWED_JUDGEMENTS is on)"
+       if ctx.settings.count_unreviewed_judgements else "")
+    + ". Unknown: no outcome; they count in no rate until a reviewer sets one (Trajectories "
+    "page).",
     border=True,
-)
+)  # fmt: skip
+if ov.settled.runs:
+    st.caption(f"Success rate {md(ov.settled.describe())}.")
 cols[2].metric("Procedures", f"{c.procedures:,}", border=True)
 cols[3].metric("Approved", f"{c.by_status.get(Status.approved.value, 0):,}", border=True)
 cols[4].metric("Pending review", f"{ov.pending_total:,}", border=True)

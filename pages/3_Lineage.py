@@ -9,6 +9,7 @@ import streamlit as st
 
 from memp_core import lineage
 from memp_core.models import Procedure, ProcedureRevision
+from memp_core.outcomes import Settled
 from ui.common import errors_shown, page, params_int, pct
 from ui.merge_panel import merge_panel
 from ui.safe import md
@@ -20,6 +21,7 @@ ctx = page(
     "parent → child.",
 )
 store = ctx.store
+counted = ctx.settings.count_unreviewed_judgements  # unreviewed judge verdicts in the rates
 
 mode = st.radio(
     "Show", ["One procedure", "All procedures of a task type"], horizontal=True, key="lin_mode"
@@ -48,6 +50,8 @@ def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx 
     cols[1].metric("Author", md(rev.author or "–"), border=True)
     cols[2].metric("Used", use.uses, border=True)
     cols[3].metric("Success", pct(use.success_rate), border=True)
+    if use.settled.runs:
+        st.caption(f"Uses and success {md(use.settled.describe())}.")
     st.caption(
         f"Revision {rev.id} of procedure {rev.procedure_id} · parent "
         f"{rev.parent_revision_id or '(root)'} · model {md(rev.model or '–')} · "
@@ -101,7 +105,7 @@ if mode == "One procedure":
                           key="lin_procedure")  # fmt: skip
     pid = options[chosen]
     with errors_shown():
-        g = lineage.procedure_graph(store, pid)
+        g = lineage.procedure_graph(store, pid, count_unreviewed=counted)
         proc = store.get(Procedure, pid)
     clicked = chart(lineage.figure(g, selected=proc.current_revision_id), key=f"lin_chart_{pid}")
     st.caption(
@@ -126,7 +130,7 @@ else:
         st.stop()
     task_type = st.selectbox("Task type", types, key="lin_type")
     with errors_shown():
-        g = lineage.task_type_graph(store, task_type)
+        g = lineage.task_type_graph(store, task_type, count_unreviewed=counted)
     st.caption(
         f"{g.number_of_nodes()} revisions of the procedures of type {md(task_type)} (the newest "
         "400 at most); each tree is one procedure."
@@ -143,6 +147,9 @@ else:
         pd.DataFrame(rows), hide_index=True, width="stretch",
         column_config={"success": st.column_config.NumberColumn(format="percent")},
     )  # fmt: skip
+    settled = sum((d["use"].settled for _, d in g.nodes(data=True)), Settled())
+    if settled.runs:
+        st.caption(f"Uses and success rates {md(settled.describe())}.")
     if clicked is not None and clicked in g:
         st.subheader(f"Revision {clicked}")
         show_revision(g.nodes[clicked]["revision"], g)

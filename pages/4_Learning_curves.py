@@ -11,6 +11,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from memp_core import curves, curves_chart
 from memp_core.models import Run
+from memp_core.outcomes import judgement_note
 from ui.common import errors_shown, page
 from ui.picker import set_param, url_multi
 from ui.safe import md
@@ -26,6 +27,7 @@ ctx = page(
     "colour. Black symbols and dotted lines mark memory changes; hover them to see which.",
 )
 store = ctx.store
+counted = ctx.settings.count_unreviewed_judgements  # unreviewed judge verdicts in the rates
 
 with errors_shown():
     runs = list(reversed(store.runs()))  # newest first
@@ -45,9 +47,9 @@ with errors_shown():
 # memory changes add up every seed's, which on a large database is most of a render.
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def points_of(
-    url: str, run_ids: tuple[int, ...], version: tuple[int, ...]
+    url: str, run_ids: tuple[int, ...], version: tuple[int, ...], counted: bool
 ) -> list[curves.CurvePoint]:
-    return curves.curve_points(store, [by_id[i] for i in run_ids])
+    return curves.curve_points(store, [by_id[i] for i in run_ids], count_unreviewed=counted)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -118,9 +120,13 @@ def per_run_table(frame: pd.DataFrame) -> None:
     st.subheader("Per run")
     if int(frame["unknown"].sum()):
         st.caption(
-            f"{int(frame['unknown'].sum()):,} tasks have no recorded outcome (unknown): each "
-            "group's success rate is over the tasks with one, and the unknown are counted apart."
+            f"{int(frame['unknown'].sum()):,} tasks have no outcome (unknown): each group's "
+            "success rate is over the tasks with one, and the unknown are counted apart."
         )
+    said = judgement_note(int(frame["by_review"].sum()), int(frame["by_judge"].sum()))
+    if said:
+        st.caption(f"Success rates {md(said)}: runs recorded unknown that a judge's verdict "
+                   "settled.")  # fmt: skip
     st.dataframe(
         summary, hide_index=True, width="stretch",
         column_config={
@@ -188,7 +194,7 @@ def condition_view() -> None:
     show_markers = c2.checkbox("Memory-change markers", value=True, key="curves_markers")
     selected = [by_id[i] for c in picked for i in c.run_ids]
     with errors_shown():
-        points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version)
+        points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version, counted)
     markers: list[curves.MemoryMarker] = []
     writing = [c for c in picked if c.policy in curves.POLICY_ORDER[1:]] or picked
     whose = ""
@@ -266,7 +272,7 @@ def run_view() -> None:
                              format_func=labels.__getitem__)  # fmt: skip
         marked = [by_id[int(which)]] if which in labels else []
     with errors_shown():
-        points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version)
+        points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version, counted)
         markers = markers_of(ctx.url, (marked[0].id or 0,), version, False) if marked else []
     band_points = curves.bands(points) if show_bands else []
     simulator_note(selected)

@@ -12,7 +12,7 @@ from memp_core.agents.activity import AgentActivity, agent_activity, feedback_gi
 from memp_core.agents.keys import AGENT_SCOPES, CreatedKey, create_key, list_keys, revoke_key
 from memp_core.errors import MempError
 from memp_core.models import SCOPES
-from memp_core.outcomes import outcome_of
+from memp_core.outcomes import Settled, outcome_of
 from ui.common import changed, errors_shown, page, pct
 from ui.picker import id_link, page_url, url_choice
 from ui.safe import md
@@ -96,7 +96,7 @@ with actions:
             revoke_box()
 
 with errors_shown():
-    agents = agent_activity(store)
+    agents = agent_activity(store, count_unreviewed=ctx.settings.count_unreviewed_judgements)
 
 
 def summary_metrics(rows: list[AgentActivity]) -> None:
@@ -110,9 +110,12 @@ def summary_metrics(rows: list[AgentActivity]) -> None:
     c[3].metric("Runs reported", f"{runs:,}", border=True)
     c[4].metric(
         "Success rate", pct(rate), border=True,
-        help=f"Over the {judged:,} runs with a recorded outcome; "
-        f"{runs - judged:,} reported without one are unknown and left out.",
+        help=f"Over the {judged:,} runs with an outcome (recorded, else a judge's verdict a "
+        f"reviewer settled); {runs - judged:,} without one are unknown and left out.",
     )  # fmt: skip
+    settled = sum((a.settled for a in rows), Settled())
+    if settled.runs:
+        st.caption(f"Success rates {md(settled.describe())}.")
 
 
 def agents_table(rows: list[AgentActivity]) -> None:
@@ -135,7 +138,7 @@ def agents_table(rows: list[AgentActivity]) -> None:
         column_config={
             "success rate": st.column_config.ProgressColumn(
                 format="percent", min_value=0, max_value=1,
-                help="Successes over runs with a recorded outcome (unknown left out)",
+                help="Successes over runs with an outcome (unknown left out)",
             ),
             "last seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         },
@@ -167,7 +170,9 @@ def agent_detail(agent: AgentActivity) -> None:
     st.caption(
         f"{md(agent.agent)}: {agent.runs} runs reported ({agent.successes} succeeded, "
         f"{agent.failures} failed, {agent.unknown} unknown), success "
-        f"{pct(agent.success_rate)} over recorded outcomes; {agent.retrievals} retrievals, "
+        f"{pct(agent.success_rate)} over runs with an outcome"
+        f"{' (' + md(agent.settled.describe()) + ')' if agent.settled.runs else ''}; "
+        f"{agent.retrievals} retrievals, "
         f"{agent.feedback} ratings, {agent.proposals} proposals."
     )
     with errors_shown():

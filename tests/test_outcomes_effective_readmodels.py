@@ -165,8 +165,9 @@ def test_an_unreviewed_verdict_counts_only_with_the_setting(store: Store, model:
 
 @pytest.mark.parametrize("model", READERS)
 def test_a_review_settling_on_unknown_and_judges_that_disagree_leave_a_run_unknown(
-    store: Store, model: str
+    any_store: Store, model: str
 ) -> None:
+    store = any_store  # SQLite and Postgres
     w = world(store)
     add(store, w, True)
     settled_unknown = add(store, w, None)
@@ -216,10 +217,12 @@ def test_read_models_say_how_many_outcomes_came_from_judgements(store: Store) ->
 # -- the query and the rule agree --------------------------------------------------------------
 
 
-def test_the_judgement_query_settles_each_run_as_resolve_outcome_does(store: Store) -> None:
+def test_the_judgement_query_settles_each_run_as_resolve_outcome_does(any_store: Store) -> None:
     """Many unknown runs with a random mix of judges, abstentions, reviews that confirm,
     override or settle on unknown, and several reviews of one run: per run and in total, what
-    the read models' one query settles is what :func:`effective_outcomes` says."""
+    the read models' one query settles is what :func:`effective_outcomes` says (on SQLite and
+    on Postgres)."""
+    store = any_store
     rng = random.Random(7)
     w = world(store)
     ids = [add(store, w, rng.choice([True, False, None, None, None])) for _ in range(80)]
