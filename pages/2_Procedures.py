@@ -4,7 +4,8 @@ The open procedure is held by its id (``?procedure=N`` in the URL, see ui/picker
 a row of the queue: the queue re-sorts by last update after every write. Every review button
 names the procedure and revision it acts on and carries them, and the procedure to open
 next, as its callback's arguments, so a click acts on exactly what the reviewer read on
-screen and approve-and-next lands the next decision on the procedure it names.
+screen and approve-and-next lands the next decision on the procedure it names. What the
+reviewer reads above those buttons (why proposed, diff, evidence, replay) is ui/review_panel.py.
 """
 
 from collections.abc import Callable
@@ -12,19 +13,18 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from memp_core import loop, review
+from memp_core import review
 from memp_core.agents.activity import feedback_on, proposed_by
 from memp_core.agents.reads import with_revisions
 from memp_core.errors import ConflictError, MempError
-from memp_core.lineage import RevisionUse, diff_to_parent, revision_text, unified_diff
-from memp_core.models import Origin, Procedure, ProcedureRevision, Status
+from memp_core.lineage import RevisionUse, revision_text, unified_diff
+from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.outcomes import outcome_of
 from memp_core.queue import list_procedures, next_after, origins, procedure_detail, queue_rows
-from memp_core.sim.lesson import read_lesson
 from ui.common import changed, errors_shown, link, memory, page, pct, status_badge
-from ui.merge_panel import merge_panel
-from ui.picker import id_input, id_link, id_table, open_id, page_url, set_param, url_int, url_text
+from ui.picker import id_input, id_table, open_id, page_url, set_param, url_int, url_text
 from ui.picker import url_choice as choice
+from ui.review_panel import RUNS, TRAJ, review_panel
 from ui.safe import md
 
 PAGE_SIZE = 25
@@ -37,8 +37,6 @@ WIDTHS = {"id": 44, "title": 0, "status": 104, "origin": 78, "author": 78, "evid
           "revisions": 40, "proposal": 64, "proposed by": 72, "uses": 44, "success": 72,
           "updated": 92}  # fmt: skip
 FIT, MIN_TITLE = 780, 150
-TRAJ = "pages/1_Trajectories.py"
-RUNS = {"run": id_link("trajectory", width="small")}  # trajectory id columns link to the run
 
 ctx = page(
     "Procedures",
@@ -232,111 +230,6 @@ def save_edit(target: int, keys: tuple[str, str, str]) -> None:
         done(target, f"Saved a new revision of procedure {target}: revision {rev.id}.{where}")
 
 
-def show_replay(res) -> None:  # noqa: ANN001 (memp_core.sim.replay.ReplayResult)
-    """Revision vs its parent (or no memory), side by side."""
-    mine, base = res.revision, res.baseline
-    st.caption(f"{res.revision.tasks} {md(res.task_type)} tasks, seed {res.seed}: {md(res.note)}.")
-    m = st.columns(4)
-    m[0].metric(f"Success, {md(mine.label)}", pct(mine.success_rate),
-                f"{res.delta_success * 100:+.0f} points",
-                delta_color="normal" if res.delta_success else "off", border=True)  # fmt: skip
-    m[1].metric(f"Success, {md(base.label)}", pct(base.success_rate), border=True)
-    m[2].metric(
-        f"Mean steps, {md(mine.label)}",
-        f"{mine.mean_steps:.1f}",
-        f"{res.delta_steps:+.1f}",
-        border=True,
-        delta_color="inverse" if res.delta_steps else "off",
-    )  # fmt: skip  (fewer: better)
-    m[3].metric(f"Mean steps, {md(base.label)}", f"{base.mean_steps:.1f}", border=True)
-    with st.expander("Task by task"):
-        st.dataframe(pd.DataFrame(res.per_task), hide_index=True, width="stretch")
-
-
-def why_panel(rev: ProcedureRevision) -> None:
-    """Why this revision waits: who wrote it and why, what it changes, the runs behind it, and
-    Replay, one click away."""
-    if prop is not None and cur is not None:
-        st.markdown(f"**Revision {rev.id} proposed, waiting for review** · origin "
-                    f"{md(rev.origin)} · author {md(rev.author or '–')} · model "
-                    f"{md(rev.model or '–')}")  # fmt: skip
-        st.caption(f"Agents are served revision {cur.id} until a reviewer approves this one."
-                   if proc.status == Status.approved else "Agents are served nothing of this "
-                   "procedure until a reviewer approves it.")  # fmt: skip
-    else:
-        st.markdown(f"**Current revision {rev.id}** · {md(rev.kind)} · origin {md(rev.origin)} · "
-                    f"author {md(rev.author or '–')} · model {md(rev.model or '–')}")  # fmt: skip
-        if rev.author == "heuristic":
-            st.caption("Written by the offline heuristic backend (deterministic, no model).")
-    if rev.rationale:
-        st.caption("Why it was written")
-        st.text(rev.rationale)
-    lesson = read_lesson(rev.script, rev.task_text, proc.task_type)
-    if not lesson.empty:  # the household agent reads memory with this very function
-        st.caption("What it teaches")
-        st.text(lesson.summary())
-    if rev.origin == Origin.merge.value:
-        merge_panel(store, rev.id or 0)
-    proposed = prop is not None and cur is not None
-    older = cur if proposed else next((r for r in d.revisions
-                                       if r.id == rev.parent_revision_id), None)  # fmt: skip
-    view = "changes" if older is None else st.segmented_control(
-        "Compare", ["changes", "side by side"], default="changes", key="procs_diff_view",
-        label_visibility="collapsed")  # fmt: skip
-    if view == "side by side" and older is not None:
-        was, now = st.columns(2)
-        was.caption(f"Revision {older.id}" + (" (served)" if proposed else " (its parent)"))
-        was.code(revision_text(older) or "(empty)", language=None, wrap_lines=True)
-        now.caption(f"Revision {rev.id}" + (" (proposed)" if proposed else ""))
-        now.code(revision_text(rev) or "(empty)", language=None, wrap_lines=True)
-    changes = view != "side by side"  # else both texts are above, the evidence goes left
-    left, right = st.columns([3, 2] if changes else [1, 1])
-    if changes:
-        with left:
-            if proposed and cur is not None:
-                st.code(unified_diff(revision_text(cur), revision_text(rev),
-                                     old_label=f"revision {cur.id} (served)",
-                                     new_label=f"revision {rev.id} (proposed)")
-                        or "(same text as the served revision: the proposal adds evidence)",
-                        language="diff", wrap_lines=True)  # fmt: skip
-            else:
-                st.code(revision_text(rev) or "(empty)", language=None, wrap_lines=True)
-                with errors_shown():
-                    diff = diff_to_parent(store, rev)
-                if diff is not None:
-                    with st.expander("Diff to the previous revision",
-                                     expanded=proc.status == Status.pending_review):  # fmt: skip
-                        st.code(diff or "(same text as the previous revision)", language="diff",
-                                wrap_lines=True)  # fmt: skip
-    with right if changes else left:
-        runs = d.under_review_evidence
-        n = len(rev.evidence_trajectory_ids)
-        st.caption(f"Evidence: {n} run{'' if n == 1 else 's'}" + (
-            " (click an id to open the run)" if runs else ""))  # fmt: skip
-        if runs:
-            st.dataframe(
-                pd.DataFrame([{"run": page_url(TRAJ, trajectory=t.id), "outcome":
-                               outcome_of(t.success), "steps": t.step_count, "task": t.task}
-                              for t in runs]),
-                hide_index=True, width="stretch", height=min(38 + 35 * len(runs), 216),
-                column_config=RUNS,
-            )  # fmt: skip
-    with right:
-        r1, r2, r3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-        n_tasks = r1.number_input("Tasks", 1, 200, 10, key="procs_replay_n")
-        seed = r2.number_input("Seed", 0, 10_000, 0, key="procs_replay_seed")
-        if r3.button(f"Replay revision {rev.id}", key="procs_replay",
-                     help="Run it against its parent on seeded tasks of the household "
-                     "simulator (a synthetic world, not ALFWorld); writes nothing"):  # fmt: skip
-            with st.spinner("Running the household simulator…"), errors_shown():
-                st.session_state["procs_replay_result"] = loop.replay(
-                    store, rev.id or 0, parent=True, n_tasks=int(n_tasks), seed=int(seed)
-                )
-    res = st.session_state.get("procs_replay_result")
-    if res is not None and res.procedure_id == pid:
-        show_replay(res)
-
-
 def decide(rev: ProcedureRevision) -> None:
     """Approve / reject the revision under review, then (by default) open the next one."""
     is_prop = prop is not None and rev.id == prop.id
@@ -376,7 +269,7 @@ if not can_review:
 
 if (rev := d.under_review) is not None:
     with st.container(border=True):
-        why_panel(rev)
+        review_panel(store, d, rev)
         decide(rev)
 
 tab_edit, tab_rollback, tab_more, tab_evidence = st.tabs(
