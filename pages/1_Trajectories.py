@@ -3,7 +3,7 @@
 The open trajectory is held by its id (``?trajectory=N`` in the URL, see ui/picker.py);
 long runs show their steps a page at a time, opening on the page of the first problem.
 An outcome is success, failure or unknown (nobody recorded a verdict); a reviewer sets it
-here (memp_core.outcomes.label_outcome, audited).
+here, or confirms a judge's verdict, in the panel of ui/outcome_panel.py (audited by the core).
 """
 
 import pandas as pd
@@ -20,32 +20,19 @@ from memp_core.debug import (
     steps_page,
     trajectory_detail,
 )
-from memp_core.errors import MempError
-from memp_core.judge.judgements import judgements_of, latest_judgements, review_judgement
-from memp_core.models import Judgement, Trajectory
-from memp_core.outcomes import (
-    OUTCOMES,
-    EffectiveOutcome,
-    effective_outcomes,
-    label_outcome,
-    outcome_of,
-)
+from memp_core.judge.judgements import latest_judgements
+from memp_core.models import Trajectory
+from memp_core.outcomes import OUTCOMES, effective_outcomes, outcome_of, success_of
 from memp_core.sim.ending import Ending
 from memp_core.store import TrajectoryFilter
-from ui.common import changed, errors_shown, link, page
+from ui.common import errors_shown, link, page
+from ui.outcome_panel import SOURCE_WORDS, outcome_panel
 from ui.picker import id_input, id_table, open_id, url_choice, url_int, url_text
 from ui.safe import md
 
 PAGE_SIZE = 50
 ALL = "(all)"
 TABLE = "traj_table"
-FEEDBACK = "traj_feedback"
-
-
-SOURCE_WORDS = {
-    "recorded": "recorded outcome", "reviewed": "a person's review", "judged": "unreviewed judge",
-    "none": "nothing counts yet",
-}  # fmt: skip
 
 
 def blank(value: int | None) -> str:
@@ -96,7 +83,7 @@ text = url_text(cols[6], "Task text contains", key="traj_text", param="q", drop=
 
 flt = TrajectoryFilter(
     task_type=None if task_type == ALL else task_type,
-    success=None if outcome in (ALL, "unknown") else outcome == "success",
+    success=None if outcome == ALL else success_of(outcome),  # "unknown": None
     unknown=outcome == "unknown",
     run_id=None if run_id == ALL else int(run_id),
     agent_model=None if model == ALL else model,
@@ -275,95 +262,7 @@ elif t.success is None:
         "success rate and nothing is built from it until a reviewer sets its outcome or "
         "confirms a judge's verdict below."
     )
-
-
-def review(jid: int, key: str, note_key: str) -> None:
-    """The review button's callback: the signed-in person's word, audited by the core."""
-    try:
-        row = review_judgement(store, jid, actor=ctx.actor(), verdict=st.session_state[key],
-                               note=st.session_state.get(note_key, ""))  # fmt: skip
-    except MempError as exc:
-        st.session_state[FEEDBACK] = ("error", str(exc))
-    else:
-        changed()
-        said = (f"Judgement {jid} {row.review}: trajectory {row.trajectory_id} counts as "
-                f"{row.reviewed_verdict}.")  # fmt: skip
-        st.session_state[FEEDBACK] = ("success", said)
-
-
-def show_judgements(t: Trajectory, shown: Judgement | None, counts: EffectiveOutcome) -> None:
-    """A judge's verdict: who judged, why, whether a person reviewed it, what it counts as,
-    and the review controls."""
-    if shown is None:
-        if t.success is None:
-            st.caption("No judge has read this run yet (`memp judge` gives a verdict with its "
-                       "reasons for a reviewer to confirm).")  # fmt: skip
-        return
-    with errors_shown():
-        rows = judgements_of(store, t.id or 0)
-    st.markdown(f"**Judged {md(shown.verdict)}** by {md(shown.backend)} (model "
-                f"{md(shown.model)}), judgement {shown.id} run by {md(shown.actor)} on "
-                f"{shown.created_at:%Y-%m-%d %H:%M}. Why:")  # fmt: skip
-    st.text(shown.rationale)  # a judge's (or a model's) words: shown as text
-    jc = st.columns(4)
-    jc[0].metric("Reviewed", shown.review or "not yet", shown.reviewed_by or None,
-                 delta_color="off", delta_arrow="off", border=True)  # fmt: skip
-    jc[1].metric("Counts as", counts.outcome, SOURCE_WORDS[counts.source], delta_color="off",
-                 delta_arrow="off", border=True)  # fmt: skip
-    if counts.source == "none" and shown.review is None:
-        st.caption("Unreviewed verdicts count in no rate and build nothing "
-                   "(MEMP_COUNT_UNREVIEWED_JUDGEMENTS is off).")  # fmt: skip
-    if len(rows) > 1:
-        st.dataframe(pd.DataFrame(
-            [{"judgement": j.id, "verdict": j.verdict, "confidence": j.confidence,
-              "backend": j.backend, "model": j.model, "review": j.review or "—",
-              "reviewed as": j.reviewed_verdict or "—", "reviewed by": j.reviewed_by or "—"}
-             for j in rows]), hide_index=True, width="stretch")  # fmt: skip
-    can = ctx.person.can_review
-    if not can:
-        st.caption(f"You are signed in as a {ctx.person.role}: reviewers confirm judgements.")
-    rc = st.columns([1, 2.6, 1.8])
-    pick, note = f"traj_judge_pick_{shown.id}", f"traj_judge_note_{shown.id}"
-    word = rc[0].selectbox("Your verdict", OUTCOMES, index=OUTCOMES.index(
-        shown.reviewed_verdict or shown.verdict), key=pick, disabled=not can)  # fmt: skip
-    rc[1].text_input("Note (kept in the audit log)", key=note, disabled=not can)
-    label = (f"Confirm judgement {shown.id} ({word})" if word == shown.verdict
-             else f"Override judgement {shown.id} with {word}")  # fmt: skip
-    rc[2].button(label, key=f"traj_judge_btn_{shown.id}", disabled=not can, on_click=review,
-                 args=(shown.id or 0, pick, note), type="primary")  # fmt: skip
-
-
-def set_outcome(tid: int, key: str, reason_key: str) -> None:
-    """The label button's callback: the signed-in person's label, audited by the core."""
-    try:
-        label_outcome(store, tid, st.session_state[key], actor=ctx.actor(),
-                      reason=st.session_state.get(reason_key, ""))  # fmt: skip
-    except MempError as exc:
-        st.session_state[FEEDBACK] = ("error", str(exc))
-    else:
-        changed()
-        st.session_state[FEEDBACK] = ("success", f"Trajectory {tid}: outcome set to "
-                                      f"{st.session_state[key]}.")  # fmt: skip
-
-
-if feedback := st.session_state.pop(FEEDBACK, None):
-    (st.success if feedback[0] == "success" else st.error)(md(feedback[1]))
-show_judgements(t, shown, counts)
-with st.expander("Set the outcome", expanded=t.success is None):
-    can_label = ctx.person.can_review
-    if not can_label:
-        st.caption(f"You are signed in as a {ctx.person.role}: reviewers set outcomes.")
-    lc = st.columns([1, 3, 1.4])
-    pick_key, reason_key = f"traj_label_{t.id}", f"traj_label_reason_{t.id}"
-    lc[0].selectbox("Outcome", OUTCOMES, index=OUTCOMES.index(outcome_of(t.success)),
-                    key=pick_key, disabled=not can_label)  # fmt: skip
-    lc[1].text_input("Why (kept in the audit log)", key=reason_key, disabled=not can_label)
-    lc[2].button(f"Set the outcome of trajectory {t.id}", key=f"traj_label_btn_{t.id}",
-                 disabled=not can_label, on_click=set_outcome,
-                 args=(t.id or 0, pick_key, reason_key))  # fmt: skip
-    notes = [str(t.facts[k]) for k in ("recorded_outcome", "outcome") if t.facts.get(k)]
-    if notes:
-        st.caption("Outcome notes: " + md(" → ".join(notes)))
+outcome_panel(ctx, t, shown, counts)  # the judged outcome (Confirm/Override), Set the outcome
 if t.reflections:
     with st.expander(f"Reflections attached to this run ({len(t.reflections)})"):
         for r in t.reflections:
