@@ -36,10 +36,10 @@ import numpy as np
 from sqlalchemy import insert, text
 from threadpoolctl import threadpool_limits
 
-from memp_core.build import append_revision
 from memp_core.embeddings import Embedder, get_embedder, to_bytes
 from memp_core.errors import ConfigError
 from memp_core.index import ProcedureIndex, top_rows
+from memp_core.landing import append_revision
 from memp_core.memory import ProceduralMemory
 from memp_core.models import HNSW_EF_CONSTRUCTION, HNSW_M, Procedure, ProcedureRevision, utcnow
 from memp_core.pgsearch import EF_SEARCH

@@ -40,7 +40,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from memp_core.actor import Actor
-from memp_core.build import free_key
+from memp_core.landing import free_key
 from memp_core.models import (
     Procedure,
     ProcedureRevision,

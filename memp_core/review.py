@@ -4,7 +4,7 @@ Every action checks its :class:`~memp_core.actor.Actor` here, in the core, not o
 pages: it must be a person (never an agent or the program itself) with the reviewer or admin
 role. Each action runs in one transaction and writes an
 :class:`~memp_core.models.AuditEvent` in that same transaction. Content changes add revisions
-(``human_edit``, ``rollback``) through :func:`memp_core.build.append_revision`, which refuses
+(``human_edit``, ``rollback``) through :func:`memp_core.landing.append_revision`, which refuses
 a save that started from a revision that is no longer current (optimistic concurrency)
 before writing anything.
 
@@ -43,9 +43,10 @@ from sqlmodel import Session, col, select
 
 from memp_core import merge
 from memp_core.actor import Actor, Role
-from memp_core.build import append_revision, embed_revisions
+from memp_core.build import embed_revisions
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import ConflictError, MempError, NotFoundError
+from memp_core.landing import append_revision
 from memp_core.models import (
     AuditEvent,
     Kind,

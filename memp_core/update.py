@@ -30,7 +30,7 @@ is deprecated unless pinned. Call ``update`` once per trajectory: counts are not
 
 What waits for review (``auto_approve`` False) never takes an approved procedure out of
 service: on an approved procedure a reflection or a merge that changes its content becomes
-its pending proposal (:func:`memp_core.build.land_revision`) and the approved revision stays
+its pending proposal (:func:`memp_core.landing.land_revision`) and the approved revision stays
 served until a person accepts it; several proposals chain (each reflects on or merges into
 the latest). On a procedure waiting for review anyway, the new revision becomes current.
 A procedure deprecated here drops its pending proposal (the revision stays in its lineage).
@@ -50,15 +50,8 @@ from sqlmodel import Session
 
 from memp_core.build import (
     Evidence,
-    PlannedBuild,
-    add_procedure,
     embed_revisions,
     group_identity,
-    head_revision,
-    head_revision_id,
-    land_revision,
-    live_in,
-    live_procedure,
     load_evidence,
     plan_builds,
     write_builds,
@@ -67,6 +60,15 @@ from memp_core.config import Settings
 from memp_core.embeddings import Embedder
 from memp_core.errors import ConflictError
 from memp_core.facts import extract_facts, normalise_task
+from memp_core.landing import (
+    PlannedBuild,
+    add_procedure,
+    head_revision,
+    head_revision_id,
+    land_revision,
+    live_in,
+    live_procedure,
+)
 from memp_core.llm import Backend
 from memp_core.models import Kind, Origin, Procedure, ProcedureRevision, Status
 from memp_core.registry import resolve

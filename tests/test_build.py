@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from household_runs import AGENT, add_run, load_runs, run, runs
 
-from memp_core.build import append_revision, group_identity, unused_successes
+from memp_core.build import group_identity, unused_successes
 from memp_core.coldstart import seed_ids
 from memp_core.embeddings import Embedder, from_bytes, get_embedder
 from memp_core.errors import ConfigError, ConflictError
+from memp_core.landing import append_revision
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status, Step
 from memp_core.review import Actor, reject

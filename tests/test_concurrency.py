@@ -17,10 +17,10 @@ import pytest
 from conftest import HashEmbedder
 from sqlalchemy import text
 
-from memp_core.build import append_revision
 from memp_core.errors import ConflictError, DatabaseLockedError
 from memp_core.importers import import_paths
 from memp_core.importers.export import export
+from memp_core.landing import append_revision
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Run, Status, Step, Trajectory
 from memp_core.review import Actor, edit

@@ -10,12 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from memp_core.actor import Actor, system
-from memp_core.build import PlannedBuild, add_procedure, embed_revisions
+from memp_core.build import embed_revisions
 from memp_core.cli import app
 from memp_core.commands import dedupe as dedupe_cmd
 from memp_core.dedupe import DEFAULT_THRESHOLD, dedupe, find_clusters
 from memp_core.embeddings import Embedder
 from memp_core.errors import MempError, PermissionDeniedError
+from memp_core.landing import PlannedBuild, add_procedure
 from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.review import reject
 from memp_core.store import Store

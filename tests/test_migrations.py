@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from memp_core import migrate
 from memp_core.bench import FixedEmbedder
-from memp_core.build import append_revision
 from memp_core.cli import app
 from memp_core.embeddings import to_bytes
 from memp_core.errors import StoreError
+from memp_core.landing import append_revision
 from memp_core.memory import ProceduralMemory
 from memp_core.models import (
     AuditEvent,

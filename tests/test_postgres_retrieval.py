@@ -17,10 +17,10 @@ from test_retrieve import NEW_TASKS
 from typer.testing import CliRunner
 
 from memp_core.bench import FixedEmbedder, pg_populate
-from memp_core.build import append_revision
 from memp_core.cli import app
 from memp_core.embeddings import Embedder, get_embedder, to_bytes
 from memp_core.errors import ConfigError
+from memp_core.landing import append_revision
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.pgsearch import EF_SEARCH, PgSearch

@@ -8,7 +8,7 @@ REST, MCP and OTLP all call these methods, so the three doors keep one set of ru
   counts as a use of the first revision its retrieval served; then the update policy
   (``validation`` by default) runs with ``auto_approve=False``: what it writes waits for
   review; on an approved procedure it becomes that procedure's *proposal* beside the served
-  revision (see :func:`memp_core.build.land_revision`), never an outage.
+  revision (see :func:`memp_core.landing.land_revision`), never an outage.
 - ``feedback`` (``runs:write``): a rating of a revision, with the agent's name.
 - ``propose`` (``procedures:propose``): a revision waiting for review (origin ``proposal``,
   author ``agent:<name>``, evidence = the agent's own reported runs). The proposal's title and

@@ -2,7 +2,7 @@
 
 The rule: the proposal's title and task type give the same group key builds use
 (:func:`memp_core.build.group_identity`). If the group has a live procedure, the proposal
-becomes its next revision through :func:`memp_core.build.land_revision`: on an approved
+becomes its next revision through :func:`memp_core.landing.land_revision`: on an approved
 procedure it is the pending proposal (chained on an earlier one), and the approved revision
 stays served until a person accepts it; on one still waiting for review (``pending_review``
 or ``draft``) it becomes the current revision and the procedure stays pending. Without a
@@ -14,18 +14,11 @@ from __future__ import annotations
 
 from memp_core.agents.keys import Identity
 from memp_core.agents.schemas import ProposalIn, ProposalOut
-from memp_core.build import (
-    PlannedBuild,
-    add_procedure,
-    embed_revisions,
-    group_identity,
-    head_revision_id,
-    land_revision,
-    live_in,
-)
+from memp_core.build import embed_revisions, group_identity
 from memp_core.embeddings import Embedder
 from memp_core.errors import MempError
 from memp_core.facts import extract_facts, normalise_task
+from memp_core.landing import PlannedBuild, add_procedure, head_revision_id, land_revision, live_in
 from memp_core.models import Kind, Origin, ProcedureRevision, Status
 from memp_core.prompts import normalise_script
 from memp_core.store import Store

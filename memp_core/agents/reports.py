@@ -10,7 +10,7 @@ would charge a failure to procedures the agent most likely never followed.
 
 Learning: the configured update policy runs on every report with a recorded outcome, and
 what it writes waits for review. On an approved procedure that is a *proposal* beside the
-served revision (:func:`memp_core.build.land_revision`): an agent's report never takes
+served revision (:func:`memp_core.landing.land_revision`): an agent's report never takes
 what other agents are served out of service, and reflection improves approved procedures
 too, for a person to accept.
 """

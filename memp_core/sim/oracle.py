@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from memp_core.build import PlannedBuild, add_procedure, embed_revisions, group_identity
+from memp_core.build import embed_revisions, group_identity
 from memp_core.embeddings import Embedder
 from memp_core.facts import extract_facts
+from memp_core.landing import PlannedBuild, add_procedure
 from memp_core.models import ProcedureRevision
 from memp_core.sim.catalog import LAMP_PLACES, ROOM_OBJECTS
 from memp_core.sim.household import Household, household
