@@ -41,7 +41,7 @@ cols[1].metric(
     border=True,
 )  # fmt: skip
 if ov.settled.runs:
-    st.caption(f"Success rate {md(ov.settled.describe())}.")
+    st.caption(f"Success rate includes {md(ov.settled.describe())}.")
 cols[2].metric("Procedures", f"{c.procedures:,}", border=True)
 cols[3].metric("Approved", f"{c.by_status.get(Status.approved.value, 0):,}", border=True)
 cols[4].metric("Pending review", f"{ov.pending_total:,}", border=True)

@@ -222,7 +222,7 @@ def hover_text(rev: ProcedureRevision, use: RevisionUse, procedure: Procedure | 
     """Plotly hover text; stored text is HTML-escaped because plotly renders a few tags."""
     rate = f"{use.success_rate:.0%}" if use.success_rate is not None else "–"
     if said := use.settled.describe():
-        rate += f" ({said})"
+        rate += f" (includes {said})"
     parts = [
         f"revision {rev.id} ({rev.origin})",
         f"procedure: {procedure.title if procedure else rev.procedure_id}",

@@ -223,17 +223,18 @@ class Settled:
                      t.unknown - self.runs)  # fmt: skip
 
     def describe(self) -> str:
-        """What a rate that adds these includes, for a caption; "" when nothing was settled."""
+        """What a rate that adds these includes, for a caption ("3 outcomes from reviewed
+        judgements"); "" when nothing was settled."""
         return judgement_note(self.by_review, self.by_judge)
 
 
 def judgement_note(by_review: int, by_judge: int) -> str:
-    """``"includes 3 outcomes from reviewed judgements"`` (and the unreviewed verdicts the
-    setting counted); "" when none."""
+    """``"3 outcomes from reviewed judgements"`` (and the unreviewed verdicts the setting
+    counted); "" when none."""
     n = by_review + by_judge
     if not n:
         return ""
-    head = f"includes {n:,} outcome{'' if n == 1 else 's'} from "
+    head = f"{n:,} outcome{'' if n == 1 else 's'} from "
     if not by_judge:
         return head + "reviewed judgements"
     setting = "(MEMP_COUNT_UNREVIEWED_JUDGEMENTS is on)"

@@ -51,7 +51,7 @@ def show_revision(rev: ProcedureRevision, g) -> None:  # noqa: ANN001 (networkx 
     cols[2].metric("Used", use.uses, border=True)
     cols[3].metric("Success", pct(use.success_rate), border=True)
     if use.settled.runs:
-        st.caption(f"Uses and success {md(use.settled.describe())}.")
+        st.caption(f"Uses and success include {md(use.settled.describe())}.")
     st.caption(
         f"Revision {rev.id} of procedure {rev.procedure_id} · parent "
         f"{rev.parent_revision_id or '(root)'} · model {md(rev.model or '–')} · "
@@ -149,7 +149,7 @@ else:
     )  # fmt: skip
     settled = sum((d["use"].settled for _, d in g.nodes(data=True)), Settled())
     if settled.runs:
-        st.caption(f"Uses and success rates {md(settled.describe())}.")
+        st.caption(f"Uses and success rates include {md(settled.describe())}.")
     if clicked is not None and clicked in g:
         st.subheader(f"Revision {clicked}")
         show_revision(g.nodes[clicked]["revision"], g)

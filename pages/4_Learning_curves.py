@@ -125,8 +125,8 @@ def per_run_table(frame: pd.DataFrame) -> None:
         )
     said = judgement_note(int(frame["by_review"].sum()), int(frame["by_judge"].sum()))
     if said:
-        st.caption(f"Success rates {md(said)}: runs recorded unknown that a judge's verdict "
-                   "settled.")  # fmt: skip
+        st.caption(f"Success rates include {md(said)}: runs recorded unknown that a judge's "
+                   "verdict settled.")  # fmt: skip
     st.dataframe(
         summary, hide_index=True, width="stretch",
         column_config={

@@ -12,10 +12,13 @@ from memp_core.agents.activity import AgentActivity, agent_activity, feedback_gi
 from memp_core.agents.keys import AGENT_SCOPES, CreatedKey, create_key, list_keys, revoke_key
 from memp_core.errors import MempError
 from memp_core.models import SCOPES
-from memp_core.outcomes import Settled, outcome_of
+from memp_core.outcomes import Settled, effective_outcomes
 from ui.common import changed, errors_shown, page, pct
 from ui.picker import id_link, page_url, url_choice
 from ui.safe import md
+
+SOURCES = {"recorded": "recorded", "reviewed": "reviewed judgement",
+           "judged": "unreviewed verdict", "none": "–"}  # fmt: skip
 
 ctx = page(
     "Agents",
@@ -115,7 +118,7 @@ def summary_metrics(rows: list[AgentActivity]) -> None:
     )  # fmt: skip
     settled = sum((a.settled for a in rows), Settled())
     if settled.runs:
-        st.caption(f"Success rates {md(settled.describe())}.")
+        st.caption(f"Success rates include {md(settled.describe())}.")
 
 
 def agents_table(rows: list[AgentActivity]) -> None:
@@ -171,13 +174,19 @@ def agent_detail(agent: AgentActivity) -> None:
         f"{md(agent.agent)}: {agent.runs} runs reported ({agent.successes} succeeded, "
         f"{agent.failures} failed, {agent.unknown} unknown), success "
         f"{pct(agent.success_rate)} over runs with an outcome"
-        f"{' (' + md(agent.settled.describe()) + ')' if agent.settled.runs else ''}; "
+        f"{' (includes ' + md(agent.settled.describe()) + ')' if agent.settled.runs else ''}; "
         f"{agent.retrievals} retrievals, "
         f"{agent.feedback} ratings, {agent.proposals} proposals."
     )
     with errors_shown():
         reported = reported_runs(store, agent.agent)
         rated = feedback_given(store, agent.agent)
+        # Each run's outcome as the rates count it, and where it came from.
+        effective = effective_outcomes(
+            store,
+            [t.id or 0 for t in reported],
+            count_unreviewed=ctx.settings.count_unreviewed_judgements,
+        )
     tab_runs, tab_feedback = st.tabs(["Runs reported", "Feedback given"])
     when = {"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")}
     with tab_runs:
@@ -188,7 +197,8 @@ def agent_detail(agent: AgentActivity) -> None:
                 pd.DataFrame(
                     [{"id": page_url(TRAJ, trajectory=t.id), "task": t.task,
                       "task type": t.task_type,
-                      "outcome": outcome_of(t.success), "steps": t.step_count,
+                      "outcome": effective[t.id or 0].outcome,
+                      "from": SOURCES[effective[t.id or 0].source], "steps": t.step_count,
                       "model": t.agent_model, "when": t.created_at}
                      for t in reported]
                 ),

@@ -19,7 +19,7 @@ from memp_core.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # pages import the top-level `ui` package, as `streamlit run` does
     sys.path.insert(0, str(ROOT))
-NOTE = "includes 1 outcome from reviewed judgements"
+NOTE = "1 outcome from reviewed judgements"
 
 
 @pytest.fixture(name="judged")
@@ -48,28 +48,31 @@ def test_overview_counts_the_confirmed_run_and_says_so(judged: Store) -> None:
     at = open_page("app.py")
     (rate,) = [m for m in at.metric if m.label == "Success"]
     assert (rate.value, rate.delta) == ("50%", "1 unknown")
-    assert f"Success rate {NOTE}." in captions(at)
+    assert f"Success rate includes {NOTE}." in captions(at)
 
 
 def test_agents_page_counts_the_confirmed_run_and_says_so(judged: Store) -> None:
     at = open_page("pages/9_Agents.py")
     (rate,) = [m for m in at.metric if m.label == "Success rate"]
     assert rate.value == "50%"
-    assert f"Success rates {NOTE}." in captions(at)
-    assert f"success 50% over runs with an outcome ({NOTE})" in captions(at)
+    assert f"Success rates include {NOTE}." in captions(at)
+    assert f"success 50% over runs with an outcome (includes {NOTE})" in captions(at)
+    (runs,) = [df.value for df in at.dataframe if "outcome" in df.value.columns]
+    assert sorted(zip(runs["outcome"], runs["from"], strict=True)) == [
+        ("failure", "recorded"), ("success", "reviewed judgement"), ("unknown", "–"),
+    ]  # fmt: skip
 
 
 def test_lineage_page_counts_the_confirmed_run_and_says_so(judged: Store) -> None:
     at = open_page("pages/3_Lineage.py")
     metrics = {m.label: m.value for m in at.metric}
     assert (metrics["Used"], metrics["Success"]) == ("2", "50%")
-    assert f"Uses and success {NOTE}." in captions(at)
+    assert f"Uses and success include {NOTE}." in captions(at)
 
 
 def test_learning_curves_page_counts_the_confirmed_run_and_says_so(judged: Store) -> None:
     at = open_page("pages/4_Learning_curves.py")
     (table,) = [df.value for df in at.dataframe if "seeds" in df.value.columns]
     assert list(table["first"]) == [50.0]  # the per-condition table, in whole percents
-    assert f"Success rates {NOTE}: runs recorded unknown that a judge's verdict settled." in (
-        captions(at)
-    )
+    said = f"Success rates include {NOTE}: runs recorded unknown that a judge's verdict settled."
+    assert said in captions(at)

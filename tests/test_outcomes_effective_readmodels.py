@@ -204,11 +204,11 @@ def test_read_models_say_how_many_outcomes_came_from_judgements(store: Store) ->
     ov = overview(store, Settings(count_unreviewed_judgements=True))
     assert ov.settled == Settled(successes=1, failures=1, by_review=1, by_judge=1)
     assert ov.settled.describe() == (
-        "includes 2 outcomes from judgements: 1 reviewed, 1 unreviewed "
+        "2 outcomes from judgements: 1 reviewed, 1 unreviewed "
         "(MEMP_COUNT_UNREVIEWED_JUDGEMENTS is on)"
     )
     use = revision_uses(store, [w.revision_id])[w.revision_id]
-    assert use.settled.describe() == "includes 1 outcome from reviewed judgements"
+    assert use.settled.describe() == "1 outcome from reviewed judgements"
     (a,) = agent_activity(store)
     assert (a.settled.by_review, a.settled.by_judge) == (1, 0)
     assert judgement_note(0, 0) == ""
