@@ -238,7 +238,8 @@ with errors_shown():
     shown = latest_judgements(store, [open_tid]).get(open_tid)
     counts = effective_outcomes(store, [open_tid], count_unreviewed=ctx.settings
                                 .count_unreviewed_judgements)[open_tid]  # fmt: skip
-m = st.columns(5 if shown else 4)
+# the outcome words ("unknown", "success") need more room than the numbers beside them
+m = st.columns([1.3, 1.5, 0.8, 1.1, 0.8] if shown else [1.3, 0.8, 1.1, 0.8])
 m[0].metric("Outcome", outcome_of(t.success), border=True)
 if shown is not None:  # the judged outcome beside the recorded one
     m[1].metric("Judged outcome", shown.verdict, f"confidence {shown.confidence:.2f}",

@@ -45,7 +45,8 @@ def outcome_panel(
         lc[0].selectbox("Outcome", OUTCOMES, index=OUTCOMES.index(outcome_of(t.success)),
                         key=pick_key, disabled=not can_label)  # fmt: skip
         lc[1].text_input("Why (kept in the audit log)", key=reason_key, disabled=not can_label)
-        lc[2].button(f"Set the outcome of trajectory {t.id}", key=f"traj_label_btn_{t.id}",
+        lc[2].button("Set the outcome", key=f"traj_label_btn_{t.id}",
+                     help=f"Record this outcome for trajectory {t.id}, in your name",
                      disabled=not can_label, on_click=_set_outcome,
                      args=(ctx, t.id or 0, pick_key, reason_key))  # fmt: skip
         notes = [str(t.facts[k]) for k in ("recorded_outcome", "outcome") if t.facts.get(k)]

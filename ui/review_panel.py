@@ -151,14 +151,17 @@ def show_replay(res: ReplayResult) -> None:
     m = st.columns(4)
     m[0].metric(f"Success, {md(mine.label)}", pct(mine.success_rate),
                 f"{res.delta_success * 100:+.0f} points",
-                delta_color="normal" if res.delta_success else "off", border=True)  # fmt: skip
+                delta_color="normal" if round(res.delta_success * 100) else "off",
+                delta_arrow="auto" if round(res.delta_success * 100) else "off",
+                border=True)  # fmt: skip
     m[1].metric(f"Success, {md(base.label)}", pct(base.success_rate), border=True)
     m[2].metric(
         f"Mean steps, {md(mine.label)}",
         f"{mine.mean_steps:.1f}",
         f"{res.delta_steps:+.1f}",
         border=True,
-        delta_color="inverse" if res.delta_steps else "off",
+        delta_color="inverse" if round(res.delta_steps, 1) else "off",
+        delta_arrow="auto" if round(res.delta_steps, 1) else "off",  # no arrow on "no change"
     )  # fmt: skip  (fewer: better)
     m[3].metric(f"Mean steps, {md(base.label)}", f"{base.mean_steps:.1f}", border=True)
     with st.expander("Task by task"):
