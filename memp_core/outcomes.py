@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from sqlalchemy import String, func
 from sqlalchemy import cast as sql_cast
@@ -126,8 +127,26 @@ class EffectiveOutcome:
         return success_of(self.outcome)
 
 
+class JudgementRow(NamedTuple):
+    """The columns of a Judgement the rule reads (read models fetch only these: building
+    thousands of ORM objects would cost more than the query)."""
+
+    id: int | None
+    verdict: str
+    review: str | None
+    reviewed_verdict: str | None
+    reviewed_at: datetime | None
+
+
+ROW_COLUMNS = (Judgement.id, Judgement.verdict, Judgement.review, Judgement.reviewed_verdict,
+               Judgement.reviewed_at)  # fmt: skip
+
+
 def resolve_outcome(
-    success: bool | None, judgements: Sequence[Judgement], *, count_unreviewed: bool
+    success: bool | None,
+    judgements: Sequence[Judgement | JudgementRow],
+    *,
+    count_unreviewed: bool,
 ) -> EffectiveOutcome:
     """The rule, for one run: recorded, else reviewed, else (if allowed) judged, else unknown.
 
@@ -255,15 +274,17 @@ def settled_by_judgements(
     judgements are read: the rule looks at nothing else then.
     """
     query = (
-        select(Judgement.trajectory_id, Judgement, *keys)
+        select(Judgement.trajectory_id, *ROW_COLUMNS, *keys)
         .join(Trajectory, col(Trajectory.id) == col(Judgement.trajectory_id))
         .where(col(Trajectory.success).is_(None), *where)
     )
     if not count_unreviewed:
         query = query.where(col(Judgement.review).is_not(None))
-    runs: dict[int, tuple[tuple[Any, ...], list[Judgement]]] = {}
-    for tid, judgement, *key in s.exec(query):
-        runs.setdefault(int(tid), (tuple(key), []))[1].append(judgement)
+    runs: dict[int, tuple[tuple[Any, ...], list[JudgementRow]]] = {}
+    width = len(ROW_COLUMNS)
+    for tid, *row in s.exec(query):
+        judged = JudgementRow(*row[:width])
+        runs.setdefault(int(tid), (tuple(row[width:]), []))[1].append(judged)
     out: dict[tuple[Any, ...], Settled] = {}
     for key, judgements in runs.values():
         e = resolve_outcome(None, judgements, count_unreviewed=count_unreviewed)
