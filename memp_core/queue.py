@@ -169,8 +169,13 @@ def origins(store: Store) -> list[str]:
     return store.distinct_values(ProcedureRevision.origin)
 
 
-def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> ProcedureDetail:
-    """Everything the review panel shows for one procedure (raises NotFoundError)."""
+def procedure_detail(
+    store: Store, procedure_id: int, *, recent: int = 20, count_unreviewed: bool = False
+) -> ProcedureDetail:
+    """Everything the review panel shows for one procedure (raises NotFoundError).
+
+    ``count_unreviewed``: pass ``settings.count_unreviewed_judgements`` (revision success
+    rates count judged outcomes as every other page does)."""
     procedure = store.get(Procedure, procedure_id)
     revisions = store.revisions_of(procedure_id)
     by_id = {r.id: r for r in revisions}
@@ -192,7 +197,7 @@ def procedure_detail(store: Store, procedure_id: int, *, recent: int = 20) -> Pr
         current=current,
         proposed=proposed,
         revisions=revisions,
-        uses=revision_uses(store, rev_ids),
+        uses=revision_uses(store, rev_ids, count_unreviewed=count_unreviewed),
         evidence=evidence,
         proposed_evidence=proposed_evidence,
         recent_uses=recent_uses,

@@ -139,7 +139,7 @@ if not pid:
     st.info("No procedure to show. Pick a row above or type an id.")
     st.stop()
 with errors_shown():
-    d = procedure_detail(store, pid)
+    d = procedure_detail(store, pid, count_unreviewed=ctx.settings.count_unreviewed_judgements)
 proc, cur, prop = d.procedure, d.current, d.proposed
 cur_id = cur.id if cur is not None else None  # approving names what was read: no stale approvals
 then = next_after([p.id for p in result.rows if p.id is not None], pid)

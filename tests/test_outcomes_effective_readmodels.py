@@ -31,6 +31,7 @@ from memp_core.outcomes import (
     settled_by_judgements,
 )
 from memp_core.overview import overview
+from memp_core.queue import procedure_detail
 from memp_core.store import Store
 
 REVIEWER = Actor("rita", "reviewer")
@@ -116,8 +117,15 @@ def by_curves(store: Store, w: World, counted: bool) -> Read:
     return Read(ok, judged - ok, p.unknown, p.success_rate)
 
 
+def by_review_panel(store: Store, w: World, counted: bool) -> Read:
+    proc_id = store.get(ProcedureRevision, w.revision_id).procedure_id
+    use = procedure_detail(store, proc_id, count_unreviewed=counted).uses[w.revision_id]
+    return Read(use.successes, use.uses - use.successes, None, use.success_rate)
+
+
 READERS: dict[str, Callable[[Store, World, bool], Read]] = {
     "overview": by_overview, "lineage": by_lineage, "agents": by_agents, "curves": by_curves,
+    "review panel": by_review_panel,
 }  # fmt: skip
 
 
