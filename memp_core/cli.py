@@ -48,7 +48,7 @@ def init(db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Create the database and its tables (idempotent; upgrades an older schema)."""
     from memp_core.actor import system
     from memp_core.config import safe_url
-    from memp_core.outcomes import forget_assumed
+    from memp_core.labels import forget_assumed
     from memp_core.store import Store
 
     store = Store.from_settings(settings_for(db), create=False)

@@ -27,6 +27,7 @@ from memp_core.errors import NotFoundError, PermissionDeniedError
 from memp_core.importers import import_paths
 from memp_core.importers.export import export
 from memp_core.judge.judgements import review_judgement
+from memp_core.labels import forget_assumed, label_outcome
 from memp_core.llm import get_backend
 from memp_core.memory import ProceduralMemory
 from memp_core.models import AuditEvent, Judgement, Procedure, Run, Step, Trajectory
@@ -36,8 +37,6 @@ from memp_core.outcomes import (
     Tally,
     effective_outcomes,
     effective_tally,
-    forget_assumed,
-    label_outcome,
     outcome_of,
     success_of,
 )

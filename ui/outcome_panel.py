@@ -2,7 +2,7 @@
 
 A run of unknown outcome counts in no success rate and builds nothing until a person says how
 it went, either by confirming or overriding a judge's verdict (memp_core.judge.judgements,
-audited) or by setting the outcome directly (memp_core.outcomes.label_outcome, audited). This
+audited) or by setting the outcome directly (memp_core.labels.label_outcome, audited). This
 panel shows what the reviewer decides on (who judged, why, what the run counts as now) and the
 controls, under the run's figures on pages/1_Trajectories.py. The callbacks act as the signed-in
 person and leave their result for the next rerun to show. A judge's words and the outcome
@@ -16,8 +16,9 @@ import streamlit as st
 
 from memp_core.errors import MempError
 from memp_core.judge.judgements import judgements_of, review_judgement
+from memp_core.labels import label_outcome
 from memp_core.models import Judgement, Trajectory
-from memp_core.outcomes import OUTCOMES, EffectiveOutcome, label_outcome, outcome_of
+from memp_core.outcomes import OUTCOMES, EffectiveOutcome, outcome_of
 from ui.common import PageContext, changed, errors_shown
 from ui.safe import md
 

@@ -87,7 +87,7 @@ def import_(
     stored as unknown (never assumed successes) unless you --label them.
     """
     from memp_core.importers import import_paths, parser_for, precheck
-    from memp_core.outcomes import label_imported, newest_trajectory_id
+    from memp_core.labels import label_imported, newest_trajectory_id
 
     actor = os_user()
     actor.require("import files")
