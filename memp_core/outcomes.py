@@ -5,8 +5,8 @@ environment, the log, a person) and None when nothing did: a few-shot demonstrat
 ``STATUS`` line, a chat log with no outcome field, an agent's report without a verdict.
 Unknown is never read as a success or a failure: success rates count only the runs with a
 recorded outcome (and say how many are unknown beside them), and builds take none of them
-until a person labels them (:func:`memp_core.labels.label_outcome`), each label audited with its before
-and after.
+until a person labels them (:func:`memp_core.labels.label_outcome`), each label audited with
+its before and after.
 
 A judge (memp_core.judge) may read such a run and store a verdict beside it (a
 ``Judgement``); the recorded outcome stays unknown. :func:`effective_outcomes` is the one rule
