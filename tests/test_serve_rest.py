@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -139,6 +140,18 @@ def test_every_route_needs_a_key_with_its_scope(svc: Service) -> None:
     assert svc.http.get("/healthz").status_code == 200
     assert svc.http.get("/docs").status_code == 200
     assert svc.http.get("/openapi.json").status_code == 200
+
+
+def test_the_api_docs_work_offline_their_assets_come_from_the_service(svc: Service) -> None:
+    """An air-gapped network is where a memory service runs: /docs must not need a CDN."""
+    for page in ("/docs", "/redoc"):
+        html = svc.http.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+        assert assets, page
+        for url in assets:
+            assert url.startswith("/"), f"{page} loads {url} from another host"
+            r = svc.http.get(url)
+            assert r.status_code == 200 and len(r.content) > 1000, url
 
 
 def test_a_401_says_how_to_send_a_key(svc: Service) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memp_core.agents.operations import AgentDoor
@@ -80,7 +81,8 @@ def create_app(
         async with mcp_door.attach(app, door):
             yield
 
-    app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN: blank on an air-gapped network.
+    app = FastAPIOffline(
         title="Memp Studio",
         version=VERSION,
         description="Procedural memory for agents: retrieve approved procedures, report "
