@@ -47,6 +47,7 @@ from memp_core.landing import (
 )
 from memp_core.llm import Backend, RunView, StepView
 from memp_core.models import (
+    Judgement,
     Kind,
     Origin,
     Procedure,
@@ -148,14 +149,18 @@ def unused_successes(store: Store, *, count_unreviewed: bool = False) -> list[in
         used: set[int] = set()
         for ids in s.exec(select(ProcedureRevision.evidence_trajectory_ids)):
             used.update(ids or [])
-        ok = s.exec(
-            select(Trajectory.id)
-            .where(col(Trajectory.success).is_not(False))  # True, or unknown (NULL)
-            .order_by(col(Trajectory.id))
+        recorded = s.exec(select(Trajectory.id).where(col(Trajectory.success).is_(True))).all()
+        # Of the unknown runs only those a judge read can count: the rest stay unknown.
+        judged = s.exec(
+            select(Judgement.trajectory_id)
+            .join(Trajectory, col(Trajectory.id) == col(Judgement.trajectory_id))
+            .where(col(Trajectory.success).is_(None))
+            .distinct()
         ).all()
-    ids = [int(i or 0) for i in ok if i not in used]
-    found = effective_outcomes(store, ids, count_unreviewed=count_unreviewed)
-    return [i for i in ids if found[i].success is True]
+    maybe = sorted({int(i) for i in judged} - used)
+    found = effective_outcomes(store, maybe, count_unreviewed=count_unreviewed)
+    ids = {int(i or 0) for i in recorded} | {i for i in maybe if found[i].success is True}
+    return sorted(ids - used)
 
 
 def group_identity(task: str, task_type: str) -> tuple[str, str]:
