@@ -42,6 +42,23 @@ def test_the_truth_says_how_this_household_heats_and_where_the_object_is() -> No
     assert weights[lesson.where.hints[0]] == best  # a most likely kind comes first
 
 
+def test_the_truth_says_an_appliance_does_nothing_only_where_the_room_has_one() -> None:
+    """A kitchen has no bathtubbasin: its truth must not tell a bathroom task reading it that
+    the bathtubbasin does nothing (the mistake the first oracle made on household 4)."""
+    home = household(4)
+    assert home.bath_cleaner == "bathtubbasin"
+    by_room = {}
+    for seed, task_type in task_seeds(400, 5):
+        if task_type == "clean":
+            task = make_scene(seed, task_type, 4).task
+            by_room.setdefault(task.room, task)
+    kitchen, bathroom = by_room["kitchen"], by_room["bathroom"]
+    k = read_lesson(truth_lesson([kitchen], home).render(), kitchen.text, "clean")
+    b = read_lesson(truth_lesson([bathroom], home).render(), bathroom.text, "clean")
+    assert k.tools == {"clean": "sinkbasin"} and k.avoid == {}
+    assert b.tools == {"clean": "bathtubbasin"} and b.avoid == {"clean": {"sinkbasin"}}
+
+
 def test_examine_truth_orders_the_lamp_after_the_object_only_with_timer_lamps() -> None:
     task = _task("examine")
     for number in range(6):
@@ -59,8 +76,9 @@ def test_the_oracle_memory_is_approved_authored_as_the_simulator_and_served(
     store = oracle_store(seeds, HOME, cached, Store("sqlite://"))
     try:
         procs = store.procedures()
-        texts = {make_scene(s, t, HOME).task.text for s, t in seeds}
-        assert len(procs) == len(texts) and {p.status for p in procs} == {"approved"}
+        tasks = {(make_scene(s, t, HOME).task.text, make_scene(s, t, HOME).task.room)
+                 for s, t in seeds}  # fmt: skip
+        assert len(procs) == len(tasks) and {p.status for p in procs} == {"approved"}
         revs = [store.current_revision(p) for p in procs]
         assert {r.author for r in revs} == {AUTHOR} and all(r.evidence_trajectory_ids == []
                                                            for r in revs)  # fmt: skip

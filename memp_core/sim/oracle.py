@@ -25,7 +25,7 @@ from memp_core.embeddings import Embedder
 from memp_core.facts import extract_facts
 from memp_core.landing import PlannedBuild, add_procedure
 from memp_core.models import ProcedureRevision
-from memp_core.sim.catalog import LAMP_PLACES, ROOM_OBJECTS
+from memp_core.sim.catalog import LAMP_PLACES, ROOM_OBJECTS, ROOM_RECEPTACLES
 from memp_core.sim.household import Household, household
 from memp_core.sim.lesson import OBJ, SECOND, Lesson
 from memp_core.sim.priors import APPLIANCES_FOR
@@ -39,7 +39,7 @@ SCALE = 100  # placement weights become counts "found n of SCALE"
 
 
 def truth_lesson(tasks: Sequence[Task], home: Household) -> Lesson:
-    """What the world knows about these tasks (one task sentence, possibly several rooms)."""
+    """What the world knows about these tasks (one task sentence in one kind of room)."""
     first = tasks[0]
     lesson = Lesson(first.task_type, locked=set(home.locked), no_repeat=True)
     where = FindLine(OBJ, open_closed=True)
@@ -66,7 +66,10 @@ def truth_lesson(tasks: Sequence[Task], home: Household) -> Lesson:
     if tools:
         tool = tools[0]
         lesson.tools[first.task_type] = tool
-        others = set(APPLIANCES_FOR.get(first.task_type, ())) - {tool}
+        # "does nothing here" only of an appliance this kind of room has: a kitchen has no
+        # bathtubbasin, and saying it does nothing would mislead a bathroom task reading it
+        present = {spec.kind for spec in ROOM_RECEPTACLES[first.room]}
+        others = (set(APPLIANCES_FOR.get(first.task_type, ())) & present) - {tool}
         if others:
             lesson.avoid[first.task_type] = others
         lesson.open_tools = {tool} & set(home.open_first)
@@ -76,15 +79,16 @@ def truth_lesson(tasks: Sequence[Task], home: Household) -> Lesson:
 def oracle_store(
     seeds: Sequence[tuple[int, str]], house: int, embedder: Embedder, store: Store
 ) -> Store:
-    """``store`` holding one approved truth procedure per task sentence of ``seeds``
-    (scene seed, task type) in household ``house``."""
+    """``store`` holding one approved truth procedure per task sentence and kind of room of
+    ``seeds`` (scene seed, task type) in household ``house`` (one sentence may be a kitchen
+    task and a bathroom task, and the two wash in different places)."""
     home = household(house)
-    by_text: dict[str, list[Task]] = defaultdict(list)
+    by_text: dict[tuple[str, str], list[Task]] = defaultdict(list)
     for seed, task_type in seeds:
         task = make_scene(seed, task_type, house).task
-        by_text[task.text].append(task)
+        by_text[task.text, task.room].append(task)
     plans: list[PlannedBuild] = []
-    for text, tasks in by_text.items():
+    for (text, _), tasks in by_text.items():
         lesson = truth_lesson(tasks, home)
         task_type, slug = group_identity(text, tasks[0].task_type)
         rev = ProcedureRevision(
