@@ -1,7 +1,9 @@
 """The review queue: procedures paged and filtered in SQL, and one procedure in full.
 
 The review *actions* (approve, reject, edit, rollback, pin, deprecate) live in
-:mod:`memp_core.review`; this module only reads what a reviewer needs to decide.
+:mod:`memp_core.review`; this module only reads what a reviewer needs to decide. The
+Procedures page filters the queue with a :class:`QueueFilter` (its status may be the
+pseudo-status :data:`WITH_PROPOSAL`) over the choices :func:`queue_options` offers.
 """
 
 from __future__ import annotations
@@ -17,8 +19,19 @@ from sqlmodel.sql.expression import SelectOfScalar
 from memp_core.lineage import RevisionUse, revision_uses
 from memp_core.models import AuditEvent, Procedure, ProcedureRevision, Trajectory
 from memp_core.store import Store
+from memp_core.vocab import Status
 
 EVIDENCE_LIMIT = 50
+# A queue status that is no Status: approved (served) procedures with a newer revision
+# proposed and waiting for review. The queue filter offers it after the real statuses.
+WITH_PROPOSAL = "approved, with a proposal"
+
+
+def success_rate(procedure: Procedure) -> float | None:
+    """Successes per use of a procedure as its counters hold them; None before any use
+    (no rate, rather than a 0% that reads as "always fails")."""
+    p = procedure
+    return p.success_count / p.use_count if p.use_count else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,10 @@ class QueueRow:
         p = self.procedure
         return p.proposed_revision_id or p.current_revision_id
 
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(self.procedure)
+
 
 @dataclass(frozen=True)
 class ProcedureDetail:
@@ -60,8 +77,13 @@ class ProcedureDetail:
 
     @property
     def success_rate(self) -> float | None:
-        p = self.procedure
-        return p.success_count / p.use_count if p.use_count else None
+        return success_rate(self.procedure)
+
+    @property
+    def rollback_targets(self) -> list[ProcedureRevision]:
+        """The revisions a rollback may return to: every one but the current, newest first."""
+        cur = self.current
+        return [r for r in reversed(self.revisions) if cur is None or r.id != cur.id]
 
     @property
     def under_review(self) -> ProcedureRevision | None:
@@ -114,6 +136,59 @@ def list_procedures(
             .limit(limit)
         ).all()
     return ProcedurePage(list(rows), total, offset, limit)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the review queue is filtered on; None (or "") for any."""
+
+    status: str | None = None  # a Status value, or WITH_PROPOSAL
+    task_type: str | None = None
+    origin: str | None = None  # of the revision under review (see list_procedures)
+    text: str | None = None  # in the title
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """The choices the queue's filters offer."""
+
+    statuses: list[str]  # every Status, then WITH_PROPOSAL
+    origins: list[str]
+    task_types: list[str]
+
+
+def queue_options(store: Store) -> QueueOptions:
+    """The statuses, and the origins and task types this database has (two DISTINCT reads)."""
+    return QueueOptions(
+        statuses=[*(s.value for s in Status), WITH_PROPOSAL],
+        origins=origins(store),
+        task_types=store.distinct_values(Procedure.task_type),
+    )
+
+
+def queue_page(
+    store: Store, flt: QueueFilter, *, offset: int = 0, limit: int = 50
+) -> ProcedurePage:
+    """One page of the queue (most recently changed first); ``limit=0`` only counts.
+
+    :data:`WITH_PROPOSAL` means approved procedures whose proposal waits: the served
+    revision stays served while a reviewer decides on the new one."""
+    proposed = flt.status == WITH_PROPOSAL
+    return list_procedures(
+        store,
+        status=Status.approved.value if proposed else flt.status,
+        with_proposal=True if proposed else None,
+        task_type=flt.task_type,
+        origin=flt.origin,
+        text=flt.text,
+        offset=offset,
+        limit=limit,
+    )
+
+
+def proposals_waiting(store: Store) -> int:
+    """How many approved procedures have a proposal waiting for review."""
+    return queue_page(store, QueueFilter(status=WITH_PROPOSAL), limit=0).total
 
 
 def _under_review(query: SelectOfScalar[Any], origin: str | None) -> SelectOfScalar[Any]:

@@ -21,10 +21,16 @@ from memp_core.debug import (
     trajectory_detail,
 )
 from memp_core.judge.judgements import latest_judgements
-from memp_core.models import Trajectory
 from memp_core.outcomes import OUTCOMES, effective_outcomes, outcome_of, success_of
 from memp_core.sim.ending import Ending
 from memp_core.store import TrajectoryFilter
+from memp_core.trajectory_list import (
+    TrajectoryOptions,
+    filter_options,
+    run_choices,
+    trajectory_page,
+    trajectory_total,
+)
 from ui.common import errors_shown, link, page
 from ui.outcome_panel import SOURCE_WORDS, outcome_panel
 from ui.picker import id_input, id_table, open_id, url_choice, url_int, url_text
@@ -49,35 +55,30 @@ store = ctx.store
 
 
 @st.cache_data(ttl=30, max_entries=8, show_spinner=False)
-def filter_options(url: str) -> dict[str, list[str]]:
-    return {
-        "task_type": store.distinct_values(Trajectory.task_type),
-        "agent_model": store.distinct_values(Trajectory.agent_model),
-        "source": store.distinct_values(Trajectory.source),
-        "reporting_agent": store.distinct_values(Trajectory.reporting_agent),
-    }
+def cached_options(url: str) -> TrajectoryOptions:
+    return filter_options(store)
 
 
 with errors_shown():
-    options = filter_options(ctx.url)
-    runs = {str(r.id): f"#{r.id} {r.name or r.kind} ({r.source or r.agent})" for r in store.runs()}
+    options = cached_options(ctx.url)
+    runs = {str(r.id): r.label for r in run_choices(store)}
 
 # Every filter lives in the URL (?type=heat&outcome=unknown&run=3&page=2&trajectory=41): a
 # link reopens the same view. A changed filter opens its first match on its first page.
 NEW_VIEW = ("trajectory", "page")
 cols = st.columns([1, 1, 1.4, 1, 1, 1, 1.6])
-task_type = url_choice(cols[0], "Task type", [ALL, *options["task_type"]], key="traj_type",
+task_type = url_choice(cols[0], "Task type", [ALL, *options.task_types], key="traj_type",
                        param="type", default=ALL, drop=NEW_VIEW)  # fmt: skip
 outcome = url_choice(cols[1], "Outcome", [ALL, *OUTCOMES], key="traj_outcome", param="outcome",
                      default=ALL, drop=NEW_VIEW)  # fmt: skip
 run_id = url_choice(cols[2], "Run", [ALL, *runs], key="traj_run", param="run", default=ALL,
                     drop=NEW_VIEW, format_func=lambda v: runs.get(v, v))  # fmt: skip
-model = url_choice(cols[3], "Agent model", [ALL, *options["agent_model"]], key="traj_model",
+model = url_choice(cols[3], "Agent model", [ALL, *options.agent_models], key="traj_model",
                    param="model", default=ALL, drop=NEW_VIEW)  # fmt: skip
-source = url_choice(cols[4], "Source", [ALL, *options["source"]], key="traj_source",
+source = url_choice(cols[4], "Source", [ALL, *options.sources], key="traj_source",
                     param="source", default=ALL, drop=NEW_VIEW)  # fmt: skip
 # agents that reported runs over memp serve (the Agents page links here with ?agent=NAME)
-agent = url_choice(cols[5], "Agent", [ALL, *options["reporting_agent"]], key="traj_agent",
+agent = url_choice(cols[5], "Agent", [ALL, *options.reporting_agents], key="traj_agent",
                    param="agent", default=ALL, drop=NEW_VIEW)  # fmt: skip
 text = url_text(cols[6], "Task text contains", key="traj_text", param="q", drop=NEW_VIEW)
 
@@ -92,44 +93,33 @@ flt = TrajectoryFilter(
     reporting_agent=None if agent == ALL else agent,
 )
 with errors_shown():
-    total = store.list_trajectories(flt, offset=0, limit=0).total
+    total = trajectory_total(store, flt)
 pages = max(1, -(-total // PAGE_SIZE))
 nav = st.columns([1, 4])
 page_no = url_int(nav[0], f"Page (of {pages})", key="traj_page", param="page", default=1, lo=1,
                   hi=pages, drop=("trajectory",))  # fmt: skip
 with errors_shown():
-    result = store.list_trajectories(flt, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    judged = latest_judgements(store, [int(t.id or 0) for t in result.rows if t.success is None])
+    result = trajectory_page(store, flt, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE)
 nav[1].caption(
     f"{result.total:,} trajectories match; showing {len(result.rows)} from "
     f"#{result.offset + 1 if result.rows else 0}. Click a row to open it."
 )
 
-
-def judged_cell(tid: int | None) -> str:
-    """The judged outcome beside an unknown one: 'success 0.95', or 'failure (reviewed)'."""
-    j = judged.get(int(tid or 0))
-    if j is None:
-        return ""
-    if j.review is not None:
-        return f"{j.reviewed_verdict} (reviewed)"
-    return f"{j.verdict} {j.confidence:.2f}"
-
-
-opened = open_id(TABLE, "trajectory", result.rows[0].id if result.rows else None)
+listed = result.trajectories
+opened = open_id(TABLE, "trajectory", listed[0].id if listed else None)
 table = pd.DataFrame(
     [
         {"id": t.id, "task": t.task, "type": t.task_type, "outcome": outcome_of(t.success),
-         "judged": judged_cell(t.id), "steps": t.step_count, "run": blank(t.run_id),
+         "judged": r.judged, "steps": t.step_count, "run": blank(t.run_id),
          "group": blank(t.group_index), "model": t.agent_model, "source": t.source,
          "created": t.created_at}
-        for t in result.rows
+        for t, r in zip(listed, result.rows, strict=True)
     ],
     columns=["id", "task", "type", "outcome", "judged", "steps", "run", "group", "model",
              "source", "created"],
 )  # fmt: skip
 id_table(
-    table, [t.id for t in result.rows], opened, key=TABLE,
+    table, [t.id for t in listed], opened, key=TABLE,
     height=min(38 + 35 * max(len(table), 1), 420),
     column_config={
         "id": st.column_config.NumberColumn(width="small"),

@@ -20,7 +20,16 @@ from memp_core.errors import ConflictError, MempError
 from memp_core.lineage import RevisionUse, revision_text, unified_diff
 from memp_core.models import Procedure, ProcedureRevision, Status
 from memp_core.outcomes import outcome_of
-from memp_core.queue import list_procedures, next_after, origins, procedure_detail, queue_rows
+from memp_core.queue import (
+    WITH_PROPOSAL,
+    QueueFilter,
+    next_after,
+    procedure_detail,
+    proposals_waiting,
+    queue_options,
+    queue_page,
+    queue_rows,
+)
 from ui.common import changed, errors_shown, link, memory, page, pct, status_badge
 from ui.picker import id_input, id_table, open_id, page_url, set_param, url_int, url_text
 from ui.picker import url_choice as choice
@@ -29,7 +38,6 @@ from ui.safe import md
 
 PAGE_SIZE = 25
 ALL = "(all)"
-PROPOSED = "approved, with a proposal"  # served, with a newer revision waiting for review
 TABLE = "procs_table"
 FEEDBACK = "procs_feedback"
 # The queue's columns and their widths in px ("title" takes what is left of FIT).
@@ -48,56 +56,52 @@ can_review = ctx.person.can_review
 
 # -- the queue: filters live in the URL (a link opens the same queue) -------------------------
 with errors_shown():
-    types, kinds = store.distinct_values(Procedure.task_type), origins(store)
+    options = queue_options(store)
 cols = st.columns([1.5, 1, 1, 1.7])
 drop = ("procedure", "page")  # a new filter opens its first match on its first page
 status = choice(
     cols[0],
     "Status",
-    [ALL, *(s.value for s in Status), PROPOSED],
+    [ALL, *options.statuses],
     key="procs_status",
     param="status",
     default=Status.pending_review.value,
     drop=drop,
 )  # fmt: skip  (pending_review: what reviewers open this page for)
-origin = choice(cols[1], "Origin", [ALL, *kinds], key="procs_origin", param="origin",
+origin = choice(cols[1], "Origin", [ALL, *options.origins], key="procs_origin", param="origin",
                     default=ALL, drop=drop,
                     help="What wrote the revision waiting for review (the proposal, else the "
                     "current revision): a build, a reflection on a failed run, a merge, an "
                     "agent's proposal, a reviewer's edit")  # fmt: skip
-task_type = choice(cols[2], "Task type", [ALL, *types], key="procs_type", param="type",
+task_type = choice(cols[2], "Task type", [ALL, *options.task_types], key="procs_type", param="type",
                        default=ALL, drop=drop)  # fmt: skip
 text = url_text(cols[3], "Title contains", key="procs_text", param="q", drop=drop)
-filters = {
-    "status": Status.approved.value if status == PROPOSED else (None if status == ALL else status),
-    "with_proposal": True if status == PROPOSED else None,
-    "task_type": None if task_type == ALL else task_type,
-    "origin": None if origin == ALL else origin, "text": text or None,
-}  # fmt: skip
+flt = QueueFilter(
+    status=None if status == ALL else status, task_type=None if task_type == ALL else task_type,
+    origin=None if origin == ALL else origin, text=text or None,
+)  # fmt: skip
 with errors_shown():
-    total = list_procedures(store, **filters, limit=0).total
+    total = queue_page(store, flt, limit=0).total
     pages = max(1, -(-total // PAGE_SIZE))
     page_no = url_int(st.columns(4)[0], f"Page (of {pages})", key="procs_page", param="page",
                       default=1, lo=1, hi=pages, drop=("procedure",))  # fmt: skip
     # One row past the page: the procedure after the last one shown, for approve-and-next.
-    result = list_procedures(store, **filters, offset=(page_no - 1) * PAGE_SIZE,
-                             limit=PAGE_SIZE + 1)  # fmt: skip
+    result = queue_page(store, flt, offset=(page_no - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
     shown = result.rows[:PAGE_SIZE]
     rows = queue_rows(store, shown)
-    waiting = list_procedures(store, status=Status.approved.value, with_proposal=True, limit=0)
+    waiting = proposals_waiting(store)
     by_agent = proposed_by(store, shown)  # the agent whose proposal waits, if any
 st.caption(f"{result.total:,} procedures match. Click a row to open it.")
-if waiting.total and status == Status.pending_review.value:
-    st.caption(f"{waiting.total:,} approved procedures also have a revision proposed, waiting "
-               f"for review: choose status “{PROPOSED}”.")  # fmt: skip
+if waiting and status == Status.pending_review.value:
+    st.caption(f"{waiting:,} approved procedures also have a revision proposed, waiting "
+               f"for review: choose status “{WITH_PROPOSAL}”.")  # fmt: skip
 pid = open_id(TABLE, "procedure", shown[0].id if shown else None) or 0
 table = pd.DataFrame(
     [{"id": r.procedure.id, "title": r.procedure.title, "status": r.procedure.status,
       "origin": r.origin, "author": r.author, "evidence": r.evidence, "revisions": r.revisions,
       "proposal": r.procedure.proposed_revision_id,
       "proposed by": by_agent.get(r.procedure.id or 0, ""), "uses": r.procedure.use_count,
-      "success": (r.procedure.success_count / r.procedure.use_count
-                  if r.procedure.use_count else None),
+      "success": r.success_rate,
       "updated": r.procedure.updated_at} for r in rows],
     columns=[*WIDTHS],
 )  # fmt: skip
@@ -322,7 +326,7 @@ with tab_edit:
         st.rerun()
 
 with tab_rollback:
-    older = [r for r in reversed(d.revisions) if cur is None or r.id != cur.id]
+    older = d.rollback_targets
     if not older:
         st.caption("Only one revision: nothing to roll back to.")
     else:
