@@ -22,13 +22,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from memp_core.curves import (
-    Condition,
-    ConditionPoint,
-    CurvePoint,
-    MemoryMarker,
-    to_frame,
-)
+from memp_core.conditions import Condition, ConditionPoint
+from memp_core.curves import CurvePoint, to_frame
+from memp_core.markers import MemoryMarker
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f"]  # fmt: skip

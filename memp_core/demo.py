@@ -42,10 +42,10 @@ from sqlmodel import col, select
 
 from memp_core.actor import Actor, system
 from memp_core.config import Settings, safe_url
-from memp_core.curves import MemoryMarker, memory_markers
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import MempError
 from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
+from memp_core.markers import MemoryMarker, memory_markers
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Run, Status, Trajectory
 from memp_core.sim.logs import LABEL, LogFile, write_demo_logs
@@ -268,7 +268,7 @@ def build_from_imports(store: Store, memory: ProceduralMemory) -> int:
 
 def reset_sqlite(store: Store) -> Path:
     """Delete the SQLite file behind ``store`` (and its WAL files); refuse anything else."""
-    from memp_core.store import sqlite_path
+    from memp_core.database import sqlite_path
 
     path = sqlite_path(store.url)
     if path is None:

@@ -36,6 +36,7 @@ from memp_core.actor import Actor, system
 from memp_core.build import embed_revisions, load_evidence, plan_builds, unused_successes
 from memp_core.build import write_builds as _write_builds
 from memp_core.config import Settings, get_settings
+from memp_core.database import DeadlockError
 from memp_core.embeddings import Embedder, get_embedder
 from memp_core.errors import ConflictError, PermissionDeniedError
 from memp_core.index import ProcedureIndex
@@ -51,7 +52,7 @@ from memp_core.retrieve import (
     resolve_statuses,
 )
 from memp_core.search import Filter, MemorySearch, Search
-from memp_core.store import DeadlockError, Store
+from memp_core.store import Store
 from memp_core.update import UpdateReport
 from memp_core.update import update as _update
 

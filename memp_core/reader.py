@@ -27,8 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import instance_state
 from sqlmodel import SQLModel
 
+from memp_core.database import sqlite_path, translate
 from memp_core.models import Procedure, ProcedureRevision, Retrieval
-from memp_core.store import Store, sqlite_path, translate
+from memp_core.store import Store
 
 _READERS: weakref.WeakKeyDictionary[Store, Reader] = weakref.WeakKeyDictionary()
 _READERS_LOCK = threading.Lock()

@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from memp_core import curves, curves_chart
+from memp_core import conditions, curves, curves_chart
+from memp_core.markers import MemoryMarker, condition_markers, memory_markers
 from memp_core.models import Run
 from memp_core.outcomes import judgement_note
 from ui.common import errors_shown, page
@@ -55,11 +56,11 @@ def points_of(
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def markers_of(
     url: str, run_ids: tuple[int, ...], version: tuple[int, ...], per_condition: bool
-) -> list[curves.MemoryMarker]:
+) -> list[MemoryMarker]:
     marked = [by_id[i] for i in run_ids]
     if per_condition:
-        return curves.condition_markers(store, marked)
-    return curves.memory_markers(store, marked)
+        return condition_markers(store, marked)
+    return memory_markers(store, marked)
 
 
 def radio_in_url(where: DeltaGenerator, label: str, options: dict[str, str], *, key: str,
@@ -139,7 +140,7 @@ def per_run_table(frame: pd.DataFrame) -> None:
     )  # fmt: skip
 
 
-def marker_table(markers: list[curves.MemoryMarker], whose: str) -> None:
+def marker_table(markers: list[MemoryMarker], whose: str) -> None:
     if not markers:
         return
     st.subheader(f"Memory changes of {md(whose)}")  # names from the data: text
@@ -163,7 +164,7 @@ def all_points(frame: pd.DataFrame) -> None:
 
 
 def condition_view() -> None:
-    conds = curves.conditions(runs)
+    conds = conditions.conditions(runs)
     # In the URL a condition is the id of one of its runs (its newest): short, and a link
     # naming any of its runs still opens it when newer seeds have joined.
     named = {str(c.run_ids[0]): c for c in conds}
@@ -173,7 +174,7 @@ def condition_view() -> None:
         st.query_params["conditions"] = ",".join(
             dict.fromkeys(of_run[x] for x in raw.split(",") if x in of_run)
         )
-    default = [str(c.run_ids[0]) for c in curves.default_conditions(conds)]
+    default = [str(c.run_ids[0]) for c in conditions.default_conditions(conds)]
     chosen = url_multi(st, "Conditions", list(named), key="curves_conditions",
                        param="conditions", default=default,
                        format_func=lambda key: named[key].label,
@@ -190,13 +191,13 @@ def condition_view() -> None:
     color_by = c0.radio("Colour by", COLOURS, horizontal=True, key="curves_color",
                         help="condition: each its own colour (a policy keeps its colour); "
                         "policy or model: conditions sharing it share a colour.")  # fmt: skip
-    spread = radio_in_url(c1, "Band", curves.SPREADS, key="curves_spread", param="band")
+    spread = radio_in_url(c1, "Band", conditions.SPREADS, key="curves_spread", param="band")
     show_markers = c2.checkbox("Memory-change markers", value=True, key="curves_markers")
     selected = [by_id[i] for c in picked for i in c.run_ids]
     with errors_shown():
         points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version, counted)
-    markers: list[curves.MemoryMarker] = []
-    writing = [c for c in picked if c.policy in curves.POLICY_ORDER[1:]] or picked
+    markers: list[MemoryMarker] = []
+    writing = [c for c in picked if c.policy in conditions.POLICY_ORDER[1:]] or picked
     whose = ""
     if show_markers:
         # One condition's changes at a time: markers of several on one axis would not say whose.
@@ -212,10 +213,10 @@ def condition_view() -> None:
     if not points:
         st.warning("These runs have no per-group metrics and no trajectories yet.")
         st.stop()
-    legend, shared = curves.short_names(picked)
+    legend, shared = conditions.short_names(picked)
     if shared:
         st.caption(f"Every line: {md(shared)}")  # agent and run names come from the data
-    cpoints = curves.condition_curves(points, spread)
+    cpoints = conditions.condition_curves(points, spread)
     colors = curves_chart.condition_colors(picked, color_by)
     fig = curves_chart.condition_figure(cpoints, markers, names=legend, colors=colors)
     show(fig)
@@ -226,7 +227,7 @@ def condition_view() -> None:
     )  # fmt: skip
     png_button(fig, d2)
     st.subheader("Per condition")
-    table = curves.summaries_frame(curves.condition_summaries(cpoints))
+    table = conditions.summaries_frame(conditions.condition_summaries(cpoints))
     table["condition"] = table["condition"].map(legend)  # the names in the legend
     table[["first", "last"]] *= 100  # shown as whole percents, the change in points
     st.dataframe(
@@ -274,7 +275,7 @@ def run_view() -> None:
     with errors_shown():
         points = points_of(ctx.url, tuple(r.id or 0 for r in selected), version, counted)
         markers = markers_of(ctx.url, (marked[0].id or 0,), version, False) if marked else []
-    band_points = curves.bands(points) if show_bands else []
+    band_points = conditions.bands(points) if show_bands else []
     simulator_note(selected)
     if not points:
         st.warning("These runs have no per-group metrics and no trajectories yet.")

@@ -13,9 +13,10 @@ import pytest
 from matplotlib import image as mpimg
 from test_pages import T0, run_page
 
-from memp_core import curves, curves_chart
+from memp_core import conditions, curves, curves_chart
 from memp_core.config import get_settings
-from memp_core.curves import CurvePoint, MemoryMarker
+from memp_core.curves import CurvePoint
+from memp_core.markers import MemoryMarker
 from memp_core.models import Procedure, Run
 from memp_core.overview import overview
 from memp_core.store import Store
@@ -84,7 +85,7 @@ def test_a_review_mode_run_with_four_groups_is_not_a_seed_of_a_six_group_run(
     assert curves.condition_of(auto) != curves.condition_of(review)
     assert "review mode" in curves.condition_of(review)
     assert "4 groups" in curves.condition_of(review)
-    assert curves.bands(curves.curve_points(store, [auto, review])) == []
+    assert conditions.bands(curves.curve_points(store, [auto, review])) == []
 
 
 def test_an_isolated_experiment_is_not_pooled_with_an_online_run(store: Store) -> None:
@@ -95,12 +96,12 @@ def test_an_isolated_experiment_is_not_pooled_with_an_online_run(store: Store) -
     )
     assert curves.condition_of(online) != curves.condition_of(isolated)
     assert "isolated memory" in curves.condition_of(isolated)
-    assert curves.bands(curves.curve_points(store, [online, isolated])) == []
+    assert conditions.bands(curves.curve_points(store, [online, isolated])) == []
 
 
 def test_seeds_of_one_condition_still_share_a_band(store: Store) -> None:
     runs = add(store, sim_run("a", 1), sim_run("b", 2, rates=[0.3, 0.4, 0.9, 1.0]))
-    bands = curves.bands(curves.curve_points(store, runs))
+    bands = conditions.bands(curves.curve_points(store, runs))
     assert [b.group for b in bands] == [0, 1, 2, 3] and all(b.seeds == 2 for b in bands)
 
 
@@ -131,7 +132,7 @@ def test_a_band_is_filled_in_its_lines_colour(store: Store) -> None:
                sim_run("c", 1, update_policy="vanilla"))  # fmt: skip
     points = points_of(runs, store)
     for color_by in ("condition", "run", "policy", "model"):
-        fig = curves_chart.figure(points, curves.bands(points), color_by=color_by)
+        fig = curves_chart.figure(points, conditions.bands(points), color_by=color_by)
         line = next(t for t in fig.data if t.mode == "lines+markers").line.color
         band = next(t for t in fig.data if t.fill == "toself")
         assert band.fillcolor == curves_chart._rgba(line, curves_chart.BAND_ALPHA), color_by
@@ -183,7 +184,7 @@ def test_the_png_shows_the_bands_colours_and_markers_of_the_chart(
     runs = add(store, sim_run("a", 1), sim_run("b", 2, rates=[0.1, 0.2, 0.9, 1.0]))
     points = points_of(runs, store)
     markers = [MemoryMarker(runs[0].id or 0, 1.5, "approved", 1, ["x"])]
-    fig = curves_chart.figure(points, curves.bands(points), markers)  # by condition: one colour
+    fig = curves_chart.figure(points, conditions.bands(points), markers)  # by condition: one colour
     export = curves_chart.figure_png(fig, engine=engine)
     assert engine in ("auto", export.engine) and export.data[:4] == b"\x89PNG"
     line = curves_chart.PALETTE[0]

@@ -13,9 +13,10 @@ from test_charts import add, sim_run
 from test_gate_pages import ACTIVE_MARKUP, hostile_db_fixture, markdown_shown, plot_strings
 from test_pages import T0, run_page
 
-from memp_core import curves, curves_chart
-from memp_core.curves import MemoryMarker
+from memp_core import conditions, curves, curves_chart, markers
+from memp_core.conditions import ConditionPoint
 from memp_core.errors import ConfigError
+from memp_core.markers import MemoryMarker
 from memp_core.models import Run, Trajectory
 from memp_core.store import Store
 
@@ -31,7 +32,7 @@ def comparison(policy: str, seed: int, rates: list[float], **kw: object) -> Run:
                    kind="experiment", update_policy=policy, **memory, **kw)  # fmt: skip
 
 
-def by_group(cpoints: list[curves.ConditionPoint], cond: str) -> dict[int, curves.ConditionPoint]:
+def by_group(cpoints: list[ConditionPoint], cond: str) -> dict[int, ConditionPoint]:
     return {p.group: p for p in cpoints if p.condition == cond}
 
 
@@ -44,7 +45,7 @@ def test_each_seed_weighs_the_same_whatever_its_task_count(store: Store) -> None
     b.metrics[0]["tasks"] = 3  # a seed with fewer tasks in a group still counts once
     runs = add(store, a, b)
     cond = curves.condition_of(runs[0])
-    cp = by_group(curves.condition_curves(curves.curve_points(store, runs)), cond)
+    cp = by_group(conditions.condition_curves(curves.curve_points(store, runs)), cond)
     assert cp[0].success_mean == pytest.approx(0.6) and cp[1].success_mean == pytest.approx(0.8)
     assert (cp[1].success_lo, cp[1].success_hi) == (0.6, 1.0)
     assert cp[0].seeds == 2 and cp[0].tasks == 12 + 3
@@ -61,14 +62,14 @@ def test_seeds_with_different_group_counts_average_what_each_group_has(store: St
     )  # fmt: skip
     assert curves.condition_of(long) == curves.condition_of(short)
     points = curves.curve_points(store, [long, short])
-    cp = by_group(curves.condition_curves(points), curves.condition_of(long))
+    cp = by_group(conditions.condition_curves(points), curves.condition_of(long))
     assert [cp[g].seeds for g in range(6)] == [2, 2, 2, 2, 1, 1]
     assert cp[3].success_mean == pytest.approx(0.8)
     assert cp[4].success_mean == pytest.approx(0.9)  # the one seed left, not diluted
     assert cp[5].success_lo == cp[5].success_hi == 1.0
-    assert [b.group for b in curves.bands(points)] == [0, 1, 2, 3]  # a band needs two seeds
+    assert [b.group for b in conditions.bands(points)] == [0, 1, 2, 3]  # a band needs two seeds
     # The chart draws the band only where two seeds are: its x values stop at group 3.
-    cpoints = curves.condition_curves(points)
+    cpoints = conditions.condition_curves(points)
     fig = curves_chart.condition_figure(cpoints, names={}, colors={})
     band_xs = {x for t in fig.data if t.fill == "toself" for x in t.x}
     assert band_xs == {0, 1, 2, 3}
@@ -96,23 +97,23 @@ def test_unknown_outcomes_are_counted_as_unknown_never_as_successes(store: Store
     # Seed b: group 0 judged; group 1 nobody recorded a verdict at all.
     _trajectories(store, b, {0: [True, True], 1: [None, None, None]})
     cp = by_group(
-        curves.condition_curves(curves.curve_points(store, [a, b])), curves.condition_of(a)
+        conditions.condition_curves(curves.curve_points(store, [a, b])), curves.condition_of(a)
     )
     assert cp[0].success_mean == pytest.approx((0.5 + 1.0) / 2)  # not (2/3 + 1) / 2
     assert cp[0].unknown == 1
     assert cp[1].seeds == 1 and cp[1].success_mean == 0.0  # b has no rate there: left out
     assert cp[1].unknown == 3
-    summary = {s.condition: s for s in curves.condition_summaries(list(cp.values()))}
+    summary = {s.condition: s for s in conditions.condition_summaries(list(cp.values()))}
     assert summary[curves.condition_of(a)].unknown == 4
 
 
 def test_the_band_can_be_one_standard_deviation_around_the_mean(store: Store) -> None:
     runs = add(store, *(sim_run(f"r{i}", i, rates=[r]) for i, r in enumerate([0.2, 0.4, 0.6])))
-    (p,) = curves.condition_curves(curves.curve_points(store, runs), "sd")
+    (p,) = conditions.condition_curves(curves.curve_points(store, runs), "sd")
     assert p.success_mean == pytest.approx(0.4)
     assert (p.success_lo, p.success_hi) == (pytest.approx(0.2), pytest.approx(0.6))  # sd 0.2
     with pytest.raises(ConfigError, match="unknown spread"):
-        curves.condition_curves([], "iqr")
+        conditions.condition_curves([], "iqr")
 
 
 # -- which conditions the page opens on, and their names ----------------------------------------
@@ -142,10 +143,10 @@ def demo_like(store: Store) -> list[Run]:
 
 def test_the_page_opens_on_the_largest_comparison_no_memory_first(store: Store) -> None:
     runs = demo_like(store)
-    opened = curves.default_conditions(curves.conditions(list(reversed(runs))))
+    opened = conditions.default_conditions(conditions.conditions(list(reversed(runs))))
     assert [c.policy for c in opened] == ["none", "vanilla", "reflect"]
     assert all(len(c.run_ids) == 3 and "isolated memory" in c.name for c in opened)
-    names, shared = curves.short_names(opened)
+    names, shared = conditions.short_names(opened)
     assert [names[c.name] for c in opened] == [
         "no memory", "vanilla · query k5 · script", "reflect · query k5 · script"
     ]  # fmt: skip
@@ -160,7 +161,7 @@ def test_memory_changes_of_a_condition_add_up_over_its_seeds(store: Store) -> No
         "isolated": True, "update_every": 12,
         "memory_changes": [MemoryMarker(0, 0.5, "revision added", 5, ["x"]).record()]})  # fmt: skip
     (other,) = add(store, other)
-    marks = curves.condition_markers(store, [*reflect, other])
+    marks = markers.condition_markers(store, [*reflect, other])
     first = next(m for m in marks if m.position == 0.5)
     assert (first.count, first.runs) == (12, 2)
     assert first.label.startswith("12 × revision added over 2 runs: ")
@@ -210,7 +211,7 @@ def test_the_filters_live_in_the_url_and_a_shared_link_opens_the_same_view(
     store: Store,
 ) -> None:
     demo_like(store)
-    conds = curves.conditions(list(reversed(store.runs())))
+    conds = conditions.conditions(list(reversed(store.runs())))
     key = {c.policy: str(c.run_ids[0]) for c in conds if "isolated memory" in c.name}
     at = run_page("pages/4_Learning_curves.py")
     picker = at.multiselect(key="curves_conditions")

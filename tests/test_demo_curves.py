@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from sqlmodel import select
 
-from memp_core import curves
+from memp_core import conditions, curves, markers
 from memp_core.config import Settings
 from memp_core.demo import COMPARISON_GROUPS, COMPARISON_PER_GROUP, DemoStep, demo_plan, run_step
 from memp_core.embeddings import Embedder
@@ -59,14 +59,14 @@ def test_an_isolated_run_keeps_the_memory_changes_it_made(store: Store, embedder
     with store.session() as s:  # its trajectories and procedures stayed behind
         assert s.exec(select(Trajectory)).all() == []
         assert s.exec(select(Procedure)).all() == []
-    marks = curves.memory_markers(store, [runs[reflect]])
+    marks = markers.memory_markers(store, [runs[reflect]])
     added = [m for m in marks if m.kind == "revision added"]
     # updated after each group of two tasks: between groups (x.5), never inside one
     assert added and {m.position for m in added} <= {0.5, 1.5, 2.5}
     assert all(m.run_id == reflect and m.count >= 1 and m.names for m in added)
-    assert curves.memory_markers(store, [runs[none]]) == []
+    assert markers.memory_markers(store, [runs[none]]) == []
     # A condition's seeds add up, as the page shows them.
-    (total,) = [m for m in curves.condition_markers(store, [runs[reflect]]) if m.position == 0.5]
+    (total,) = [m for m in markers.condition_markers(store, [runs[reflect]]) if m.position == 0.5]
     assert total.count == next(m.count for m in added if m.position == 0.5)
 
 
@@ -84,7 +84,7 @@ def test_the_demo_comparison_shows_reflect_pulling_away_from_no_memory(
         if step.isolated and step.config.memory in ("none", "reflect"):
             run_step(store, memory, settings, step, None)
     runs = store.runs()
-    cpoints = curves.condition_curves(curves.curve_points(store, runs))
+    cpoints = conditions.condition_curves(curves.curve_points(store, runs))
     by_policy = {curves.condition_parts(r)[0].split(" ")[0]: curves.condition_of(r) for r in runs}
     none = [p for p in cpoints if p.condition == by_policy["no"]]
     reflect = [p for p in cpoints if p.condition == by_policy["reflect"]]
@@ -92,7 +92,7 @@ def test_the_demo_comparison_shows_reflect_pulling_away_from_no_memory(
     assert [p.seeds for p in reflect] == [5] * COMPARISON_GROUPS
     assert reflect[0].success_mean == none[0].success_mean  # group 0: nothing learned yet
 
-    def late(ps: list[curves.ConditionPoint], key: str) -> float:
+    def late(ps: list[conditions.ConditionPoint], key: str) -> float:
         half = [getattr(p, key) for p in ps[COMPARISON_GROUPS // 2 :]]
         return sum(half) / len(half)
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from memp_core import migrate
 from memp_core.bench import FixedEmbedder
 from memp_core.cli import app
+from memp_core.database import make_engine
 from memp_core.embeddings import to_bytes
 from memp_core.errors import StoreError
 from memp_core.landing import append_revision
@@ -33,7 +34,7 @@ from memp_core.models import (
     Step,
     Trajectory,
 )
-from memp_core.store import Store, make_engine
+from memp_core.store import Store
 
 OLD_TABLES = ("run", "trajectory", "step", "procedure", "procedurerevision", "retrieval",
               "auditevent")  # fmt: skip

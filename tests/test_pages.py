@@ -550,16 +550,16 @@ def test_lineage_page_shows_the_reflection_and_its_diff(filled: dict[str, int]) 
 def test_learning_curves_mark_memory_changes_and_export_csv(
     store: Store, filled: dict[str, int]
 ) -> None:
-    from memp_core import curves
+    from memp_core import conditions, curves, markers
 
     runs = store.runs()
     points = curves.curve_points(store, runs)
     assert len(points) == 4 + 4 + 3  # groups of the two simulator runs and three trials
     csv = curves.to_csv(points).splitlines()
     assert csv[0].startswith("run_id,run,condition") and len(csv) == 1 + len(points)
-    bands = curves.bands(points)
+    bands = conditions.bands(points)
     assert bands and all(b.seeds == 2 and b.success_lo < b.success_hi for b in bands)
-    kinds = {(m.position, m.kind) for m in curves.memory_markers(store, [runs[0]])}
+    kinds = {(m.position, m.kind) for m in markers.memory_markers(store, [runs[0]])}
     assert (2.0, "revision added") in kinds  # the reflection, during group 2
     assert (2.5, "approved") in kinds  # approved between groups 2 and 3
     from memp_core.curves_chart import figure, figure_png

@@ -17,12 +17,13 @@ import pytest
 from sqlmodel import col
 
 from memp_core.bench import FixedEmbedder, populate, unit_rows
+from memp_core.database import sqlite_path
 from memp_core.embeddings import to_bytes
 from memp_core.landing import append_revision
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Status
 from memp_core.reader import Reader
-from memp_core.store import Store, sqlite_path
+from memp_core.store import Store
 
 N = 200
 
