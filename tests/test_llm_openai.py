@@ -10,7 +10,8 @@ from llm_server import ChatServer, Scripted
 from memp_core.config import Settings
 from memp_core.errors import ConfigError, LLMError, LLMOutputError
 from memp_core.llm import CallReport, RunView, StepView, get_backend
-from memp_core.llm_openai import OpenAIBackend, ReflectAnswer, ScriptAnswer, parse_answer
+from memp_core.llm_answers import ReflectAnswer, ScriptAnswer, parse_answer
+from memp_core.llm_openai import OpenAIBackend
 
 GOOD_SCRIPT = """<script>
 1. Find the <object>: check countertop, cabinet, fridge

@@ -19,7 +19,8 @@ from memp_core import prompts
 from memp_core.config import Settings, env_name
 from memp_core.errors import LLMOutputError
 from memp_core.judge import Judge, JudgeInput, JudgeVerdict, abstain
-from memp_core.llm_openai import CallKind, ChatReply, OpenAIBackend, ask_parsed
+from memp_core.llm_answers import CallKind, ChatReply, ask_parsed
+from memp_core.llm_openai import OpenAIBackend
 from memp_core.prompts import Message
 from memp_core.vocab import Verdict
 
