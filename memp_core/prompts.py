@@ -3,7 +3,7 @@
 Builders return chat ``messages`` (``list[dict]``) and never talk to a model; the engine never
 concatenates prompt strings inline. Answers are asked for in tagged sections
 (``<script>...</script>``) because numbered multi-line scripts survive tags better than JSON
-string escaping; the parser in :mod:`memp_core.llm_openai` accepts either. Each answer form
+string escaping; the parser in :mod:`memp_core.llm_answers` accepts either. Each answer form
 ends with a known closing tag (``SCRIPT_END``, ``REFLECT_END``): requests send it as a stop
 sequence, so a model that would ramble on after its answer is stopped there.
 """

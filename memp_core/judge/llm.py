@@ -2,7 +2,7 @@
 
 The prompt (:func:`memp_core.prompts.judge_messages`) shows the task and a trimmed transcript
 and asks for tagged sections ``<verdict>``, ``<confidence>``, ``<rationale>``. Answers go
-through the same machinery as builds and reflections (:func:`memp_core.llm_openai.ask_parsed`):
+through the same machinery as builds and reflections (:func:`memp_core.llm_answers.ask_parsed`):
 the stop sequence at the last closing tag, one repair request for an answer that is cut or not
 in the asked form. An answer still unusable after the repair is no crash: the judge abstains
 with the reason. A server that cannot be reached raises :class:`LLMError` (every further run
