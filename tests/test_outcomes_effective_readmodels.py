@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 from sqlmodel import col, select
+from test_outcomes import judge_as as judge
 
 from memp_core.actor import Actor
 from memp_core.agents.activity import agent_activity
@@ -70,15 +71,6 @@ def add(store: Store, w: World, success: bool | None) -> int:
         )  # fmt: skip
         store.add_trajectory(s, traj, steps)
         return int(traj.id or 0)
-
-
-def judge(store: Store, tid: int, verdict: str, *, backend: str = "heuristic") -> int:
-    with store.transaction() as s:
-        row = Judgement(trajectory_id=tid, verdict=verdict, confidence=0.8, rationale="r",
-                        backend=backend, model=backend, actor="memp:test")  # fmt: skip
-        s.add(row)
-        s.flush()
-        return int(row.id or 0)
 
 
 @dataclass(frozen=True)
