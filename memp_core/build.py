@@ -11,9 +11,10 @@ whose procedure already exists gets a ``merge`` revision (the new runs join its 
 the script is re-distilled only while the procedure's content has come from runs alone (no
 reflection, edit or rollback in its history). Once a reflection shaped it, a merge keeps
 the reflection and *absorbs* the new successful runs into it (the backend's ``absorb``: the
-heuristic adds their counts, the appliance that worked, what had to be opened), so a
-corrected procedure keeps learning; a backend without ``absorb`` keeps the content and the
-runs only join the evidence. A reviewer's edit or a rollback is never rewritten by a merge.
+heuristic adds their counts, the appliance that worked, what had to be opened; the openai
+backend asks the model to keep the correction and add what the runs showed), so a corrected
+procedure keeps learning; a backend without ``absorb`` keeps the content and the runs only
+join the evidence. A reviewer's edit or a rollback is never rewritten by a merge.
 
 How a planned revision lands (new procedure, merge, or the pending proposal of an approved
 procedure, under optimistic concurrency) is :mod:`memp_core.landing`. Merges plan from the

@@ -123,6 +123,15 @@ class OpenAIBackend(Backend):
         answer, tokens = self._ask(messages, ScriptAnswer, self.script_kind, subject)
         return ScriptDraft(script=answer.script, rationale=answer.rationale, tokens=tokens)
 
+    def absorb(self, script: str, runs: list[RunView]) -> ScriptDraft:
+        """Successful runs merged into a script a reflection shaped (see memp_core.build):
+        the model keeps the correction and adds what the runs showed."""
+        runs_said = _count(len(runs), "successful run") + _trajectories(runs)
+        subject = f"{runs_said} for a reflected script"
+        messages = prompts.absorb_messages(script, runs)
+        answer, tokens = self._ask(messages, ScriptAnswer, self.script_kind, subject)
+        return ScriptDraft(script=answer.script, rationale=answer.rationale, tokens=tokens)
+
     def reflect(self, failed: RunView, script: str) -> Reflection:
         subject = f"the failed run{_trajectories([failed])} {failed.task[:60]!r}"
         messages = prompts.reflect_messages(failed, script)

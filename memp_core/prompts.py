@@ -72,6 +72,31 @@ Answer in exactly this form:
 1. ...
 </script>"""
 
+ABSORB_SYSTEM_PROMPT = f"""\
+You update procedural memory with new successful runs. The procedure was revised after a \
+failure: keep every correction it holds (what not to do, what to open first, what does \
+nothing here) unless a successful run shows it wrong, and add what the new runs show \
+(where the object was found, the appliance that worked, what had to be opened).
+
+{SCRIPT_FORMAT_RULES}
+
+Answer in exactly this form:
+<script>
+1. ...
+2. ...
+</script>
+<rationale>one or two sentences: what the new runs added</rationale>"""
+
+ABSORB_USER_TEMPLATE = """\
+Procedure (revised after a failure):
+{script}
+
+New successful runs ({n_runs}):
+
+{runs}
+
+Update the procedure."""
+
 REFLECT_USER_TEMPLATE = """\
 Procedure the agent followed:
 {script}
@@ -133,6 +158,16 @@ def script_messages(task_type: str, runs: Sequence[RunView]) -> list[Message]:
     user = SCRIPT_USER_TEMPLATE.format(task_type=task_type, n_runs=len(runs), runs=body)
     return [
         {"role": "system", "content": SCRIPT_SYSTEM_PROMPT},
+        {"role": "user", "content": user},
+    ]
+
+
+def absorb_messages(script: str, runs: Sequence[RunView]) -> list[Message]:
+    """Ask for ``script`` (shaped by a reflection) updated with what ``runs`` showed."""
+    body = "\n\n".join(f"Run {i + 1}:\n{render_run(r)}" for i, r in enumerate(runs))
+    user = ABSORB_USER_TEMPLATE.format(script=script.strip(), n_runs=len(runs), runs=body)
+    return [
+        {"role": "system", "content": ABSORB_SYSTEM_PROMPT},
         {"role": "user", "content": user},
     ]
 

@@ -294,6 +294,42 @@ def test_reflect_through_the_openai_backend_records_its_model_and_tokens(
     assert store.audit_events(object_type="procedure")[0].detail["tokens"] == 59
 
 
+def test_a_success_merged_into_a_reflected_script_is_absorbed_by_the_openai_backend_too(
+    store: Store, embedder: Embedder
+) -> None:
+    """The model keeps the reflection's correction and adds what the new success showed;
+    it is asked with the reflected script and the successful run, and its answer is the
+    merge revision (authored by the model), not the old text with one more evidence id."""
+    reflected = (
+        "<analysis>Step 3 heats in a closed microwave.</analysis>\n<failing_step>3"
+        "</failing_step>\n<script>\n1. find <object>\n2. take <object>\n3. open microwave\n"
+        "4. heat <object> with microwave\n</script>"
+    )
+    absorbed = (
+        "<script>\n1. find <object>: check countertop\n2. take <object>\n3. open microwave\n"
+        "4. heat <object> with microwave\n5. put <object> in/on <receptacle>\n</script>\n"
+        "<rationale>The success found the egg on the countertop.</rationale>"
+    )
+    _, act = heat_runs(store)
+    heuristic = ProceduralMemory(store, embedder=embedder, backend="heuristic")
+    (built,) = heuristic.build([act], status=Status.approved)
+    with ChatServer() as server:
+        server.push(Scripted(text=reflected), Scripted(text=absorbed, completion_tokens=25))
+        settings = Settings(openai_base_url=server.base_url, llm_model="gpt-4o-test")
+        mem = ProceduralMemory(store, settings=settings, embedder=embedder, backend="openai")
+        mem.update([_fail(mem, built)], policy="reflect", auto_approve=True)
+        ok = add_run(store, HEAT, heated_egg(thought=False), task_type="heat")
+        report = mem.update([ok], policy="reflect", auto_approve=True)
+        asked = server.received[-1]
+    (merged,) = (store.get(ProcedureRevision, i) for i in report.built)
+    assert merged.origin == "merge" and merged.author == "llm:gpt-4o-test"
+    assert merged.script.splitlines()[0] == "1. find <object>: check countertop"
+    assert "Reflection kept from revision" in merged.rationale
+    assert merged.evidence_trajectory_ids[-1] == ok
+    prompt = asked.messages[-1]["content"]
+    assert "3. open microwave" in prompt and "take egg 1 from countertop 1" in prompt
+
+
 def test_the_openai_backend_writes_a_first_procedure_from_a_failure_with_an_empty_script(
     store: Store, embedder: Embedder
 ) -> None:
