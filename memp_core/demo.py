@@ -42,9 +42,9 @@ from sqlmodel import col, select
 
 from memp_core.actor import Actor, system
 from memp_core.config import Settings, safe_url
-from memp_core.embeddings import Embedder, get_embedder
+from memp_core.embeddings import CachedEmbedder, Embedder, get_embedder
 from memp_core.errors import MempError
-from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
+from memp_core.loop import LoopConfig, LoopResult, run_loop
 from memp_core.markers import MemoryMarker, memory_markers
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Run, Status, Trajectory

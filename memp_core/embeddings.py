@@ -14,6 +14,7 @@ import os
 import threading
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +147,34 @@ def to_bytes(vec: np.ndarray | list[float]) -> bytes:
 
 def from_bytes(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4")
+
+
+class CachedEmbedder(Embedder):
+    """Remembers vectors by text. Loops embed the same task sentences and scripts again and
+    again (every condition of a benchmark replays one task set); a cache turns that into one
+    batched pass, which matters on CPU."""
+
+    def __init__(self, base: Embedder, max_items: int = 50_000) -> None:
+        self.base = base
+        self.name = base.name
+        self.dimension = base.dimension
+        self.max_items = max_items
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def warm(self, texts: Sequence[str]) -> None:
+        """Embed all unseen ``texts`` in one batch."""
+        self.embed_array(list(texts))
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist()
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            if len(self._vectors) + len(missing) > self.max_items:
+                self._vectors.clear()
+            for text, vec in zip(missing, self.base.embed_array(missing), strict=True):
+                self._vectors[text] = vec
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)

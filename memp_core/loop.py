@@ -24,11 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from memp_core.actor import Actor
 from memp_core.config import Settings, get_settings
-from memp_core.embeddings import Embedder, get_embedder
+from memp_core.embeddings import CachedEmbedder, Embedder, get_embedder
 from memp_core.errors import ConfigError, LLMError
 from memp_core.experiment import RunMirror, land, writes_memory
 from memp_core.facts import extract_facts
@@ -45,7 +43,7 @@ from memp_core.sim.world import DEFAULT_MAX_STEPS, World
 from memp_core.store import Store
 
 __all__ = [
-    "CachedEmbedder", "LoopConfig", "LoopResult", "ReplayResult", "ReplayScore", "replay",
+    "LoopConfig", "LoopResult", "ReplayResult", "ReplayScore", "replay",
     "run_experiment", "run_loop", "start_run",
 ]  # fmt: skip
 
@@ -130,37 +128,6 @@ class LoopResult:
     @property
     def mean_steps(self) -> float:
         return self._total("mean_steps")
-
-
-class CachedEmbedder(Embedder):
-    """Remembers vectors by text. Loops embed the same task sentences and scripts again and
-    again (every condition of a benchmark replays one task set); a cache turns that into one
-    batched pass, which matters on CPU."""
-
-    def __init__(self, base: Embedder, max_items: int = 50_000) -> None:
-        self.base = base
-        self.name = base.name
-        self.dimension = base.dimension
-        self.max_items = max_items
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def warm(self, texts: Sequence[str]) -> None:
-        """Embed all unseen ``texts`` in one batch."""
-        self.embed_array(list(texts))
-
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_array(texts).tolist()
-
-    def embed_array(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing:
-            if len(self._vectors) + len(missing) > self.max_items:
-                self._vectors.clear()
-            for text, vec in zip(missing, self.base.embed_array(missing), strict=True):
-                self._vectors[text] = vec
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
 
 
 def make_agent(config: LoopConfig, settings: Settings) -> Any:

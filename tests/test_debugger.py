@@ -23,11 +23,11 @@ from memp_core.debug import (
     steps_page,
     trajectory_detail,
 )
-from memp_core.embeddings import Embedder
+from memp_core.embeddings import CachedEmbedder, Embedder
 from memp_core.facts import extract_facts
 from memp_core.heuristic import HeuristicBackend
 from memp_core.llm import RunView
-from memp_core.loop import CachedEmbedder, LoopConfig, run_loop, start_run
+from memp_core.loop import LoopConfig, run_loop, start_run
 from memp_core.memory import ProceduralMemory
 from memp_core.models import ProcedureRevision, Step, Trajectory
 from memp_core.sim.agents import Episode, HeuristicAgent

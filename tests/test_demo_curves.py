@@ -12,8 +12,8 @@ from sqlmodel import select
 from memp_core import conditions, curves, markers
 from memp_core.config import Settings
 from memp_core.demo import COMPARISON_GROUPS, COMPARISON_PER_GROUP, DemoStep, demo_plan, run_step
-from memp_core.embeddings import Embedder
-from memp_core.loop import CachedEmbedder, LoopConfig
+from memp_core.embeddings import CachedEmbedder, Embedder
+from memp_core.loop import LoopConfig
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, Trajectory
 from memp_core.store import Store

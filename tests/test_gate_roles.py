@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from memp_core.actor import Actor, os_user, system
 from memp_core.cli import app
-from memp_core.embeddings import Embedder, to_bytes
+from memp_core.embeddings import CachedEmbedder, Embedder, to_bytes
 from memp_core.errors import PermissionDeniedError, StoreError
 from memp_core.landing import append_revision
-from memp_core.loop import CachedEmbedder, LoopConfig, run_experiment, run_loop, start_run
+from memp_core.loop import LoopConfig, run_experiment, run_loop, start_run
 from memp_core.memory import ProceduralMemory
 from memp_core.models import (
     AuditEvent,

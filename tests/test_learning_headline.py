@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from memp_core.embeddings import Embedder
-from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
+from memp_core.embeddings import CachedEmbedder, Embedder
+from memp_core.loop import LoopConfig, LoopResult, run_loop
 from memp_core.memory import ProceduralMemory
 from memp_core.sim.agents import HeuristicAgent
 from memp_core.sim.household import household

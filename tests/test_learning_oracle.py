@@ -8,8 +8,8 @@ retrieval as a memory built from runs.
 
 from __future__ import annotations
 
-from memp_core.embeddings import Embedder
-from memp_core.loop import CachedEmbedder, LoopConfig, run_loop
+from memp_core.embeddings import CachedEmbedder, Embedder
+from memp_core.loop import LoopConfig, run_loop
 from memp_core.memory import ProceduralMemory
 from memp_core.sim.bench import BenchConfig, run_learning_bench
 from memp_core.sim.catalog import ROOM_OBJECTS

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from memp_core.actor import Actor
 from memp_core.cli import app
-from memp_core.embeddings import Embedder
-from memp_core.loop import CachedEmbedder, LoopConfig, replay, run_loop, start_run
+from memp_core.embeddings import CachedEmbedder, Embedder
+from memp_core.loop import LoopConfig, replay, run_loop, start_run
 from memp_core.memory import ProceduralMemory
 from memp_core.models import Procedure, ProcedureRevision, Retrieval, Run, Step, Trajectory
 from memp_core.sim.bench import BenchConfig, run_learning_bench, write_png

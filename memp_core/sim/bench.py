@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from memp_core.config import Settings, get_settings
-from memp_core.embeddings import Embedder, get_embedder
-from memp_core.loop import CachedEmbedder, LoopConfig, LoopResult, run_loop
+from memp_core.embeddings import CachedEmbedder, Embedder, get_embedder
+from memp_core.loop import LoopConfig, LoopResult, run_loop
 from memp_core.memory import ProceduralMemory
 from memp_core.sim.household import household
 from memp_core.sim.lesson import PARTS
