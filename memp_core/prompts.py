@@ -34,18 +34,25 @@ Write the procedure as numbered steps, one action per line: "1. ...", "2. ...", 
 cabinet, fridge".
 - No prose before or after the steps, no sub-bullets, at most 15 steps."""
 
+
+def _script_answer(rationale: str) -> str:
+    """The answer form of a script (builds and absorbs): its rationale says ``rationale``."""
+    return f"""\
+Answer in exactly this form:
+<script>
+1. ...
+2. ...
+</script>
+<rationale>one or two sentences: {rationale}</rationale>"""
+
+
 SCRIPT_SYSTEM_PROMPT = f"""\
 You distil procedural memory for a household agent. You read successful runs of one task \
 type and write a short, general procedure that would solve any task of that type.
 
 {SCRIPT_FORMAT_RULES}
 
-Answer in exactly this form:
-<script>
-1. ...
-2. ...
-</script>
-<rationale>one or two sentences: what the runs had in common</rationale>"""
+{_script_answer("what the runs had in common")}"""
 
 SCRIPT_USER_TEMPLATE = """\
 Task type: {task_type}
@@ -80,12 +87,7 @@ nothing here) unless a successful run shows it wrong, and add what the new runs 
 
 {SCRIPT_FORMAT_RULES}
 
-Answer in exactly this form:
-<script>
-1. ...
-2. ...
-</script>
-<rationale>one or two sentences: what the new runs added</rationale>"""
+{_script_answer("what the new runs added")}"""
 
 ABSORB_USER_TEMPLATE = """\
 Procedure (revised after a failure):
