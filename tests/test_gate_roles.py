@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import HashEmbedder
+from household_runs import add_run
 from sqlmodel import col, select
-from test_build import add_run
 from typer.testing import CliRunner
 
 from memp_core.actor import Actor, os_user, system

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_build import add_run
+from household_runs import add_run
 from test_dedupe import EGG, HEAT, add, planted_copy
 from typer.testing import CliRunner
 

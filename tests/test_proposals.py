@@ -9,8 +9,8 @@ proposal; the approved revision stays current and served until a person accepts 
 from __future__ import annotations
 
 import pytest
+from household_runs import add_run
 from streamlit.testing.v1 import AppTest
-from test_build import add_run
 from test_pages import PROCS, run_page
 from typer.testing import CliRunner
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_build import add_run, approved_template, pending_template, store_from
+from household_runs import add_run
+from test_build import approved_template, pending_template, store_from
 
 from memp_core.embeddings import Embedder
 from memp_core.errors import ConfigError, NotFoundError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_build import add_run
+from household_runs import add_run
 
 from memp_core.embeddings import Embedder, from_bytes
 from memp_core.errors import ConflictError, NotFoundError, PermissionDeniedError

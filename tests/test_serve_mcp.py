@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from household_runs import add_run
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, get_default_environment
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
@@ -23,7 +24,6 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, TextResourceContents
 from serve_helpers import running
 from sqlmodel import func, select
-from test_build import add_run
 
 from memp_core.actor import Actor
 from memp_core.agents.keys import create_key, revoke_key
