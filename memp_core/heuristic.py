@@ -29,15 +29,7 @@ from collections import Counter
 from memp_core.config import Settings
 from memp_core.errors import MempError
 from memp_core.llm import Backend, Reflection, RunView, ScriptDraft
-from memp_core.repairs import (
-    from_failure,
-    repair_hints,
-    repair_lamp,
-    repair_locked,
-    repair_loop,
-    repair_target,
-    repair_tool,
-)
+from memp_core.repairs import ON_FAILURE, ON_SUCCESS, from_failure, repaired
 from memp_core.script_lines import generalise, number, unnumber
 from memp_core.sim.ending import search_detail
 from memp_core.sim.transcript import analyse
@@ -76,13 +68,7 @@ class HeuristicBackend(Backend):
         rf = analyse(failed)
         notes: list[str] = []
         if unnumber(script):
-            lines = unnumber(script)
-            lines = repair_tool(lines, rf, notes)
-            lines = repair_hints(lines, rf, notes)
-            lines = repair_target(lines, rf, notes)
-            lines = repair_loop(lines, rf, notes)
-            lines = repair_lamp(lines, rf, notes)
-            lines = repair_locked(lines, rf, notes)
+            lines = repaired(unnumber(script), rf, notes, ON_FAILURE)
         else:  # no procedure was followed: the failure alone writes the first one
             lines = from_failure(rf, rf.task_type or failed.task_type, notes)
         where = rf.first_problem
@@ -110,11 +96,6 @@ class HeuristicBackend(Backend):
         lines = unnumber(script)
         notes: list[str] = []
         for run in runs:
-            rf = analyse(run)
-            lines = repair_hints(lines, rf, notes)
-            lines = repair_tool(lines, rf, notes)
-            lines = repair_target(lines, rf, notes)
-            lines = repair_lamp(lines, rf, notes)
-            lines = repair_locked(lines, rf, notes)
+            lines = repaired(lines, analyse(run), notes, ON_SUCCESS)
         head = f"Merged {len(runs)} successful run(s) into the reflected script"
         return ScriptDraft(number(lines), head + (": " + " ".join(notes) if notes else "."))

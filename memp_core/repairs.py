@@ -11,6 +11,7 @@ about, and says what it did in ``notes`` (the revision's rationale).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 from memp_core.script_lines import generalise, number
 from memp_core.sim.grammar import TRANSFORMS
@@ -214,3 +215,24 @@ def repair_locked(lines: list[str], rf: RunFacts, notes: list[str]) -> list[str]
     notes.append(f"The {', '.join(sorted(new))} would not open; the script says not to try.")
     kept = [ln for ln in lines if not ln.startswith("do not open ")]
     return [locked_line(known | new), *kept]
+
+
+Repair = Callable[[list[str], RunFacts, list[str]], list[str]]
+
+# What a failure corrects, applied in this order.
+ON_FAILURE: tuple[Repair, ...] = (
+    repair_tool, repair_hints, repair_target, repair_loop, repair_lamp, repair_locked,
+)  # fmt: skip
+# What a success can teach a reflected script: no loop to break in a run that succeeded.
+ON_SUCCESS: tuple[Repair, ...] = (
+    repair_hints, repair_tool, repair_target, repair_lamp, repair_locked,
+)  # fmt: skip
+
+
+def repaired(
+    lines: list[str], rf: RunFacts, notes: list[str], repairs: Sequence[Repair]
+) -> list[str]:
+    """``lines`` after each of ``repairs`` in turn, each adding its note to ``notes``."""
+    for repair in repairs:
+        lines = repair(lines, rf, notes)
+    return lines
