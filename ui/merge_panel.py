@@ -12,6 +12,7 @@ import streamlit as st
 
 from memp_core.lineage import revision_text, unified_diff
 from memp_core.merge import MergeSide, MergeView, merge_view
+from memp_core.queue import success_rate
 from memp_core.store import Store
 from ui.common import link, pct, status_badge
 from ui.safe import md
@@ -88,7 +89,8 @@ def _side(side: MergeSide) -> None:
     st.markdown(f"**{role}: procedure {p.id}** · revision {rev.id}")
     st.text(p.title)
     status_badge(p.status)
-    rate = f" ({pct(p.success_count / p.use_count)})" if p.use_count else ""
+    r = success_rate(p)
+    rate = f" ({pct(r)})" if r is not None else ""
     m = st.columns(3)
     m[0].metric("Uses", p.use_count)
     m[1].metric("Successes", f"{p.success_count}{rate}")
